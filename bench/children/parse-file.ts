@@ -1,0 +1,97 @@
+/**
+ * Child process of the parser benchmark: reads a recorded dump from a file and prints one
+ * JSON line with the time and this process's peak RSS. Run in its own process so the
+ * peak RSS belongs to this work alone.
+ *
+ *   node --import tsx bench/children/parse-file.ts <mode> <file>
+ *     read       split lines only (the floor: file I/O + UTF-8 decode + line split)
+ *     parse      split + parseConntrackLine on every line (the parser alone)
+ *     aggregate  aggregateLines(file stream) exactly as the check uses it (parser + counters)
+ */
+import { createReadStream } from 'node:fs';
+import { StringDecoder } from 'node:string_decoder';
+import { aggregateLines } from '../../src/analysis/table-aggregator.js';
+import { parseConntrackLine } from '../../src/diagnostics/parsers/conntrack-line.js';
+import { IDLE_THRESHOLDS } from '../../src/plan/compute-constants.js';
+
+const [mode, file] = process.argv.slice(2);
+if (!file || !['read', 'parse', 'aggregate'].includes(mode ?? '')) {
+  process.stderr.write('usage: parse-file.ts read|parse|aggregate <file>\n');
+  process.exit(2);
+}
+
+const HIGH_WATER = 64 * 1024;
+
+async function splitLines(onLine: (line: string) => void): Promise<number> {
+  const decoder = new StringDecoder('utf8');
+  let carry = '';
+  let lines = 0;
+  for await (const chunk of createReadStream(file as string, { highWaterMark: HIGH_WATER })) {
+    const buf = carry + decoder.write(chunk as Buffer);
+    let start = 0;
+    for (;;) {
+      const nl = buf.indexOf('\n', start);
+      if (nl < 0) break;
+      onLine(buf.slice(start, nl));
+      lines++;
+      start = nl + 1;
+    }
+    carry = buf.slice(start);
+  }
+  if (carry.length > 0) {
+    onLine(carry);
+    lines++;
+  }
+  return lines;
+}
+
+const t0 = performance.now();
+let lines = 0;
+let parsed = 0;
+let extra: Record<string, unknown> = {};
+if (mode === 'read') {
+  let chars = 0;
+  lines = await splitLines((l) => {
+    chars += l.length;
+  });
+  extra = { chars };
+} else if (mode === 'parse') {
+  let timeoutSum = 0;
+  lines = await splitLines((l) => {
+    const e = parseConntrackLine(l);
+    if (e !== null) {
+      parsed++;
+      timeoutSum += e.timeout; // keep the result alive so nothing is optimised away
+    }
+  });
+  extra = { timeoutSum };
+} else {
+  const summary = await aggregateLines(createReadStream(file, { highWaterMark: HIGH_WATER }), {
+    establishedTimeout: 432_000,
+    idleThresholds: [...IDLE_THRESHOLDS],
+  });
+  lines = summary.entries + summary.unparsed;
+  parsed = summary.entries;
+  extra = {
+    unparsed: summary.unparsed,
+    approximate: summary.approximate,
+    topSource: summary.topSources[0] ?? null,
+    aggregatorMs: summary.durationMs,
+  };
+}
+const ms = performance.now() - t0;
+const usage = process.resourceUsage();
+process.stdout.write(
+  `${JSON.stringify({
+    mode,
+    lines,
+    parsed,
+    ms: Math.round(ms * 10) / 10,
+    linesPerSec: Math.round(lines / (ms / 1000)),
+    maxRssKb: usage.maxRSS,
+    rssNowKb: Math.round(process.memoryUsage().rss / 1024),
+    cpuUserMs: Math.round(usage.userCPUTime / 1000),
+    cpuSystemMs: Math.round(usage.systemCPUTime / 1000),
+    ...extra,
+  })}\n`,
+);

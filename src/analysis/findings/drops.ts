@@ -1,0 +1,61 @@
+/**
+ * drops-observed: the cumulative drop counters (since boot, or since the
+ * namespace was created) and the kernel's "table full" lines with their times.
+ */
+import type { Finding, Severity } from '../../core/model.js';
+import type { AnalysisContext } from '../context.js';
+import { fmtInt } from '../format.js';
+
+export function dropFindings(ctx: AnalysisContext): Finding[] {
+  const { facts, tableFull, thresholds, fill } = ctx;
+  const { drop, early_drop: earlyDrop, insert_failed: insertFailed } = facts.stats;
+  if (drop === 0 && earlyDrop === 0 && insertFailed === 0 && tableFull.total === 0) return [];
+
+  const tableWasFull = drop > 0 || earlyDrop > 0 || tableFull.total > 0;
+  let severity: Severity = 'warning';
+  if (tableFull.lastHour > 0 || ((drop > 0 || earlyDrop > 0) && fill * 100 >= thresholds.critPercent)) severity = 'critical';
+
+  const parts: string[] = [];
+  if (drop > 0 || earlyDrop > 0) parts.push(`${fmtInt(drop)} dropped + ${fmtInt(earlyDrop)} early-dropped since boot`);
+  if (insertFailed > 0) parts.push(`${fmtInt(insertFailed)} insert failures`);
+  if (tableFull.total > 0) {
+    parts.push(
+      `"table full" ${tableFull.last5Min}x in 5 min, ${tableFull.lastHour}x in 1 h, last ${tableFull.lastSeen ?? 'at an unknown time'}`,
+    );
+  }
+
+  const detail: string[] = [];
+  if (tableWasFull) {
+    detail.push('drop/early_drop only rise when the table is full: demand has exceeded nf_conntrack_max.');
+  }
+  if (insertFailed > 0) {
+    detail.push('insert_failed rises when a new entry clashes or NAT finds no free source port (see port exhaustion).');
+  }
+  if (tableFull.total > 0) {
+    detail.push('The kernel rate-limits these lines (about 10 per burst): counters give the volume, the log the timing.');
+  }
+  if (tableFull.otherNetns > 0) {
+    detail.push(`${tableFull.otherNetns} more "table full" lines name other network namespaces (${tableFull.otherNetnsInodes.join(', ')}), not this table.`);
+  }
+
+  return [
+    {
+      id: 'drops-observed',
+      severity,
+      title: `Conntrack drops: ${parts.join('; ')}`,
+      evidence: {
+        drop,
+        earlyDrop,
+        insertFailed,
+        tableFullLines: tableFull.total,
+        tableFullLast5Min: tableFull.last5Min,
+        tableFullLastHour: tableFull.lastHour,
+        lastTableFull: tableFull.lastSeen ?? 'none',
+        ...(tableFull.lastSeenAgoSeconds !== null ? { lastTableFullAgoSeconds: tableFull.lastSeenAgoSeconds } : {}),
+        suppressedLogLines: tableFull.suppressedCallbacks,
+        otherNetnsTableFullLines: tableFull.otherNetns,
+      },
+      detail: detail.join(' '),
+    },
+  ];
+}

@@ -1,0 +1,65 @@
+/**
+ * Decisions on a plan, for every front end (Slack buttons, the terminal).
+ * Each is a compare-and-set on the plan's state, so a double click, two approvers at
+ * once or a replayed payload yields exactly one apply job.
+ */
+import { enqueueApply } from '../queue/producer.js';
+import type { Runtime } from '../runtime.js';
+import type { PlanRecord } from '../store/plan-store.js';
+import type { ApprovalRules } from './rules.js';
+
+export type DecisionOutcome =
+  | { ok: true; plan: PlanRecord; at: string; jobId?: string }
+  | { ok: false; reason: 'unknown-plan' | 'denied' | 'expired' | 'already-decided' | 'not-applied'; message: string; plan: PlanRecord | null };
+
+export async function approvePlan(
+  rt: Runtime,
+  rules: ApprovalRules,
+  planId: string,
+  userId: string,
+  now = new Date(),
+  opts: { includeOptional?: boolean } = {},
+): Promise<DecisionOutcome> {
+  const plan = await rt.plans.get(planId);
+  if (!plan) return { ok: false, reason: 'unknown-plan', message: 'This plan does not exist (any more). Run `/conntrack check <gateway>` again.', plan: null };
+  const allowed = await rules.canApprove(userId, plan.requestedBy);
+  if (!allowed.allowed) return { ok: false, reason: 'denied', message: allowed.reason, plan };
+  const t = await rt.plans.transition(planId, ['pending'], 'approved', { actor: userId, checkExpiry: true, now });
+  if (!t.ok) {
+    if (t.current === 'expired') {
+      await rt.history.record({ at: now.toISOString(), gateway: plan.gateway, event: 'expired', actor: userId, planId, summary: 'approve attempted after expiry' });
+      return { ok: false, reason: 'expired', message: `This plan expired at ${plan.expiresAt}. The gateway may have changed: run \`/conntrack check ${plan.gateway}\` again.`, plan };
+    }
+    const fresh = await rt.plans.get(planId);
+    return { ok: false, reason: 'already-decided', message: `This plan is already *${t.current}*${fresh?.decidedBy ? ` (by ${fresh.decidedBy})` : ''}. Nothing was done.`, plan: fresh ?? plan };
+  }
+  // Optional steps (NOTRACK, deleting idle entries) run only when the approver chose them.
+  const optional = opts.includeOptional ? plan.report.plan.steps.filter((s) => s.optional && s.writable).map((s) => s.id) : [];
+  const jobId = await enqueueApply(rt.queues, { action: 'apply', planId, gateway: plan.gateway, decidedBy: userId, origin: plan.origin, ...(optional.length ? { steps: optional } : {}) });
+  await rt.history.record({ at: now.toISOString(), gateway: plan.gateway, event: 'approved', actor: userId, planId, summary: `apply queued${optional.length ? ` with optional steps: ${optional.join(', ')}` : ' (default steps)'}` });
+  return { ok: true, plan: { ...plan, status: 'approved', decidedBy: userId, decidedAt: now.toISOString() }, at: now.toISOString(), jobId };
+}
+
+export async function rejectPlan(rt: Runtime, rules: ApprovalRules, planId: string, userId: string, now = new Date()): Promise<DecisionOutcome> {
+  const plan = await rt.plans.get(planId);
+  if (!plan) return { ok: false, reason: 'unknown-plan', message: 'This plan does not exist (any more).', plan: null };
+  // The requester may withdraw their own plan; otherwise only approvers decide.
+  if (userId !== plan.requestedBy && !(await rules.isApprover(userId))) {
+    return { ok: false, reason: 'denied', message: 'Only approvers (or the requester) can reject a plan.', plan };
+  }
+  const t = await rt.plans.transition(planId, ['pending'], 'rejected', { actor: userId, now });
+  if (!t.ok) return { ok: false, reason: 'already-decided', message: `This plan is already *${t.current}*. Nothing was done.`, plan };
+  await rt.history.record({ at: now.toISOString(), gateway: plan.gateway, event: 'rejected', actor: userId, planId, summary: 'plan rejected; nothing changed' });
+  return { ok: true, plan: { ...plan, status: 'rejected', decidedBy: userId, decidedAt: now.toISOString() }, at: now.toISOString() };
+}
+
+export async function requestRollback(rt: Runtime, rules: ApprovalRules, planId: string, userId: string, now = new Date()): Promise<DecisionOutcome> {
+  const plan = await rt.plans.get(planId);
+  if (!plan) return { ok: false, reason: 'unknown-plan', message: 'This plan does not exist (any more).', plan: null };
+  if (!(await rules.isApprover(userId))) return { ok: false, reason: 'denied', message: 'Only approvers can roll back a change.', plan };
+  if (plan.status !== 'applied' && plan.status !== 'apply-failed') {
+    return { ok: false, reason: 'not-applied', message: `Nothing to roll back: the plan is *${plan.status}*.`, plan };
+  }
+  const jobId = await enqueueApply(rt.queues, { action: 'rollback', planId, gateway: plan.gateway, decidedBy: userId, origin: plan.origin });
+  return { ok: true, plan, at: now.toISOString(), jobId };
+}

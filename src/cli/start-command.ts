@@ -1,0 +1,42 @@
+/**
+ * `conntrack-ops start` (npm start): the Slack listener, plus a worker in the same
+ * process unless --no-worker (production runs workers separately: `npm run worker`).
+ */
+import type { Command } from 'commander';
+import { loadEnv, redactedEnv } from '../config/env.js';
+import { logger } from '../infra/logger.js';
+import { openRuntime } from '../runtime.js';
+import { createSlackApp, missingSlackConfig } from '../slack/app.js';
+import { slackPublishers } from '../slack/publish/index.js';
+import { startWorkers } from '../worker/start.js';
+import { CliError } from './errors.js';
+
+export function registerStartCommand(program: Command): void {
+  program
+    .command('start')
+    .description('run the Slack listener (and a worker unless --no-worker)')
+    .option('--no-worker', 'only the Slack listener; run workers with `npm run worker`')
+    .action(async (opts: { worker: boolean }) => {
+      const env = loadEnv();
+      const missing = missingSlackConfig(env);
+      if (missing.length) {
+        throw new CliError(
+          `Slack is not configured. Set these environment variables:\n${missing.map((m) => `  - ${m}`).join('\n')}\n` +
+            'Create the app from manifest.yml first (README, "Slack app"). To try conntrack-ops without Slack: npm run demo',
+          2,
+        );
+      }
+      const rt = await openRuntime(env);
+      const app = createSlackApp({ rt, env });
+      const workers = opts.worker ? startWorkers(rt, { publishers: slackPublishers(rt, env) }) : null;
+      await app.start(env.PORT);
+      logger.info({ env: redactedEnv(env), worker: opts.worker }, `conntrack-ops listening (${env.SLACK_MODE} mode)`);
+      await new Promise<void>((resolve) => {
+        process.once('SIGINT', resolve);
+        process.once('SIGTERM', resolve);
+      });
+      await app.stop();
+      await workers?.close();
+      await rt.close();
+    });
+}

@@ -1,0 +1,59 @@
+/**
+ * Process configuration from the environment, validated with zod.
+ * Secrets are read here and never logged (see `redactedEnv`).
+ */
+import { z } from 'zod';
+
+const csv = z
+  .string()
+  .optional()
+  .transform((v) => (v ? v.split(',').map((s) => s.trim()).filter(Boolean) : []));
+
+const bool = z
+  .enum(['true', 'false', '1', '0', 'yes', 'no'])
+  .optional()
+  .transform((v) => v === 'true' || v === '1' || v === 'yes');
+
+export const envSchema = z.object({
+  SLACK_BOT_TOKEN: z.string().startsWith('xoxb-', 'SLACK_BOT_TOKEN must be a bot token (xoxb-...)').optional(),
+  SLACK_SIGNING_SECRET: z.string().min(8).optional(),
+  SLACK_APP_TOKEN: z.string().startsWith('xapp-', 'SLACK_APP_TOKEN must be an app-level token (xapp-...)').optional(),
+  /** socket: Socket Mode (no public URL); http: Slack posts to PORT/slack/events. */
+  SLACK_MODE: z.enum(['socket', 'http']).default('socket'),
+  /** Only for tests and local development: the Slack Web API base URL. */
+  SLACK_API_URL: z.string().url().optional(),
+  PORT: z.coerce.number().int().min(0).max(65535).default(3000),
+  /** Unset: the bot starts its own redis-server on a free port (local/demo). */
+  REDIS_URL: z.string().optional(),
+  /** Key prefix for queues; braces make it a Redis Cluster hash tag. */
+  QUEUE_PREFIX: z.string().regex(/^[{}\w:.-]+$/).default('{conntrack-ops}'),
+  INVENTORY: z.string().default('inventory.yml'),
+  /** Slack user ids allowed to approve plans. */
+  APPROVERS: csv,
+  /** Slack user group ids whose members may approve. */
+  APPROVER_GROUPS: csv,
+  ALLOW_SELF_APPROVAL: bool,
+  PLAN_TTL_MINUTES: z.coerce.number().int().min(1).max(24 * 60).default(30),
+  INCIDENT_CHANNEL: z.string().optional(),
+  WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(4),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+});
+export type Env = z.infer<typeof envSchema>;
+
+export function loadEnv(source: NodeJS.ProcessEnv = process.env): Env {
+  const result = envSchema.safeParse(source);
+  if (!result.success) {
+    const lines = result.error.issues.map((i) => `  - ${i.path.join('.')}: ${i.message}`);
+    throw new Error(`invalid environment:\n${lines.join('\n')}`);
+  }
+  return result.data;
+}
+
+const SECRET_KEYS = ['SLACK_BOT_TOKEN', 'SLACK_SIGNING_SECRET', 'SLACK_APP_TOKEN', 'REDIS_URL'] as const;
+
+/** The env with secrets replaced, safe to log. */
+export function redactedEnv(env: Env): Record<string, unknown> {
+  const copy: Record<string, unknown> = { ...env };
+  for (const key of SECRET_KEYS) if (copy[key]) copy[key] = '[redacted]';
+  return copy;
+}

@@ -1,0 +1,290 @@
+/**
+ * The domain model shared by every stage of the data path:
+ *   gateway facts (collected over SSH) -> table summary (streamed aggregate)
+ *   -> findings -> plan -> check report.
+ * Everything that crosses a process boundary (Redis, JSON output, Slack button
+ * payloads) is a zod schema so it is validated when it is read back.
+ */
+import { z } from 'zod';
+
+/** One conntrack entry, parsed from a `conntrack -L` or `/proc/net/nf_conntrack` line. */
+export interface Tuple {
+  src: string;
+  dst: string;
+  /** TCP/UDP/SCTP/DCCP ports; undefined for ICMP and other port-less protocols. */
+  sport?: number;
+  dport?: number;
+}
+
+export interface ConntrackEntry {
+  /** 'ipv4' | 'ipv6' when known (the /proc format says so; conntrack -L infers from addresses). */
+  family: 'ipv4' | 'ipv6';
+  proto: string;
+  protoNum: number;
+  /** Seconds left before the entry expires. */
+  timeout: number;
+  /** Protocol state (TCP: ESTABLISHED, TIME_WAIT...; SCTP/DCCP also have one; UDP/ICMP have none). */
+  state?: string;
+  orig: Tuple;
+  reply: Tuple;
+  unreplied: boolean;
+  assured: boolean;
+  mark?: number;
+  zone?: number;
+}
+
+/** Sysctl keys read from the gateway (subset; values kept as integers). */
+export const TIMEOUT_KEYS = [
+  'nf_conntrack_tcp_timeout_established',
+  'nf_conntrack_tcp_timeout_time_wait',
+  'nf_conntrack_tcp_timeout_close_wait',
+  'nf_conntrack_tcp_timeout_fin_wait',
+  'nf_conntrack_tcp_timeout_syn_sent',
+  'nf_conntrack_tcp_timeout_syn_recv',
+  'nf_conntrack_tcp_timeout_last_ack',
+  'nf_conntrack_tcp_timeout_close',
+  'nf_conntrack_tcp_timeout_unacknowledged',
+  'nf_conntrack_udp_timeout',
+  'nf_conntrack_udp_timeout_stream',
+  'nf_conntrack_icmp_timeout',
+  'nf_conntrack_generic_timeout',
+] as const;
+export type TimeoutKey = (typeof TIMEOUT_KEYS)[number];
+
+export const conntrackStatsSchema = z.object({
+  found: z.number(),
+  invalid: z.number(),
+  insert: z.number(),
+  insert_failed: z.number(),
+  drop: z.number(),
+  early_drop: z.number(),
+  error: z.number(),
+  search_restart: z.number(),
+  clash_resolve: z.number(),
+  chaintoolong: z.number(),
+});
+export type ConntrackStats = z.infer<typeof conntrackStatsSchema>;
+
+export const kernelLogEventSchema = z.object({
+  /** ISO timestamp (from `dmesg --time-format iso`), or null when the log has no wall clock. */
+  at: z.string().nullable(),
+  kind: z.enum(['table-full', 'suppressed', 'other']),
+  /** Network namespace inode when the kernel names it ("table full in netns 4026532177"). */
+  netns: z.number().nullable(),
+  /** For "net_ratelimit: N callbacks suppressed". */
+  suppressed: z.number().nullable(),
+  line: z.string(),
+});
+export type KernelLogEvent = z.infer<typeof kernelLogEventSchema>;
+
+export const natRuleSchema = z.object({
+  backend: z.enum(['iptables', 'nft']),
+  /** Address family the rule applies to (iptables vs ip6tables, nft table family); absent when unknown (nft inet). */
+  family: z.enum(['ipv4', 'ipv6']).optional(),
+  kind: z.enum(['masquerade', 'snat']),
+  /** Outgoing interface, when the rule names one. */
+  outInterface: z.string().nullable(),
+  /** SNAT target addresses (a pool may be a range "a-b"); empty for MASQUERADE. */
+  toAddresses: z.array(z.string()),
+  rule: z.string(),
+});
+export type NatRule = z.infer<typeof natRuleSchema>;
+
+/** Everything the read-only collectors learn about a gateway, except the table itself. */
+export const gatewayFactsSchema = z.object({
+  collectedAt: z.string(),
+  kernelRelease: z.string(),
+  /** This shell's network namespace inode, to filter the kernel log (shared by all namespaces). */
+  netnsInode: z.number().nullable(),
+  count: z.number(),
+  max: z.number(),
+  buckets: z.number(),
+  /** Value of /sys/module/nf_conntrack/parameters/hashsize (same as buckets on modern kernels). */
+  hashsize: z.number().nullable(),
+  expectMax: z.number().nullable(),
+  timeouts: z.record(z.string(), z.number()),
+  stats: conntrackStatsSchema,
+  /** Keys (short sysctl names, and 'hashsize') and whether this session can write them. */
+  writable: z.record(z.string(), z.boolean()),
+  memTotalKb: z.number(),
+  memAvailableKb: z.number(),
+  /** Object size of one conntrack entry from /proc/slabinfo (nf_conntrack), when readable. */
+  entrySlabBytes: z.number().nullable(),
+  localPortRange: z.tuple([z.number(), z.number()]),
+  natRules: z.array(natRuleSchema),
+  /** Addresses on the interfaces MASQUERADE rules leave through (or all global addresses). */
+  externalAddresses: z.array(z.string()),
+  firewallBackend: z.enum(['iptables', 'nft', 'none']),
+  kernelLog: z.array(kernelLogEventSchema),
+  persistence: z.object({
+    /** sysctl.d files that set a nf_conntrack key, with the keys they set. */
+    sysctlFiles: z.array(z.object({ path: z.string(), keys: z.record(z.string(), z.string()) })),
+    /** modprobe.d files with `options nf_conntrack hashsize=`. */
+    modprobeFiles: z.array(z.object({ path: z.string(), hashsize: z.number().nullable() })),
+  }),
+  /** Whether the conntrack tool exists (else the table came from /proc/net/nf_conntrack). */
+  hasConntrackTool: z.boolean(),
+  /** Existing NOTRACK rules for management SSH (iptables raw / nft notrack) tagged by us. */
+  managedNotrackRules: z.array(z.string()),
+});
+export type GatewayFacts = z.infer<typeof gatewayFactsSchema>;
+
+const countedSchema = z.object({ key: z.string(), count: z.number() });
+export type Counted = z.infer<typeof countedSchema>;
+
+/** The streamed aggregate of one table dump. Memory is bounded whatever the table size. */
+export const tableSummarySchema = z.object({
+  entries: z.number(),
+  /** Lines that could not be parsed (kept to a small sample). */
+  unparsed: z.number(),
+  unparsedSample: z.array(z.string()),
+  byProto: z.record(z.string(), z.number()),
+  /** "tcp ESTABLISHED" -> n, "udp" -> n (UDP/ICMP have no state). */
+  states: z.record(z.string(), z.number()),
+  assured: z.number(),
+  unreplied: z.number(),
+  topSources: z.array(countedSchema),
+  topDestinations: z.array(countedSchema),
+  /** Top (NAT source ip, destination ip, destination port, proto) keys: the tuples that share one port space. */
+  topPortUse: z.array(
+    z.object({
+      natSource: z.string(),
+      dst: z.string(),
+      dport: z.number(),
+      proto: z.string(),
+      count: z.number(),
+    }),
+  ),
+  /**
+   * Optional per-source breakdown for the top sources (heavy-hitter detail and
+   * the NOTRACK safety check). Aggregators that do not compute it leave it out.
+   */
+  sourceProfiles: z
+    .array(
+      z.object({
+        /** Original-direction source address (same key as in topSources). */
+        source: z.string(),
+        count: z.number(),
+        /** Same keys as `states`: "tcp ESTABLISHED" -> n, "udp" -> n. */
+        states: z.record(z.string(), z.number()),
+        /** Top destination addresses of this source (address only, no port). */
+        topDestinations: z.array(countedSchema),
+        /**
+         * Entries of this source whose reply tuple shows address translation
+         * (reply.dst != orig.src or reply.src != orig.dst): NATed traffic must never be NOTRACKed.
+         */
+        natted: z.number(),
+      }),
+    )
+    .optional(),
+  /** True when a top-k list is approximate because distinct keys exceeded the tracker's capacity. */
+  approximate: z.boolean(),
+  /**
+   * For TCP ESTABLISHED entries: how many have been idle at least N seconds
+   * (idle = established timeout - remaining timeout), for the thresholds analysed.
+   */
+  establishedIdle: z.object({
+    timeoutUsed: z.number(),
+    total: z.number(),
+    idleAtLeast: z.record(z.string(), z.number()),
+    /**
+     * ESTABLISHED entries whose remaining timeout exceeds timeoutUsed: created under a
+     * longer timeout (e.g. before it was lowered) and idle at least since the change;
+     * their idle time is unknown, so they are in no idleAtLeast bucket.
+     */
+    aboveTimeout: z.number().optional(),
+  }),
+  durationMs: z.number(),
+});
+export type TableSummary = z.infer<typeof tableSummarySchema>;
+
+export const severitySchema = z.enum(['critical', 'warning', 'info', 'ok']);
+export type Severity = z.infer<typeof severitySchema>;
+
+export const FINDING_IDS = [
+  'table-saturated',
+  'table-high',
+  'drops-observed',
+  'heavy-hitter',
+  'timewait-pile',
+  'established-timeout-long',
+  'hashsize-ratio',
+  'port-exhaustion-risk',
+  'not-persistent',
+  'max-readonly',
+  'management-ssh-tracked',
+  'table-healthy',
+] as const;
+export const findingIdSchema = z.enum(FINDING_IDS);
+export type FindingId = z.infer<typeof findingIdSchema>;
+
+export const findingSchema = z.object({
+  id: findingIdSchema,
+  severity: severitySchema,
+  title: z.string(),
+  /** Numbers and facts behind the finding, label -> value. */
+  evidence: z.record(z.string(), z.union([z.number(), z.string()])),
+  /** One or two sentences of explanation / advice. */
+  detail: z.string().optional(),
+});
+export type Finding = z.infer<typeof findingSchema>;
+
+/** What a plan step does on the gateway; each kind has one apply/verify/rollback implementation. */
+export const planStepKindSchema = z.enum([
+  'sysctl',
+  'hashsize',
+  'persist-sysctl',
+  'persist-modprobe',
+  'notrack-management',
+  'notrack-flow',
+  'delete-idle-entries',
+]);
+export type PlanStepKind = z.infer<typeof planStepKindSchema>;
+
+export const planStepSchema = z.object({
+  id: z.string(),
+  kind: planStepKindSchema,
+  /** sysctl short name (nf_conntrack_max), 'hashsize', a file path, or a rule description. */
+  key: z.string(),
+  current: z.string(),
+  proposed: z.string(),
+  why: z.string(),
+  writable: z.boolean(),
+  /** When not writable: where the change must be made instead. */
+  whereToChange: z.string().optional(),
+  /** Steps that are offered but not part of the default approval (e.g. NOTRACK, deletes). */
+  optional: z.boolean(),
+  /** Extra typed parameters for the step's template (ports, addresses, thresholds). */
+  params: z.record(z.string(), z.union([z.string(), z.number()])).default({}),
+});
+export type PlanStep = z.infer<typeof planStepSchema>;
+
+export const planSchema = z.object({
+  steps: z.array(planStepSchema),
+  /** Assumptions stated to the user (e.g. the per-entry memory cost used). */
+  notes: z.array(z.string()),
+});
+export type Plan = z.infer<typeof planSchema>;
+
+export const checkReportSchema = z.object({
+  gateway: z.string(),
+  checkedAt: z.string(),
+  conntrack: z.object({ count: z.number(), max: z.number(), buckets: z.number(), percent: z.number() }),
+  drops: z.object({
+    drop: z.number(),
+    earlyDrop: z.number(),
+    insertFailed: z.number(),
+    tableFullMessages: z.number(),
+    lastTableFullAt: z.string().nullable(),
+  }),
+  topSources: z.array(countedSchema),
+  topDestinations: z.array(countedSchema),
+  states: z.record(z.string(), z.number()),
+  timeouts: z.record(z.string(), z.number()),
+  facts: gatewayFactsSchema,
+  table: tableSummarySchema,
+  findings: z.array(findingSchema),
+  plan: planSchema,
+  timings: z.record(z.string(), z.number()),
+});
+export type CheckReport = z.infer<typeof checkReportSchema>;

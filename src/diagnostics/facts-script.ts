@@ -1,0 +1,340 @@
+/**
+ * Runbook steps 1 and 3 (and the inputs of step 2's analysis) in ONE ssh exec: a
+ * fixed, read-only POSIX sh script that prints every fact in delimited sections, and
+ * its parser.
+ *
+ * Output format (one block per section, in this order):
+ *
+ *   @@section <name>@@
+ *   <output of the section's command(s); stderr is discarded>
+ *   @@end <name> rc=<exit status>@@
+ *
+ * A section whose command is not installed prints `@@missing <command>@@` as its only
+ * content line, with rc=127. The script always exits 0. It never changes anything:
+ * it reads /proc and /sys, runs listing commands (conntrack -S, iptables-save, nft
+ * list ruleset, ip -o addr, dmesg) and greps config files. No input of any kind is
+ * interpolated into it. Commands that need root run through `sudo -n` when the
+ * session is not root and passwordless sudo works (else they run as the user and
+ * their sections report what the user may see).
+ */
+import { gatewayFactsSchema, TIMEOUT_KEYS, type GatewayFacts, type NatRule } from '../core/model.js';
+import { parseConntrackStatsCli, parseProcStatConntrack } from './parsers/conntrack-stats.js';
+import { parseKernelLog } from './parsers/kernel-log.js';
+import { parseIptablesSave, parseNftRuleset } from './parsers/nat-rules.js';
+import { parseModprobeGrep, parseSysctlGrep } from './parsers/persistence.js';
+import {
+  interfaceMatches,
+  parseIpAddr,
+  parseKeyValueInts,
+  parseMeminfo,
+  parseNetnsInode,
+  parsePortRange,
+  parseProcSysGrep,
+  parseSlabObjsize,
+} from './parsers/system.js';
+
+export const FACTS_SCRIPT_VERSION = 1;
+
+/** Kernel log lines kept (the newest); the kernel rate-limits "table full" to ~10 per burst. */
+export const KERNEL_LOG_MAX_LINES = 2000;
+
+/** Section names in output order. */
+export const FACT_SECTIONS = [
+  'meta',
+  'kernel-release',
+  'netns',
+  'sysctl',
+  'writable',
+  'hashsize',
+  'conntrack-stats',
+  'proc-stat',
+  'meminfo',
+  'slabinfo',
+  'port-range',
+  'iptables-version',
+  'iptables-nat',
+  'iptables-raw',
+  'ip6tables-nat',
+  'ip6tables-raw',
+  'iptables-legacy-nat',
+  'iptables-legacy-raw',
+  'nft-ruleset',
+  'ip-addr',
+  'kernel-log-source',
+  'kernel-log',
+  'sysctl-files',
+  'modprobe-files',
+  'conntrack-tool',
+] as const;
+export type FactSection = (typeof FACT_SECTIONS)[number];
+
+/**
+ * The facts script. POSIX sh (dash, bash, busybox ash); the login shell of the SSH
+ * user must be a Bourne-style shell. Read-only.
+ */
+export const FACTS_SCRIPT = `export LC_ALL=C
+PATH="$PATH:/usr/sbin:/sbin:/usr/bin:/bin"
+S=
+if [ "$(id -u)" != 0 ] && command -v sudo >/dev/null 2>&1 && sudo -n true >/dev/null 2>&1; then S='sudo -n'; fi
+have() { command -v "$1" >/dev/null 2>&1; }
+begin() { printf '@@section %s@@\\n' "$1"; }
+end() { printf '\\n@@end %s rc=%s@@\\n' "$1" "$2"; }
+missing() { printf '@@section %s@@\\n@@missing %s@@\\n@@end %s rc=127@@\\n' "$1" "$2" "$1"; }
+run() { n=$1; shift; begin "$n"; "$@" 2>/dev/null; end "$n" $?; }
+tool() { n=$1; c=$2; shift 2; if have "$c"; then run "$n" $S "$c" "$@"; else missing "$n" "$c"; fi; }
+begin meta; printf 'version=${FACTS_SCRIPT_VERSION}\\nuid=%s\\nsudo=%s\\n' "$(id -u)" "\${S:+yes}"; end meta 0
+run kernel-release uname -r
+run netns readlink /proc/self/ns/net
+# one grep reads every key ("path:value"); sysctl files return EOF on reads at an
+# offset, so the shell's byte-wise \`read\` would see only the first digit
+run sysctl grep -H . /proc/sys/net/netfilter/nf_conntrack_*
+begin writable
+$S sh -c 'for f in /proc/sys/net/netfilter/nf_conntrack_* /sys/module/nf_conntrack/parameters/hashsize; do [ -e "$f" ] || continue; if test -w "$f"; then w=1; else w=0; fi; printf "%s=%s\\n" "\${f##*/}" "$w"; done' 2>/dev/null
+end writable $?
+run hashsize cat /sys/module/nf_conntrack/parameters/hashsize
+tool conntrack-stats conntrack -S
+run proc-stat cat /proc/net/stat/nf_conntrack
+run meminfo grep -E '^(MemTotal|MemFree|MemAvailable):' /proc/meminfo
+begin slabinfo; $S grep -E '^nf_conntrack ' /proc/slabinfo 2>/dev/null; end slabinfo $?
+run port-range cat /proc/sys/net/ipv4/ip_local_port_range
+tool iptables-version iptables -V
+tool iptables-nat iptables-save -t nat
+tool iptables-raw iptables-save -t raw
+tool ip6tables-nat ip6tables-save -t nat
+tool ip6tables-raw ip6tables-save -t raw
+legacy=
+if have iptables-legacy-save && ! iptables -V 2>/dev/null | grep -q legacy; then
+  if $S cat /proc/net/ip_tables_names 2>/dev/null | grep -q .; then legacy=1; fi
+fi
+# legacy (x_tables) rules next to iptables-nft: printed only when legacy tables exist, else empty
+if [ -n "$legacy" ]; then tool iptables-legacy-nat iptables-legacy-save -t nat; else begin iptables-legacy-nat; end iptables-legacy-nat 0; fi
+if [ -n "$legacy" ]; then tool iptables-legacy-raw iptables-legacy-save -t raw; else begin iptables-legacy-raw; end iptables-legacy-raw 0; fi
+tool nft-ruleset nft list ruleset
+tool ip-addr ip -o addr
+src=none
+if have dmesg; then
+  if $S dmesg --time-format iso >/dev/null 2>&1; then src=dmesg-iso
+  elif $S dmesg >/dev/null 2>&1; then src=dmesg; fi
+fi
+if [ "$src" = none ] && have journalctl && journalctl -k -b -n 1 --no-pager >/dev/null 2>&1; then src=journal; fi
+begin kernel-log-source; echo "$src"; end kernel-log-source 0
+begin kernel-log
+case "$src" in
+  dmesg-iso) $S dmesg --time-format iso 2>/dev/null ;;
+  dmesg) $S dmesg 2>/dev/null ;;
+  journal) journalctl -k -b -o short-iso-precise --no-pager 2>/dev/null ;;
+esac | grep -E 'conntrack|net_ratelimit' | tail -n ${KERNEL_LOG_MAX_LINES}
+end kernel-log 0
+begin sysctl-files
+for f in /etc/sysctl.d/*.conf /run/sysctl.d/*.conf /usr/local/lib/sysctl.d/*.conf /usr/lib/sysctl.d/*.conf /lib/sysctl.d/*.conf /etc/sysctl.conf; do
+  [ -f "$f" ] && grep -H 'nf_conntrack' "$f" 2>/dev/null
+done
+end sysctl-files 0
+begin modprobe-files
+for f in /etc/modprobe.d/*.conf /run/modprobe.d/*.conf /usr/local/lib/modprobe.d/*.conf /usr/lib/modprobe.d/*.conf /lib/modprobe.d/*.conf; do
+  [ -f "$f" ] && grep -H -E '^[[:space:]]*options[[:space:]]+nf_conntrack[[:space:]]' "$f" 2>/dev/null
+done
+end modprobe-files 0
+if have conntrack; then begin conntrack-tool; command -v conntrack; end conntrack-tool 0; else missing conntrack-tool conntrack; fi
+exit 0
+`;
+
+/**
+ * The table dump, streamed by the check: `conntrack -L` when the tool exists, else
+ * `/proc/net/nf_conntrack` (same parser). Needs root (CAP_NET_ADMIN for conntrack -L,
+ * /proc/net/nf_conntrack is 0440): uses `sudo -n` when not root and it works. The
+ * "N flow entries have been shown." summary goes to stderr and is never parsed.
+ */
+export const TABLE_DUMP_COMMAND =
+  'PATH="$PATH:/usr/sbin:/sbin"; S=; ' +
+  'if [ "$(id -u)" != 0 ] && command -v sudo >/dev/null 2>&1 && sudo -n true >/dev/null 2>&1; then S="sudo -n"; fi; ' +
+  'if command -v conntrack >/dev/null 2>&1; then exec $S conntrack -L; else exec $S cat /proc/net/nf_conntrack; fi';
+
+// ---------------------------------------------------------------- parsing
+
+export interface SectionOutput {
+  /** Output lines joined, without the trailing newline the script adds before @@end. */
+  text: string;
+  /** Exit status the script reported, or null when the end marker is missing (cut output). */
+  rc: number | null;
+  /** The command that is not installed, when the section says so. */
+  missing: string | null;
+}
+
+/** Split facts-script output into sections. Unknown text outside sections is ignored. */
+export function parseSections(stdout: string): Map<string, SectionOutput> {
+  const sections = new Map<string, SectionOutput>();
+  let name: string | null = null;
+  let lines: string[] = [];
+  const flush = (rc: number | null): void => {
+    if (name === null) return;
+    // the script prints one newline before @@end so output without a final newline still ends its line
+    if (lines.length > 0 && lines[lines.length - 1] === '') lines.pop();
+    const missingLine = lines.length === 1 ? /^@@missing (\S+)@@$/.exec(lines[0] as string) : null;
+    sections.set(name, { text: missingLine ? '' : lines.join('\n'), rc, missing: missingLine ? (missingLine[1] as string) : null });
+    name = null;
+    lines = [];
+  };
+  for (const line of stdout.split('\n')) {
+    const begin = /^@@section (\S+)@@$/.exec(line);
+    if (begin) {
+      flush(null);
+      name = begin[1] as string;
+      continue;
+    }
+    const end = /^@@end (\S+) rc=(\d+)@@$/.exec(line);
+    if (end && end[1] === name) {
+      flush(Number(end[2]));
+      continue;
+    }
+    if (name !== null) lines.push(line);
+  }
+  flush(null);
+  return sections;
+}
+
+export class FactsParseError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'FactsParseError';
+  }
+}
+
+function usable(s: SectionOutput | undefined): s is SectionOutput {
+  return s !== undefined && s.missing === null;
+}
+
+/**
+ * Addresses on the interfaces MASQUERADE rules leave through; when no MASQUERADE rule
+ * names an interface (or none exists), every global address. IPv4 first.
+ */
+export function externalAddressesFor(natRules: NatRule[], ipAddr: string): string[] {
+  const addrs = parseIpAddr(ipAddr).filter((a) => a.scope === 'global');
+  const masq = natRules.filter((r) => r.kind === 'masquerade');
+  const patterns = masq.map((r) => r.outInterface).filter((o): o is string => o !== null && !o.startsWith('!'));
+  const anyInterface = masq.length === 0 || masq.some((r) => r.outInterface === null || r.outInterface.startsWith('!'));
+  const chosen = anyInterface ? addrs : addrs.filter((a) => patterns.some((p) => interfaceMatches(p, a.ifname)));
+  const v4 = chosen.filter((a) => a.family === 'inet').map((a) => a.address);
+  const v6 = chosen.filter((a) => a.family === 'inet6').map((a) => a.address);
+  return [...new Set([...v4, ...v6])];
+}
+
+/** Parse the facts script's stdout into validated GatewayFacts. Throws FactsParseError when essentials are missing. */
+export function parseFacts(stdout: string, collectedAt: string): GatewayFacts {
+  const sections = parseSections(stdout);
+  const get = (n: FactSection): SectionOutput | undefined => sections.get(n);
+  const meta = get('meta');
+  if (!meta || meta.rc === null) {
+    throw new FactsParseError('facts script output not recognized (no complete @@section meta@@); the login shell may not be POSIX sh');
+  }
+  const problems: string[] = [];
+
+  const kernelRelease = get('kernel-release')?.text.trim() ?? '';
+  if (!kernelRelease) problems.push('kernel release');
+  const netnsInode = parseNetnsInode(get('netns')?.text ?? '');
+
+  const sysctl = parseProcSysGrep(get('sysctl')?.text ?? '');
+  const count = sysctl['nf_conntrack_count'];
+  const max = sysctl['nf_conntrack_max'];
+  const buckets = sysctl['nf_conntrack_buckets'];
+  if (count === undefined || max === undefined || buckets === undefined) {
+    throw new FactsParseError(
+      'nf_conntrack is not loaded on the gateway (no /proc/sys/net/netfilter/nf_conntrack_{count,max,buckets}): nothing is tracked',
+    );
+  }
+  const timeouts: Record<string, number> = {};
+  for (const key of TIMEOUT_KEYS) {
+    const v = sysctl[key];
+    if (v !== undefined) timeouts[key] = v;
+  }
+
+  const hashsizeText = get('hashsize')?.text.trim() ?? '';
+  const hashsize = /^\d+$/.test(hashsizeText) ? Number(hashsizeText) : null;
+
+  const cliStats = usable(get('conntrack-stats')) ? parseConntrackStatsCli(get('conntrack-stats')?.text ?? '') : null;
+  const stats = cliStats ?? parseProcStatConntrack(get('proc-stat')?.text ?? '');
+  if (stats === null) problems.push('conntrack statistics (conntrack -S and /proc/net/stat/nf_conntrack both unreadable)');
+
+  const writableRaw = parseKeyValueInts(get('writable')?.text ?? '');
+  const writable: Record<string, boolean> = {};
+  for (const [k, v] of Object.entries(writableRaw)) writable[k] = v === 1;
+  // Writing hashsize fails (EOPNOTSUPP) unless this is the init namespace, where max is writable too.
+  if ('hashsize' in writable) writable['hashsize'] = writable['hashsize'] === true && writable['nf_conntrack_max'] === true;
+
+  const meminfo = parseMeminfo(get('meminfo')?.text ?? '');
+  const memTotalKb = meminfo['MemTotal'];
+  const memAvailableKb = meminfo['MemAvailable'] ?? meminfo['MemFree'];
+  if (memTotalKb === undefined || memAvailableKb === undefined) problems.push('/proc/meminfo');
+
+  const entrySlabBytes = parseSlabObjsize(get('slabinfo')?.text ?? '');
+  const localPortRange = parsePortRange(get('port-range')?.text ?? '');
+  if (localPortRange === null) problems.push('ip_local_port_range');
+
+  // NAT and NOTRACK rules
+  const ipt = ['iptables-nat', 'iptables-raw', 'ip6tables-nat', 'ip6tables-raw', 'iptables-legacy-nat', 'iptables-legacy-raw'] as const;
+  const iptParsed = ipt.map((n) =>
+    usable(get(n)) ? parseIptablesSave(get(n)?.text ?? '', n.startsWith('ip6') ? 'ipv6' : 'ipv4') : null,
+  );
+  const iptablesRuleCount = iptParsed.reduce((a, p) => a + (p?.ruleCount ?? 0), 0);
+  const iptablesNat = iptParsed.flatMap((p) => p?.natRules ?? []);
+  const nft = usable(get('nft-ruleset')) ? parseNftRuleset(get('nft-ruleset')?.text ?? '', iptablesRuleCount > 0) : null;
+  const natRules = [...iptablesNat, ...(nft?.natRules ?? [])];
+  const managedNotrackRules = [...iptParsed.flatMap((p) => p?.managedNotrack ?? []), ...(nft?.managedNotrack ?? [])];
+
+  let firewallBackend: GatewayFacts['firewallBackend'] = 'none';
+  if (iptablesNat.length > 0) firewallBackend = 'iptables';
+  else if ((nft?.natRules.length ?? 0) > 0) firewallBackend = 'nft';
+  else if (iptablesRuleCount > 0) firewallBackend = 'iptables';
+  else if ((nft?.nativeTables.length ?? 0) > 0) firewallBackend = 'nft';
+
+  const externalAddresses = externalAddressesFor(natRules, get('ip-addr')?.text ?? '');
+  const kernelLog = parseKernelLog(get('kernel-log')?.text ?? '', { netnsInode });
+
+  const persistence = {
+    sysctlFiles: parseSysctlGrep(get('sysctl-files')?.text ?? ''),
+    modprobeFiles: parseModprobeGrep(get('modprobe-files')?.text ?? ''),
+  };
+
+  if (problems.length > 0 || stats === null || memTotalKb === undefined || memAvailableKb === undefined || localPortRange === null) {
+    throw new FactsParseError(`facts incomplete: ${problems.join(', ')}`);
+  }
+
+  return gatewayFactsSchema.parse({
+    collectedAt,
+    kernelRelease,
+    netnsInode,
+    count,
+    max,
+    buckets,
+    hashsize,
+    expectMax: sysctl['nf_conntrack_expect_max'] ?? null,
+    timeouts,
+    stats,
+    writable,
+    memTotalKb,
+    memAvailableKb,
+    entrySlabBytes,
+    localPortRange,
+    natRules,
+    externalAddresses,
+    firewallBackend,
+    kernelLog,
+    persistence,
+    hasConntrackTool: usable(get('conntrack-tool')),
+    managedNotrackRules,
+  } satisfies GatewayFacts);
+}
+
+/** Which sections failed or were missing, for logs ("nft-ruleset: missing nft"). */
+export function describeSectionProblems(stdout: string): string[] {
+  const out: string[] = [];
+  const sections = parseSections(stdout);
+  for (const name of FACT_SECTIONS) {
+    const s = sections.get(name);
+    if (!s) out.push(`${name}: absent`);
+    else if (s.missing) out.push(`${name}: missing ${s.missing}`);
+    else if (s.rc === null) out.push(`${name}: cut off`);
+    else if (s.rc !== 0) out.push(`${name}: rc=${s.rc}`);
+  }
+  return out;
+}

@@ -1,0 +1,46 @@
+/**
+ * Errors from talking to a gateway. Each carries a message an SRE can act on;
+ * `kind` lets front ends (terminal, Slack) pick advice without parsing text.
+ */
+export type GatewayErrorKind =
+  | 'unreachable'
+  | 'timeout'
+  | 'auth'
+  | 'host-key-mismatch'
+  | 'command-failed'
+  | 'command-timeout'
+  | 'config';
+
+export class GatewayError extends Error {
+  override name = 'GatewayError';
+  constructor(
+    readonly kind: GatewayErrorKind,
+    message: string,
+    readonly hint?: string,
+  ) {
+    super(message);
+  }
+}
+
+/**
+ * A connect that times out on a NAT gateway is very often the table itself:
+ * a table full of assured entries drops the SYN of every new SSH connection.
+ */
+export const SATURATED_CONNECT_HINT =
+  'If this gateway is dropping new connections (conntrack table full), new SSH sessions are dropped too. ' +
+  'Use the console or an already open session; free entries (e.g. `conntrack -D` of idle flows) or ' +
+  'exempt management SSH from tracking (iptables -t raw ... -j NOTRACK / nft notrack) so the bot can always get in.';
+
+export class CommandFailedError extends GatewayError {
+  constructor(
+    readonly command: string,
+    readonly exitCode: number | null,
+    readonly stderr: string,
+  ) {
+    super(
+      'command-failed',
+      `gateway command "${command}" failed with ${exitCode === null ? 'a signal' : `exit code ${exitCode}`}` +
+        (stderr.trim() ? `: ${stderr.trim().slice(0, 500)}` : ''),
+    );
+  }
+}

@@ -1,0 +1,244 @@
+/**
+ * One SSH connection to one gateway (ssh2), with a pinned host key,
+ * connect / command timeouts and keepalive. Only `GatewayCommand`s (built from
+ * fixed templates in commands.ts) can be run: no string from a user reaches a shell.
+ */
+import { readFile } from 'node:fs/promises';
+import type { Readable } from 'node:stream';
+import ssh2 from 'ssh2';
+import type { ClientChannel, ConnectConfig } from 'ssh2';
+import type { GatewayConfig } from '../config/inventory.js';
+import type { GatewayCommand } from './commands.js';
+import { CommandFailedError, GatewayError, SATURATED_CONNECT_HINT } from './errors.js';
+import { sameFingerprint, sshFingerprint } from './host-key.js';
+
+const { Client } = ssh2;
+type SshClient = InstanceType<typeof Client>;
+
+export interface SessionOptions {
+  /** How long the TCP connect + SSH handshake may take. */
+  connectTimeoutMs?: number;
+  /** Default limit for one command. */
+  commandTimeoutMs?: number;
+  keepaliveIntervalMs?: number;
+}
+
+export interface ExecResult {
+  stdout: string;
+  stderr: string;
+  code: number | null;
+  durationMs: number;
+}
+
+export interface StreamedExec {
+  /** The command's stdout, to be consumed as a stream (never buffered whole). */
+  stdout: Readable;
+  /** Resolves when the command ends, with its exit code and (bounded) stderr. */
+  done: Promise<{ code: number | null; stderr: string; durationMs: number }>;
+}
+
+const DEFAULTS = { connectTimeoutMs: 10_000, commandTimeoutMs: 60_000, keepaliveIntervalMs: 10_000 };
+const STDERR_LIMIT = 64 * 1024;
+
+export class GatewaySession {
+  private closedFlag = false;
+  private readonly closeListeners = new Set<() => void>();
+
+  private constructor(
+    readonly gatewayName: string,
+    readonly config: GatewayConfig,
+    private readonly client: SshClient,
+    private readonly jump: SshClient | null,
+    private readonly options: Required<SessionOptions>,
+  ) {
+    const markClosed = (): void => {
+      if (this.closedFlag) return;
+      this.closedFlag = true;
+      for (const listener of this.closeListeners) listener();
+    };
+    client.on('close', markClosed);
+    client.on('end', markClosed);
+    // After 'ready', errors (e.g. keepalive timeout) close the session instead of crashing the process.
+    client.on('error', markClosed);
+  }
+
+  get closed(): boolean {
+    return this.closedFlag;
+  }
+
+  onClose(listener: () => void): void {
+    this.closeListeners.add(listener);
+  }
+
+  static async connect(gatewayName: string, config: GatewayConfig, options: SessionOptions = {}): Promise<GatewaySession> {
+    const opts = {
+      ...DEFAULTS,
+      ...options,
+      ...(config.connectTimeoutMs !== undefined ? { connectTimeoutMs: config.connectTimeoutMs } : {}),
+      ...(config.commandTimeoutMs !== undefined ? { commandTimeoutMs: config.commandTimeoutMs } : {}),
+    };
+    let jump: SshClient | null = null;
+    let sock: ConnectConfig['sock'];
+    if (config.jumpHost) {
+      const jh = config.jumpHost;
+      jump = await openClient(`${gatewayName} (jump host ${jh.host})`, {
+        host: jh.host,
+        port: jh.port,
+        username: jh.user,
+        privateKey: await readKey(jh.identityFile),
+        expectedHostKey: jh.hostKey,
+        opts,
+      });
+      const jumpClient = jump;
+      sock = await new Promise<ClientChannel>((resolve, reject) => {
+        jumpClient.forwardOut('127.0.0.1', 0, config.host, config.port, (err, stream) =>
+          err ? reject(new GatewayError('unreachable', `jump host cannot reach ${config.host}:${config.port}: ${err.message}`)) : resolve(stream),
+        );
+      });
+    }
+    try {
+      const client = await openClient(gatewayName, {
+        host: config.host,
+        port: config.port,
+        username: config.user,
+        privateKey: await readKey(config.identityFile),
+        expectedHostKey: config.hostKey,
+        opts,
+        sock,
+      });
+      return new GatewaySession(gatewayName, config, client, jump, opts);
+    } catch (err) {
+      jump?.end();
+      throw err;
+    }
+  }
+
+  /** Run a command and collect its output (for small outputs; use `stream` for the table dump). */
+  async exec(command: GatewayCommand, opts: { timeoutMs?: number; allowFailure?: boolean; stdin?: string } = {}): Promise<ExecResult> {
+    const started = Date.now();
+    const { stdout, done } = await this.stream(command, opts);
+    const chunks: Buffer[] = [];
+    stdout.on('data', (chunk: Buffer) => chunks.push(chunk));
+    const { code, stderr } = await done;
+    const result = { stdout: Buffer.concat(chunks).toString('utf8'), stderr, code, durationMs: Date.now() - started };
+    if (code !== 0 && !opts.allowFailure) throw new CommandFailedError(command.label, code, stderr);
+    return result;
+  }
+
+  /** Start a command and hand back its stdout as a stream. */
+  async stream(command: GatewayCommand, opts: { timeoutMs?: number; stdin?: string } = {}): Promise<StreamedExec> {
+    if (this.closedFlag) throw new GatewayError('unreachable', `SSH session to ${this.gatewayName} is closed`);
+    const line = this.config.sudo && command.privileged ? `sudo -n ${command.shell}` : command.shell;
+    const started = Date.now();
+    const channel = await new Promise<ClientChannel>((resolve, reject) => {
+      this.client.exec(line, (err, ch) => (err ? reject(new GatewayError('unreachable', `cannot start "${command.label}" on ${this.gatewayName}: ${err.message}`)) : resolve(ch)));
+    });
+    if (opts.stdin !== undefined) channel.end(opts.stdin);
+    else channel.end();
+    const timeoutMs = opts.timeoutMs ?? this.options.commandTimeoutMs;
+    const done = new Promise<{ code: number | null; stderr: string; durationMs: number }>((resolve, reject) => {
+      let stderr = '';
+      channel.stderr.on('data', (chunk: Buffer) => {
+        if (stderr.length < STDERR_LIMIT) stderr += chunk.toString('utf8');
+      });
+      const timer = setTimeout(() => {
+        channel.signal('KILL');
+        channel.close();
+        reject(new GatewayError('command-timeout', `"${command.label}" on ${this.gatewayName} did not finish within ${timeoutMs} ms`));
+      }, timeoutMs);
+      // 'close' fires only once stdout and stderr are consumed (design.md).
+      channel.on('close', (code: number | null) => {
+        clearTimeout(timer);
+        resolve({ code: code ?? null, stderr, durationMs: Date.now() - started });
+      });
+    });
+    // Keep an unobserved rejection from crashing the process; callers await `done`.
+    done.catch(() => undefined);
+    return { stdout: channel, done };
+  }
+
+  close(): void {
+    this.client.end();
+    this.jump?.end();
+  }
+}
+
+async function readKey(path: string): Promise<Buffer> {
+  try {
+    return await readFile(path);
+  } catch (err) {
+    throw new GatewayError('config', `cannot read SSH identity file ${path}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
+  }
+}
+
+interface OpenOptions {
+  host: string;
+  port: number;
+  username: string;
+  privateKey: Buffer;
+  expectedHostKey: string;
+  opts: Required<SessionOptions>;
+  sock?: ConnectConfig['sock'];
+}
+
+function openClient(label: string, o: OpenOptions): Promise<SshClient> {
+  return new Promise((resolve, reject) => {
+    const client = new Client();
+    let presented: string | null = null;
+    let settled = false;
+    const fail = (err: GatewayError): void => {
+      if (settled) return;
+      settled = true;
+      client.end();
+      reject(err);
+    };
+    client.once('ready', () => {
+      if (settled) return;
+      settled = true;
+      resolve(client);
+    });
+    client.on('error', (err: Error & { level?: string; code?: string }) => {
+      if (presented !== null && !sameFingerprint(presented, o.expectedHostKey)) {
+        fail(
+          new GatewayError(
+            'host-key-mismatch',
+            `host key of ${label} (${o.host}:${o.port}) is ${presented}, but the inventory pins ${o.expectedHostKey}; refusing to connect`,
+            'If the gateway was rebuilt, verify the new key out of band (console: ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub) and update hostKey in the inventory.',
+          ),
+        );
+        return;
+      }
+      if (err.level === 'client-authentication') {
+        fail(new GatewayError('auth', `${label}: SSH authentication as ${o.username} failed (key rejected)`));
+        return;
+      }
+      if (err.level === 'client-timeout' || /Timed out while waiting for handshake/i.test(err.message)) {
+        fail(new GatewayError('timeout', `${label}: no SSH handshake from ${o.host}:${o.port} within ${o.opts.connectTimeoutMs} ms`, SATURATED_CONNECT_HINT));
+        return;
+      }
+      if (err.code === 'ECONNREFUSED') {
+        fail(new GatewayError('unreachable', `${label}: connection refused by ${o.host}:${o.port} (is sshd running?)`));
+        return;
+      }
+      if (err.code === 'EHOSTUNREACH' || err.code === 'ENETUNREACH' || err.code === 'ETIMEDOUT') {
+        fail(new GatewayError('unreachable', `${label}: ${o.host}:${o.port} is unreachable (${err.code})`, SATURATED_CONNECT_HINT));
+        return;
+      }
+      fail(new GatewayError('unreachable', `${label}: SSH connection to ${o.host}:${o.port} failed: ${err.message}`));
+    });
+    client.connect({
+      host: o.host,
+      port: o.port,
+      username: o.username,
+      privateKey: o.privateKey,
+      sock: o.sock,
+      readyTimeout: o.opts.connectTimeoutMs,
+      keepaliveInterval: o.opts.keepaliveIntervalMs,
+      keepaliveCountMax: 3,
+      hostVerifier: (key: Buffer) => {
+        presented = sshFingerprint(key);
+        return sameFingerprint(presented, o.expectedHostKey);
+      },
+    });
+  });
+}

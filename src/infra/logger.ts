@@ -1,0 +1,11 @@
+import { pino } from 'pino';
+
+/** One logger for the process; secrets are redacted by path as a second line of defence. */
+export const logger = pino({
+  level: process.env.LOG_LEVEL ?? 'info',
+  redact: {
+    paths: ['token', '*.token', 'privateKey', '*.privateKey', 'signingSecret', '*.signingSecret', 'headers.authorization'],
+    censor: '[redacted]',
+  },
+});
+export type Logger = typeof logger;

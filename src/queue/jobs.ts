@@ -1,0 +1,60 @@
+/**
+ * Queue names and job payloads. Payloads are validated with zod when a worker
+ * reads them back from Redis: a job written by an older or foreign producer
+ * fails loudly instead of running with half its fields.
+ */
+import { z } from 'zod';
+import { gatewayNameSchema } from '../config/inventory.js';
+
+export const QUEUES = { check: 'conntrack-check', apply: 'conntrack-apply' } as const;
+
+/** Where the result goes: a Slack channel (with the live-updated message) or a terminal waiting on the job. */
+export const originSchema = z.discriminatedUnion('kind', [
+  z.object({
+    kind: z.literal('slack'),
+    channel: z.string().regex(/^[CDG][A-Z0-9]{2,}$/, 'not a Slack channel id'),
+    /** Thread to post into, when the request came from one. */
+    threadTs: z.string().optional(),
+  }),
+  z.object({ kind: z.literal('cli') }),
+]);
+export type Origin = z.infer<typeof originSchema>;
+
+export const requestIdSchema = z.string().regex(/^[A-Za-z0-9._-]{1,100}$/);
+
+export const checkJobSchema = z.object({
+  gateway: gatewayNameSchema,
+  requestedBy: z.string().min(1).max(64),
+  /** Stable id of the request (Slack trigger id, CLI invocation id): same request, same job. */
+  requestId: requestIdSchema,
+  origin: originSchema,
+});
+export type CheckJob = z.infer<typeof checkJobSchema>;
+
+export const checkResultSchema = z.object({
+  planId: z.string(),
+  gateway: z.string(),
+  worst: z.string(),
+  findings: z.number(),
+  steps: z.number(),
+});
+export type CheckResult = z.infer<typeof checkResultSchema>;
+
+export const applyJobSchema = z.object({
+  action: z.enum(['apply', 'rollback']),
+  planId: z.string().regex(/^[A-Za-z0-9-]{8,64}$/),
+  gateway: gatewayNameSchema,
+  decidedBy: z.string().min(1).max(64),
+  origin: originSchema,
+  /** Ids of OPTIONAL plan steps (NOTRACK, deletes) the approver included; absent: none. */
+  steps: z.array(z.string().regex(/^[A-Za-z0-9._-]{1,64}$/)).max(50).optional(),
+});
+export type ApplyJob = z.infer<typeof applyJobSchema>;
+
+/** BullMQ custom ids may not contain ':' nor be integers. */
+export function checkJobId(job: Pick<CheckJob, 'gateway' | 'requestId'>): string {
+  return `check-${job.gateway}-${job.requestId}`;
+}
+export function applyJobId(job: Pick<ApplyJob, 'action' | 'planId'>): string {
+  return `${job.action}-${job.planId}`;
+}

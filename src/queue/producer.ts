@@ -1,0 +1,66 @@
+/**
+ * The one way work enters the system, for every front end (Slack, terminal, monitor).
+ * Stable job ids make the same request enqueued twice run once.
+ */
+import { Queue, QueueEvents } from 'bullmq';
+import type { Redis } from 'ioredis';
+import { applyJobId, applyJobSchema, checkJobId, checkJobSchema, QUEUES, type ApplyJob, type CheckJob } from './jobs.js';
+
+export interface Queues {
+  check: Queue<CheckJob>;
+  apply: Queue<ApplyJob>;
+  close(): Promise<void>;
+}
+
+export function openQueues(connection: Redis, prefix: string): Queues {
+  const check = new Queue<CheckJob>(QUEUES.check, {
+    connection,
+    prefix,
+    defaultJobOptions: {
+      // Read-only: safe to retry with backoff (e.g. the gateway dropped our SYN while saturated).
+      attempts: 3,
+      backoff: { type: 'exponential', delay: 2_000 },
+      removeOnComplete: { age: 24 * 3600, count: 1000 },
+      removeOnFail: { age: 7 * 24 * 3600 },
+    },
+  });
+  const apply = new Queue<ApplyJob>(QUEUES.apply, {
+    connection,
+    prefix,
+    defaultJobOptions: {
+      // Changes a gateway: never retried automatically (a stalled job is guarded by the plan state).
+      attempts: 1,
+      removeOnComplete: { age: 7 * 24 * 3600 },
+      removeOnFail: { age: 7 * 24 * 3600 },
+    },
+  });
+  return {
+    check,
+    apply,
+    async close() {
+      await Promise.all([check.close(), apply.close()]);
+    },
+  };
+}
+
+export async function enqueueCheck(queues: Queues, payload: CheckJob, opts: { attempts?: number; delayMs?: number } = {}): Promise<string> {
+  const data = checkJobSchema.parse(payload);
+  const jobId = checkJobId(data);
+  await queues.check.add('check', data, {
+    jobId,
+    ...(opts.attempts !== undefined ? { attempts: opts.attempts } : {}),
+    ...(opts.delayMs !== undefined ? { delay: opts.delayMs } : {}),
+  });
+  return jobId;
+}
+
+export async function enqueueApply(queues: Queues, payload: ApplyJob): Promise<string> {
+  const data = applyJobSchema.parse(payload);
+  const jobId = applyJobId(data);
+  await queues.apply.add(data.action, data, { jobId });
+  return jobId;
+}
+
+export function openQueueEvents(connection: Redis, prefix: string, queue: keyof typeof QUEUES): QueueEvents {
+  return new QueueEvents(QUEUES[queue], { connection, prefix });
+}

@@ -1,0 +1,53 @@
+/**
+ * Wiring shared by every process (Slack listener, worker, terminal commands):
+ * Redis (embedded or REDIS_URL), queues, stores and the inventory.
+ */
+import type { Redis } from 'ioredis';
+import type { Env } from './config/env.js';
+import { loadInventory, type Inventory } from './config/inventory.js';
+import { openRedis, type RedisHandle } from './infra/redis.js';
+import { openQueues, type Queues } from './queue/producer.js';
+import { GatewayLocks } from './store/gateway-lock.js';
+import { HistoryStore } from './store/history-store.js';
+import { PlanStore } from './store/plan-store.js';
+
+export interface Runtime {
+  env: Env;
+  redisHandle: RedisHandle;
+  /** Connection for stores (and queues; workers get their own blocking connection). */
+  redis: Redis;
+  queues: Queues;
+  plans: PlanStore;
+  history: HistoryStore;
+  locks: GatewayLocks;
+  inventory: () => Inventory;
+  reloadInventory(): Promise<Inventory>;
+  close(): Promise<void>;
+}
+
+export async function openRuntime(env: Env, opts: { inventory?: Inventory } = {}): Promise<Runtime> {
+  let inventory = opts.inventory ?? (await loadInventory(env.INVENTORY));
+  const redisHandle = await openRedis(env.REDIS_URL);
+  const redis = redisHandle.connect();
+  const prefix = env.QUEUE_PREFIX;
+  const queues = openQueues(redis, prefix);
+  return {
+    env,
+    redisHandle,
+    redis,
+    queues,
+    plans: new PlanStore(redis, prefix),
+    history: new HistoryStore(redis, prefix),
+    locks: new GatewayLocks(redis, prefix),
+    inventory: () => inventory,
+    async reloadInventory() {
+      inventory = await loadInventory(env.INVENTORY);
+      return inventory;
+    },
+    async close() {
+      await queues.close();
+      redis.disconnect();
+      await redisHandle.stop();
+    },
+  };
+}

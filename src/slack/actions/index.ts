@@ -1,0 +1,88 @@
+/**
+ * Approve / Reject / Roll back buttons. The button value is only a plan id; the plan,
+ * its requester and its state live in Redis (approvals/decisions.ts decides, for Slack
+ * and the terminal alike). This module only reads the payload and renders the outcome.
+ */
+import type { App, BlockAction, ButtonAction, RespondFn } from '@slack/bolt';
+import type { WebClient } from '@slack/web-api';
+import { z } from 'zod';
+import { approvePlan, rejectPlan, requestRollback, type DecisionOutcome } from '../../approvals/decisions.js';
+import type { ApprovalRules } from '../../approvals/rules.js';
+import { metrics } from '../../metrics/registry.js';
+import type { Runtime } from '../../runtime.js';
+import type { PlanRecord, SlackMessageRef } from '../../store/plan-store.js';
+import { ACTION_IDS, renderDecision, renderExpired } from '../blocks/index.js';
+
+const buttonSchema = z.object({
+  planId: z.string().regex(/^[A-Za-z0-9-]{8,64}$/),
+  userId: z.string().regex(/^[UW][A-Z0-9]{2,}$/),
+  channel: z.string().nullable(),
+  ts: z.string().nullable(),
+});
+type Button = z.infer<typeof buttonSchema>;
+
+function readButton(body: BlockAction, action: ButtonAction): Button | null {
+  const parsed = buttonSchema.safeParse({
+    planId: action.value ?? '',
+    userId: body.user.id,
+    channel: body.channel?.id ?? body.container?.channel_id ?? null,
+    ts: body.message?.ts ?? body.container?.message_ts ?? null,
+  });
+  return parsed.success ? parsed.data : null;
+}
+
+function messageOf(plan: PlanRecord, button: Button): SlackMessageRef | null {
+  if (plan.message) return plan.message;
+  return button.channel && button.ts ? { channel: button.channel, ts: button.ts } : null;
+}
+
+async function updateMessage(client: WebClient, ref: SlackMessageRef | null, content: { text: string; blocks: unknown[] }): Promise<void> {
+  if (!ref) return;
+  await client.chat.update({ channel: ref.channel, ts: ref.ts, text: content.text, blocks: content.blocks as never });
+}
+
+async function tellUser(respond: RespondFn, text: string): Promise<void> {
+  await respond({ response_type: 'ephemeral', replace_original: false, text });
+}
+
+export interface ActionDeps {
+  rt: Runtime;
+  rules: ApprovalRules;
+}
+
+type Decide = (rt: Runtime, rules: ApprovalRules, planId: string, userId: string) => Promise<DecisionOutcome>;
+
+export function registerActions(app: App, { rt, rules }: ActionDeps): void {
+  const handle = (name: 'approve' | 'approveAll' | 'reject' | 'rollback', decide: Decide, onSuccess: (o: Extract<DecisionOutcome, { ok: true }>, b: Button, client: WebClient, respond: RespondFn) => Promise<void>) =>
+    app.action<BlockAction<ButtonAction>>(ACTION_IDS[name], async ({ ack, body, action, respond, client }) => {
+      await ack();
+      const button = readButton(body, action);
+      if (!button) {
+        metrics.decisions.inc({ decision: name, outcome: 'malformed' });
+        await tellUser(respond, 'This button does not carry a valid plan. Nothing was done.');
+        return;
+      }
+      const outcome = await decide(rt, rules, button.planId, button.userId);
+      metrics.decisions.inc({ decision: name, outcome: outcome.ok ? 'ok' : outcome.reason });
+      if (!outcome.ok) {
+        if (outcome.reason === 'expired' && outcome.plan) {
+          await updateMessage(client, messageOf(outcome.plan, button), renderExpired({ report: outcome.plan.report, planId: outcome.plan.planId, expiresAt: outcome.plan.expiresAt }));
+        }
+        await tellUser(respond, outcome.message);
+        return;
+      }
+      await onSuccess(outcome, button, client, respond);
+    });
+
+  const showDecision = async (o: Extract<DecisionOutcome, { ok: true }>, b: Button, client: WebClient): Promise<void> => {
+    const { plan } = o;
+    const decision = plan.status === 'approved' ? 'approved' : 'rejected';
+    await updateMessage(client, messageOf(plan, b), renderDecision({ report: plan.report, planId: plan.planId, decision, by: b.userId, at: o.at, requestedBy: plan.requestedBy }));
+  };
+  handle('approve', approvePlan, showDecision);
+  handle('approveAll', (r, ru, id, u) => approvePlan(r, ru, id, u, new Date(), { includeOptional: true }), showDecision);
+  handle('reject', rejectPlan, showDecision);
+  handle('rollback', requestRollback, async (o, _b, _c, respond) => {
+    await tellUser(respond, `Roll back of ${o.plan.gateway} queued; the message will show the result.`);
+  });
+}

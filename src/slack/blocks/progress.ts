@@ -1,0 +1,125 @@
+/**
+ * The live progress message of a check (updated as each step ends) and the result of
+ * an apply or roll back, with a Roll back button.
+ */
+import { ACTION_IDS } from './findings.js';
+import { actions, button, code, confirmDialog, context, duration, esc, header, section, slackDate, user, value } from './kit.js';
+import { BUDGETS, LIMITS, fitLines, truncate, truncateMrkdwn } from './limits.js';
+import type { ApplyResultView, ApplyStepView, Block, ProgressStatus, ProgressStep, RenderedMessage } from './types.js';
+
+const STEP_EMOJI: Record<ProgressStatus, string> = {
+  pending: ':white_circle:',
+  running: ':hourglass_flowing_sand:',
+  done: ':white_check_mark:',
+  failed: ':x:',
+};
+
+function oneLine(s: string): string {
+  return s.replace(/\s+/g, ' ').trim();
+}
+
+/** The live-updated progress message: one line per step. */
+export function renderProgress(gateway: string, steps: readonly ProgressStep[]): RenderedMessage {
+  const gw = oneLine(gateway);
+  const lines = steps.map((s) => {
+    const detail = s.detail && s.detail.trim() !== '' ? ` — ${esc(truncate(oneLine(s.detail), BUDGETS.progressDetail))}` : '';
+    const name = s.status === 'running' ? `*${esc(oneLine(s.name))}*…` : esc(oneLine(s.name));
+    return truncateMrkdwn(`${STEP_EMOJI[s.status] ?? ':grey_question:'} ${name}${detail}`, BUDGETS.stepLine);
+  });
+  const fit = fitLines(lines, LIMITS.sectionText, (n) => `… and ${n} more step(s)`);
+  const done = steps.filter((s) => s.status === 'done').length;
+  const failed = steps.find((s) => s.status === 'failed');
+  const running = steps.find((s) => s.status === 'running');
+  const state = failed ? `failed at ${oneLine(failed.name)}` : running ? oneLine(running.name) : done === steps.length && steps.length > 0 ? 'done' : 'queued';
+  const blocks: Block[] = [
+    header(`:mag: Checking ${gw}`, 'progress_header'),
+    section(fit.text === '' ? '_Waiting for a worker…_' : fit.text, 'progress_steps'),
+    context([`${done}/${steps.length} step(s) done`], 'progress_footer'),
+  ];
+  return { text: truncate(`Checking ${gw}: ${state} (${done}/${steps.length})`, BUDGETS.fallbackText), blocks };
+}
+
+const STATUS_EMOJI: Record<string, string> = {
+  applied: ':white_check_mark:',
+  unchanged: ':heavy_minus_sign:',
+  skipped: ':fast_forward:',
+  failed: ':x:',
+  'rolled-back': ':leftwards_arrow_with_hook:',
+  'not-run': ':white_circle:',
+};
+
+const OUTCOME_TITLE: Record<string, string> = {
+  applied: ':white_check_mark: Plan applied',
+  partial: ':warning: Plan partly applied',
+  failed: ':x: Apply failed',
+  'rolled-back': ':leftwards_arrow_with_hook: Plan rolled back',
+  'rollback-failed': ':rotating_light: Roll back failed',
+};
+
+function stepResultLine(s: ApplyStepView, i: number): string {
+  const emoji = STATUS_EMOJI[s.status] ?? ':grey_question:';
+  const v = (x: string | number | null | undefined): string => code(truncate(oneLine(value(x)), BUDGETS.stepValue));
+  let line = `${emoji} ${i + 1}. ${v(s.key)}: ${v(s.before)} → ${v(s.after)} _(${esc(oneLine(s.status))})_`;
+  if (s.expected !== undefined && s.expected !== null && String(s.expected) !== String(s.after ?? '')) line += ` — wanted ${v(s.expected)}`;
+  if (s.detail && s.detail.trim() !== '') line += `\n      ${esc(oneLine(s.detail))}`;
+  return truncateMrkdwn(line, BUDGETS.stepLine);
+}
+
+/** Per-step result of an apply (or roll back), before -> after, with a Roll back button. */
+export function renderApplyResult(result: ApplyResultView): RenderedMessage {
+  if (result.planId.length === 0 || result.planId.length > LIMITS.buttonValue) throw new Error(`plan id must be 1..${LIMITS.buttonValue} characters`);
+  const gw = oneLine(result.gateway);
+  const isRollback = result.action === 'rollback';
+  const title = OUTCOME_TITLE[result.outcome] ?? `:grey_question: ${isRollback ? 'Roll back' : 'Apply'}: ${oneLine(result.outcome)}`;
+  const blocks: Block[] = [header(`${title} on ${gw}`, 'apply_header')];
+
+  const counts = result.steps.reduce<Record<string, number>>((acc, s) => ({ ...acc, [s.status]: (acc[s.status] ?? 0) + 1 }), {});
+  const summary = Object.entries(counts)
+    .map(([k, n]) => `${n} ${esc(k)}`)
+    .join(', ');
+  const meta = [
+    `Plan ${code(result.planId)}`,
+    result.by ? `by ${user(result.by)}` : '',
+    result.at ? slackDate(result.at) : '',
+    result.durationMs !== undefined ? duration(result.durationMs) : '',
+  ].filter(Boolean);
+  blocks.push(context([`${meta.join(' · ')}${summary ? ` · ${summary}` : ''}`], 'apply_meta'));
+
+  const lines = result.steps.map(stepResultLine);
+  const fit = fitLines(lines, LIMITS.sectionText, (n) => `… and ${n} more step(s)`);
+  blocks.push(section(fit.text === '' ? '_No steps._' : fit.text, 'apply_steps'));
+
+  if (result.verify && result.verify.length > 0) {
+    const vlines = result.verify.map((c) =>
+      truncateMrkdwn(`${c.ok ? ':white_check_mark:' : ':x:'} ${esc(oneLine(c.name))}${c.detail ? ` — ${esc(truncate(oneLine(c.detail), BUDGETS.progressDetail))}` : ''}`, BUDGETS.stepLine),
+    );
+    const vfit = fitLines(vlines, LIMITS.sectionText - 20, (n) => `… and ${n} more check(s)`);
+    blocks.push(section(`*Verification*\n${vfit.text}`, 'apply_verify'));
+  }
+  if (result.notes && result.notes.length > 0) {
+    const notes = result.notes.slice(0, BUDGETS.notes).map((n) => `:memo: ${esc(truncate(oneLine(n), BUDGETS.noteChars))}`);
+    if (result.notes.length > notes.length) notes.push(`… and ${result.notes.length - notes.length} more note(s)`);
+    blocks.push(context(notes, 'apply_notes'));
+  }
+
+  const changed = result.steps.some((s) => s.status === 'applied');
+  const canRollBack = result.canRollBack ?? (!isRollback && changed);
+  if (canRollBack) {
+    blocks.push(
+      actions(
+        [
+          button({
+            text: 'Roll back',
+            actionId: ACTION_IDS.rollback,
+            value: result.planId,
+            style: 'danger',
+            confirm: confirmDialog(`Roll back on ${gw}?`, `Every changed step of plan \`${esc(result.planId)}\` goes back to its value before the apply.`, 'Roll back', 'Cancel', 'danger'),
+          }),
+        ],
+        'apply_actions',
+      ),
+    );
+  }
+  const text = truncate(`${title.replace(/^:[a-z_-]+: /, '')} on ${gw}: ${summary || 'no steps'} (plan ${result.planId})`, BUDGETS.fallbackText);
+  return { text, blocks };
+}

@@ -1,0 +1,201 @@
+/**
+ * The Block Kit subset the renderers produce, and the inputs of the renderers that do
+ * not take the shared model (apply results, status, history). The block types are
+ * structurally compatible with @slack/types' KnownBlock, so they can be passed to
+ * WebClient / respond() / ack() as they are.
+ */
+import type { CheckReport } from '../../core/model.js';
+
+export interface PlainText {
+  type: 'plain_text';
+  text: string;
+  emoji?: boolean;
+}
+
+export interface Mrkdwn {
+  type: 'mrkdwn';
+  text: string;
+  verbatim?: boolean;
+}
+
+export type TextObject = PlainText | Mrkdwn;
+
+export interface ConfirmDialog {
+  title: PlainText;
+  text: TextObject;
+  confirm: PlainText;
+  deny: PlainText;
+  style?: 'primary' | 'danger';
+}
+
+export interface ButtonElement {
+  type: 'button';
+  text: PlainText;
+  action_id: string;
+  value?: string;
+  style?: 'primary' | 'danger';
+  confirm?: ConfirmDialog;
+  accessibility_label?: string;
+}
+
+export interface SectionBlock {
+  type: 'section';
+  block_id?: string;
+  text?: TextObject;
+  fields?: TextObject[];
+  expand?: boolean;
+}
+
+export interface HeaderBlock {
+  type: 'header';
+  block_id?: string;
+  text: PlainText;
+}
+
+export interface DividerBlock {
+  type: 'divider';
+  block_id?: string;
+}
+
+export interface ContextBlock {
+  type: 'context';
+  block_id?: string;
+  elements: TextObject[];
+}
+
+export interface ActionsBlock {
+  type: 'actions';
+  block_id?: string;
+  elements: ButtonElement[];
+}
+
+export type Block = SectionBlock | HeaderBlock | DividerBlock | ContextBlock | ActionsBlock;
+
+/** What every renderer returns: fallback text plus blocks, ready for chat.postMessage / chat.update / respond(). */
+export interface RenderedMessage {
+  text: string;
+  blocks: Block[];
+}
+
+/** renderFindings' result: `overflow` is the full plain-text detail when anything had to be cut. */
+export interface RenderedFindings extends RenderedMessage {
+  overflow?: string;
+}
+
+// ---- renderer inputs ---------------------------------------------------------
+
+export type ProgressStatus = 'pending' | 'running' | 'done' | 'failed';
+
+export interface ProgressStep {
+  name: string;
+  status: ProgressStatus;
+  detail?: string;
+}
+
+export interface FindingsOptions {
+  planId: string;
+  /** Slack user id of the requester. */
+  requestedBy: string;
+  /** ISO time after which the plan can no longer be approved. */
+  expiresAt: string;
+  /** Show Approve / Reject. */
+  approvable: boolean;
+}
+
+export interface DecisionInput {
+  report: CheckReport;
+  planId: string;
+  decision: 'approved' | 'rejected';
+  /** Slack user id of the approver / rejecter. */
+  by: string;
+  /** ISO time of the decision. */
+  at: string;
+  requestedBy?: string;
+  /** Optional free text (e.g. why it was rejected). */
+  reason?: string;
+}
+
+export interface ExpiredInput {
+  report: CheckReport;
+  planId: string;
+  expiresAt: string;
+  requestedBy?: string;
+}
+
+/**
+ * One step of an apply or roll back, as the apply feature reports it. Kept loose on
+ * purpose (that feature is built in parallel): unknown statuses are shown as text.
+ */
+export interface ApplyStepView {
+  key: string;
+  stepId?: string;
+  kind?: string;
+  status: 'applied' | 'unchanged' | 'skipped' | 'failed' | 'rolled-back' | 'not-run' | (string & {});
+  before?: string | number | null;
+  after?: string | number | null;
+  /** What the step wanted (shown when `after` differs, e.g. a read-only key). */
+  expected?: string | number | null;
+  detail?: string;
+}
+
+export interface ApplyCheckView {
+  name: string;
+  ok: boolean;
+  detail?: string;
+}
+
+export interface ApplyResultView {
+  planId: string;
+  gateway: string;
+  action?: 'apply' | 'rollback';
+  outcome: 'applied' | 'partial' | 'failed' | 'rolled-back' | 'rollback-failed' | (string & {});
+  /** Slack user id who approved / asked for the roll back. */
+  by?: string;
+  /** ISO time the run finished. */
+  at?: string;
+  durationMs?: number;
+  steps: ApplyStepView[];
+  verify?: ApplyCheckView[];
+  notes?: string[];
+  /** Show the Roll back button. Default: an apply that changed at least one step. */
+  canRollBack?: boolean;
+}
+
+/** Structural twin of the history store's LastCheck. */
+export interface LastCheckView {
+  at: string;
+  planId: string;
+  worst: string;
+  count: number;
+  max: number;
+  percent: number;
+  findings: string[];
+}
+
+export interface RunningJobView {
+  id: string;
+  gateway: string;
+  name: string;
+}
+
+export interface StatusInput {
+  /** The gateway asked about, or null for all. */
+  gateway: string | null;
+  lastChecks: Record<string, LastCheckView>;
+  running: RunningJobView[];
+}
+
+/** Structural twin of the history store's HistoryRecord. */
+export interface HistoryRecordView {
+  at: string;
+  gateway: string;
+  event: string;
+  actor: string;
+  planId: string | null;
+  summary: string;
+}
+
+export interface CommandHelp {
+  usage: string;
+  description: string;
+}

@@ -1,0 +1,62 @@
+/**
+ * `/conntrack` grammar, validated with zod. Anything else gets a short usage message;
+ * the text never reaches a shell (gateway names must exist in the inventory, too).
+ */
+import { z } from 'zod';
+import { gatewayNameSchema } from '../../config/inventory.js';
+
+export const MAX_COMMAND_TEXT = 200;
+
+export type ConntrackCommand =
+  | { kind: 'check'; target: { all: true } | { all: false; gateway: string } }
+  | { kind: 'status'; gateway: string | null }
+  | { kind: 'history'; gateway: string }
+  | { kind: 'apply' }
+  | { kind: 'help' };
+
+export type ParseResult = { ok: true; command: ConntrackCommand } | { ok: false; error: string };
+
+const textSchema = z
+  .string()
+  .max(MAX_COMMAND_TEXT, `command text is limited to ${MAX_COMMAND_TEXT} characters`)
+  .transform((t) => t.trim().split(/\s+/).filter(Boolean));
+
+function gateway(word: string | undefined, sub: string): { ok: true; name: string } | { ok: false; error: string } {
+  if (!word) return { ok: false, error: `\`${sub}\` needs a gateway name` };
+  const parsed = gatewayNameSchema.safeParse(word);
+  if (!parsed.success) return { ok: false, error: `"${word.slice(0, 40)}" is not a valid gateway name` };
+  return { ok: true, name: parsed.data };
+}
+
+export function parseConntrackCommand(text: string): ParseResult {
+  const words = textSchema.safeParse(text);
+  if (!words.success) return { ok: false, error: words.error.issues[0]?.message ?? 'invalid command text' };
+  const [sub, arg, ...extra] = words.data;
+  if (!sub) return { ok: false, error: 'no subcommand given' };
+  const tooMany = extra.length > 0 ? { ok: false as const, error: `unexpected "${extra.join(' ').slice(0, 40)}"` } : null;
+  switch (sub.toLowerCase()) {
+    case 'help':
+      return { ok: true, command: { kind: 'help' } };
+    case 'check': {
+      if (tooMany) return tooMany;
+      if (arg?.toLowerCase() === 'all') return { ok: true, command: { kind: 'check', target: { all: true } } };
+      const gw = gateway(arg, 'check');
+      return gw.ok ? { ok: true, command: { kind: 'check', target: { all: false, gateway: gw.name } } } : gw;
+    }
+    case 'status': {
+      if (tooMany) return tooMany;
+      if (!arg) return { ok: true, command: { kind: 'status', gateway: null } };
+      const gw = gateway(arg, 'status');
+      return gw.ok ? { ok: true, command: { kind: 'status', gateway: gw.name } } : gw;
+    }
+    case 'history': {
+      if (tooMany) return tooMany;
+      const gw = gateway(arg, 'history');
+      return gw.ok ? { ok: true, command: { kind: 'history', gateway: gw.name } } : gw;
+    }
+    case 'apply':
+      return { ok: true, command: { kind: 'apply' } };
+    default:
+      return { ok: false, error: `unknown subcommand "${sub.slice(0, 30)}"` };
+  }
+}

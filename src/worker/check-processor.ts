@@ -1,0 +1,103 @@
+/**
+ * The check job: take the gateway (one job per gateway at a time), run the check
+ * over SSH with live progress, store the plan, publish findings, record history.
+ */
+import { DelayedError, UnrecoverableError, type Job } from 'bullmq';
+import { SEVERITY_RANK } from '../analysis/analyze.js';
+import { findGateway, type Inventory } from '../config/inventory.js';
+import type { CheckReport, Severity } from '../core/model.js';
+import { CHECK_STEPS, CHECK_STEP_LABELS, runCheck, type SessionProvider } from '../check/run-check.js';
+import { GatewayError } from '../gateway/errors.js';
+import { checkJobSchema, type CheckJob, type CheckResult } from '../queue/jobs.js';
+import type { GatewayLocks } from '../store/gateway-lock.js';
+import type { HistoryStore } from '../store/history-store.js';
+import type { PlanStore } from '../store/plan-store.js';
+import type { CheckPublisher, StepState } from './publisher.js';
+
+export interface CheckDeps {
+  inventory: () => Inventory;
+  sessions: SessionProvider;
+  plans: PlanStore;
+  history: HistoryStore;
+  locks: GatewayLocks;
+  publisherFor: (job: CheckJob) => CheckPublisher;
+  planTtlMinutes: number;
+  /** How long to wait before re-trying a job whose gateway is busy. */
+  busyRetryMs?: number;
+}
+
+/** The most severe finding of a report (findings are sorted by analyze(), but do not rely on it). */
+export function worstSeverity(report: CheckReport): Severity {
+  return report.findings.reduce<Severity>((worst, f) => (SEVERITY_RANK[f.severity] < SEVERITY_RANK[worst] ? f.severity : worst), 'ok');
+}
+
+export function createCheckProcessor(deps: CheckDeps) {
+  return async (job: Job<CheckJob, CheckResult>, token?: string): Promise<CheckResult> => {
+    const data = checkJobSchema.parse(job.data);
+    const lock = await deps.locks.tryAcquire(data.gateway, job.id ?? 'unknown');
+    if (!lock) {
+      // Another job works on this gateway: come back later without using up an attempt.
+      await job.moveToDelayed(Date.now() + (deps.busyRetryMs ?? 2_000), token);
+      throw new DelayedError();
+    }
+    const publisher = deps.publisherFor(data);
+    const steps: StepState[] = CHECK_STEPS.map((s) => ({ name: CHECK_STEP_LABELS[s], status: 'pending' }));
+    try {
+      const config = findGateway(deps.inventory(), data.gateway);
+      await publisher.progress(data.gateway, steps);
+      const report = await runCheck({
+        gatewayName: data.gateway,
+        config,
+        sessions: deps.sessions,
+        onProgress: async (event) => {
+          const state = steps[CHECK_STEPS.indexOf(event.step)];
+          if (state) {
+            state.status = event.status;
+            state.detail = event.detail;
+          }
+          await job.updateProgress({ step: event.step, status: event.status, detail: event.detail ?? '' });
+          await publisher.progress(data.gateway, steps);
+        },
+      });
+      const plan = await deps.plans.create({
+        report,
+        requestedBy: data.requestedBy,
+        origin: data.origin,
+        ttlMinutes: deps.planTtlMinutes,
+      });
+      const message = await publisher.findings(report, plan);
+      if (message) await deps.plans.setMessage(plan.planId, message);
+      const worst = worstSeverity(report);
+      await deps.history.setLastCheck(data.gateway, {
+        at: report.checkedAt,
+        planId: plan.planId,
+        worst,
+        count: report.conntrack.count,
+        max: report.conntrack.max,
+        percent: report.conntrack.percent,
+        findings: report.findings.map((f) => f.id),
+      });
+      await deps.history.record({
+        at: report.checkedAt,
+        gateway: data.gateway,
+        event: 'check',
+        actor: data.requestedBy,
+        planId: plan.planId,
+        summary: `${worst}: ${report.conntrack.count}/${report.conntrack.max} (${report.conntrack.percent}%), ${report.findings.map((f) => f.id).join(', ')}`,
+      });
+      return { planId: plan.planId, gateway: data.gateway, worst, findings: report.findings.length, steps: report.plan.steps.length };
+    } catch (err) {
+      const hint = err instanceof GatewayError ? err.hint : undefined;
+      // Retrying cannot fix a wrong pin, a rejected key, a bad inventory or a parser bug.
+      const permanent = !(err instanceof GatewayError) || ['host-key-mismatch', 'auth', 'config'].includes(err.kind);
+      const lastAttempt = permanent || job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
+      if (lastAttempt) await publisher.failed(data.gateway, steps, (err as Error).message, hint);
+      // The hint travels in the message: the terminal only sees the job's failedReason.
+      const message = hint ? `${(err as Error).message}\nhint: ${hint}` : (err as Error).message;
+      if (permanent) throw new UnrecoverableError(message);
+      throw new Error(message);
+    } finally {
+      await lock.release();
+    }
+  };
+}

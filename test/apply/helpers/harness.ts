@@ -1,0 +1,101 @@
+/**
+ * Shared wiring for apply tests on real gateways: an embedded Redis, the stores under
+ * a unique prefix, a warm SSH pool, and plans built from a REAL check report of the
+ * gateway with the steps under test (same param contract as src/plan/compute*.ts).
+ */
+import { randomUUID } from 'node:crypto';
+import type { Redis } from 'ioredis';
+import type { GatewayConfig } from '../../../src/config/inventory.js';
+import type { CheckReport, PlanStep } from '../../../src/core/model.js';
+import { runCheck } from '../../../src/check/run-check.js';
+import { ApplyEngine } from '../../../src/apply/engine.js';
+import { ApplyRecordStore } from '../../../src/apply/store.js';
+import { SessionPool } from '../../../src/gateway/session-pool.js';
+import { startEmbeddedRedis, type RedisHandle } from '../../../src/infra/redis.js';
+import { openQueues, type Queues } from '../../../src/queue/producer.js';
+import { GatewayLocks } from '../../../src/store/gateway-lock.js';
+import { HistoryStore } from '../../../src/store/history-store.js';
+import { PlanStore, type PlanRecord } from '../../../src/store/plan-store.js';
+
+export interface Harness {
+  redisHandle: RedisHandle;
+  redis: Redis;
+  prefix: string;
+  plans: PlanStore;
+  history: HistoryStore;
+  locks: GatewayLocks;
+  records: ApplyRecordStore;
+  queues: Queues;
+  pool: SessionPool;
+  engine: ApplyEngine;
+  gateway: string;
+  config: GatewayConfig;
+  close(): Promise<void>;
+}
+
+export async function openHarness(gateway: string, config: GatewayConfig, opts: { redisHandle?: RedisHandle } = {}): Promise<Harness> {
+  const redisHandle = opts.redisHandle ?? (await startEmbeddedRedis());
+  const redis = redisHandle.connect();
+  const prefix = `{cto-apply-test-${randomUUID().slice(0, 8)}}`;
+  const pool = new SessionPool({ healthIntervalMs: 5_000 });
+  await pool.watch(gateway, config);
+  const plans = new PlanStore(redis, prefix);
+  const history = new HistoryStore(redis, prefix);
+  const locks = new GatewayLocks(redis, prefix);
+  const records = new ApplyRecordStore(redis, prefix);
+  const queues = openQueues(redis, prefix);
+  const inventory = { gateways: { [gateway]: config } };
+  const engine = new ApplyEngine({
+    inventory: () => inventory,
+    sessions: pool.provider,
+    plans,
+    history,
+    locks,
+    records,
+    queues,
+    followUpDelayMs: 300_000,
+  });
+  return {
+    redisHandle,
+    redis,
+    prefix,
+    plans,
+    history,
+    locks,
+    records,
+    queues,
+    pool,
+    engine,
+    gateway,
+    config,
+    async close() {
+      pool.close();
+      await queues.close();
+      redis.disconnect();
+      // BullMQ's connections close asynchronously: let them go before Redis stops.
+      await new Promise((r) => setTimeout(r, 500));
+      if (!opts.redisHandle) await redisHandle.stop();
+    },
+  };
+}
+
+export async function checkReport(h: Harness): Promise<CheckReport> {
+  return runCheck({ gatewayName: h.gateway, config: h.config, sessions: h.pool.provider });
+}
+
+/** Store a plan with these steps on top of a real report, and approve it (as the Slack side does). */
+export async function approvedPlan(h: Harness, report: CheckReport, steps: PlanStep[], approver = 'U-approver'): Promise<PlanRecord> {
+  const plan = await h.plans.create({
+    report: { ...report, plan: { steps, notes: ['test plan'] } },
+    requestedBy: 'U-requester',
+    origin: { kind: 'cli' },
+    ttlMinutes: 30,
+  });
+  const t = await h.plans.transition(plan.planId, ['pending'], 'approved', { actor: approver, checkExpiry: true });
+  if (!t.ok) throw new Error(`cannot approve ${plan.planId}: ${t.current}`);
+  return plan;
+}
+
+export function sysctlStep(id: string, key: string, current: number, proposed: number, writable = true): PlanStep {
+  return { id, kind: 'sysctl', key, current: String(current), proposed: String(proposed), why: 'test', writable, optional: false, params: { value: proposed } };
+}

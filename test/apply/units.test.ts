@@ -1,0 +1,127 @@
+/**
+ * The pure parts of the apply feature: idle selection, parsers of gateway output, the
+ * sudoers allow-list (current, accepted by visudo, one command per privileged operation).
+ */
+import { execFileSync } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { parseApplyState, parseConntrackS } from '../../src/apply/gateway-io.js';
+import { parseEstablished, selectIdle, NETLINK_DELETE_SCRIPT } from '../../src/apply/idle-delete.js';
+import { modprobeFileFor, parseModprobeHashsize, parseSysctlText, sysctlFileFor } from '../../src/apply/persist.js';
+import { parseNftTable } from '../../src/apply/rules.js';
+import { DOC_EXAMPLE, renderSudoers, shellWords } from '../../src/apply/sudoers.js';
+import { commands } from '../../src/gateway/commands.js';
+
+describe('idle selection', () => {
+  const listing = [
+    'tcp      6 342000 ESTABLISHED src=198.18.0.2 dst=198.19.0.2 sport=1000 dport=80 src=198.19.0.2 dst=198.19.0.1 sport=80 dport=1000 [ASSURED] mark=0 use=1 id=11',
+    'tcp      6 431000 ESTABLISHED src=198.18.0.2 dst=198.19.0.2 sport=1001 dport=80 src=198.19.0.2 dst=198.19.0.1 sport=80 dport=1001 [ASSURED] mark=0 use=1 id=12',
+    'tcp      6 3000 ESTABLISHED src=198.18.0.2 dst=198.19.0.2 sport=1002 dport=80 src=198.19.0.2 dst=198.19.0.1 sport=80 dport=1002 [ASSURED] mark=0 zone=7 use=1 id=13',
+    'tcp      6 100 ESTABLISHED src=2001:2::2 dst=2001:2::9 sport=1003 dport=443 [UNREPLIED] src=2001:2::9 dst=2001:2::2 sport=443 dport=1003 mark=0 use=1 id=14',
+    'garbage line',
+  ].join('\n');
+
+  it('parses tuples, zone and id; counts what it cannot parse', () => {
+    const { entries, unparsed } = parseEstablished(listing);
+    expect(unparsed).toBe(1);
+    expect(entries).toHaveLength(4);
+    expect(entries[2]).toMatchObject({ src: '198.18.0.2', sport: 1002, zone: 7, id: 13, remaining: 3000 });
+    expect(entries[3]).toMatchObject({ src: '2001:2::2', dport: 443 });
+  });
+
+  it('deletes only entries refreshed under the old timeout and idle longer than the new one', () => {
+    const { entries } = parseEstablished(listing);
+    const picked = selectIdle(entries, 432000, 3600).map((e) => e.sport);
+    // 1000: idle 25 h -> delete; 1001: idle 1000 s -> keep; 1002/1003: remaining <= new timeout -> keep.
+    expect(picked).toEqual([1000]);
+  });
+
+  it('the netlink script can travel in single quotes', () => {
+    expect(NETLINK_DELETE_SCRIPT).not.toContain("'");
+    expect(() => commands.netlinkDelete(NETLINK_DELETE_SCRIPT)).not.toThrow();
+  });
+});
+
+describe('gateway output parsers', () => {
+  it('sums conntrack -S over CPUs', () => {
+    const s = parseConntrackS('cpu=0 found=1 invalid=2 insert=0 insert_failed=3 drop=4 early_drop=5 error=0 search_restart=0 clash_resolve=0 chaintoolong=0\ncpu=1 found=1 invalid=0 insert=0 insert_failed=0 drop=6 early_drop=0 error=0 search_restart=0 clash_resolve=0 chaintoolong=0\n');
+    expect(s).toMatchObject({ found: 2, drop: 10, early_drop: 5, insert_failed: 3 });
+  });
+
+  it('reads the apply state script output', () => {
+    const st = parseApplyState(
+      'sysctl nf_conntrack_max 262144\nsysctl nf_conntrack_tcp_timeout_established 432000\nsysctl nf_conntrack_x 1 2\nhashsize 65536\nmem MemTotal: 1000 kB\nmem MemAvailable: 500 kB\nslab 320\nnetns net:[4026531840]\nconntrack-tool yes\npython3 no\niptables yes\nnft yes\nnow 1700000000\n',
+    );
+    expect(st.sysctl).toEqual({ nf_conntrack_max: 262144, nf_conntrack_tcp_timeout_established: 432000 });
+    expect(st).toMatchObject({ hashsize: 65536, memTotalKb: 1000, slabBytes: 320, hasPython3: false, hasNft: true });
+  });
+
+  it('finds our nft rules and their handles', () => {
+    const text = [
+      'table inet conntrack_ops { # handle 9',
+      '\tchain prerouting { # handle 1',
+      '\t\ttype filter hook prerouting priority raw; policy accept;',
+      '\t\tip saddr 198.18.0.1 tcp dport 22 notrack comment "conntrack-ops:mgmt-ssh" # handle 3',
+      '\t}',
+      '\tchain output { # handle 2',
+      '\t\ttype filter hook output priority raw; policy accept;',
+      '\t}',
+      '}',
+    ].join('\n');
+    expect(parseNftTable(text)).toEqual([{ chain: 'prerouting', body: 'ip saddr 198.18.0.1 tcp dport 22 notrack comment "conntrack-ops:mgmt-ssh"', handle: 3 }]);
+  });
+
+  it('managed files carry the plan id and round-trip', () => {
+    const text = sysctlFileFor('plan-1234', new Map([['nf_conntrack_max', 524288]]));
+    expect(text.split('\n')[0]).toBe('# managed by conntrack-ops, plan plan-1234');
+    expect(parseSysctlText(text).get('nf_conntrack_max')).toBe(524288);
+    expect(() => parseSysctlText('kernel.panic = 1')).toThrow();
+    expect(parseModprobeHashsize(modprobeFileFor('plan-1234', 131072))).toBe(131072);
+  });
+});
+
+describe('sudoers allow-list', () => {
+  it('docs/sudoers.conntrack-ops is the current rendering of the templates', () => {
+    expect(readFileSync('docs/sudoers.conntrack-ops', 'utf8')).toBe(renderSudoers(DOC_EXAMPLE));
+  });
+
+  it('visudo accepts it', () => {
+    const visudo = ['/usr/sbin/visudo', '/sbin/visudo'].find((p) => existsSync(p));
+    if (!visudo) return; // sudo not installed here: the syntax check runs where it is
+    execFileSync(visudo, ['-c', '-q', '-f', 'docs/sudoers.conntrack-ops']);
+  });
+
+  it('every privileged apply template is one command line (no sh -c, no &&)', () => {
+    const rule = { family: 'ipv4' as const, chain: 'PREROUTING' as const, saddr: '198.18.0.1', proto: 'tcp' as const, dport: 22, tag: 'conntrack-ops:mgmt-ssh' as const };
+    const all = [
+      commands.setSysctl('nf_conntrack_max', 1).command,
+      commands.writeHashsize(4096).command,
+      commands.writeManagedFile('sysctl', 'x\n').write.command,
+      commands.writeManagedFile('modprobe', 'x\n').install,
+      commands.iptablesNotrack('add', rule),
+      commands.nftAddRule(rule),
+      commands.nftAddChain('output'),
+      commands.conntrackLoadFile(),
+      commands.listEstablished(),
+      commands.testWritableSysctl('nf_conntrack_max'),
+    ];
+    for (const c of all) {
+      expect(c.privileged).toBe(true);
+      // Outside single quotes: no second command, no substitution.
+      expect(c.shell.replace(/'[^']*'/g, "''")).not.toMatch(/sh -c|&&|\|\||;|\||\$\(|`/);
+      expect(shellWords(c.shell).length).toBeGreaterThan(1);
+    }
+  });
+});
+
+describe('follow-up verdict', () => {
+  it('says whether drops stopped since the verify', async () => {
+    const { followUpVerdict } = await import('../../src/apply/engine.js');
+    const followUp = { jobId: 'j', dueAt: '2026-01-01T00:05:00Z', baseline: { at: '2026-01-01T00:00:00Z', drop: 10, earlyDrop: 0, insertFailed: 0, tableFullLines: 0 } };
+    const stats = { found: 0, invalid: 0, insert: 0, insert_failed: 0, drop: 10, early_drop: 0, error: 0, search_restart: 0, clash_resolve: 0, chaintoolong: 0 };
+    expect(followUpVerdict(followUp, stats, 0).stopped).toBe(true);
+    const still = followUpVerdict(followUp, { ...stats, drop: 25 }, 3);
+    expect(still.stopped).toBe(false);
+    expect(still.summary).toMatch(/drop \+15/);
+  });
+});

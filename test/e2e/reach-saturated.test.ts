@@ -1,0 +1,71 @@
+/**
+ * Issue "reach a saturated gateway": a table full of assured entries drops the SYN of
+ * every new SSH connection. The warm session still runs the check; the plan's
+ * management-SSH NOTRACK step, applied over that session, lets new connections in while
+ * the table stays full.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runCheck } from '../../src/check/run-check.js';
+import { commands } from '../../src/gateway/commands.js';
+import { GatewayError } from '../../src/gateway/errors.js';
+import { GatewaySession } from '../../src/gateway/ssh-session.js';
+import { conntrackCount, fillScenario, labDown, labUp, stopHold, type Lab } from '../../src/lab/index.js';
+import { approvedPlan, openHarness, type Harness } from '../apply/helpers/harness.js';
+
+let lab: Lab;
+let h: Harness;
+
+beforeAll(async () => {
+  lab = await labUp({ clients: 2, sourcesPerClient: 4 });
+  h = await openHarness(lab.name, lab.inventoryEntry);
+  await h.pool.watch(lab.name, lab.inventoryEntry);
+}, 120_000);
+
+afterAll(async () => {
+  if (lab) await stopHold(lab).catch(() => 0);
+  await h?.close();
+  if (lab) await labDown(lab);
+});
+
+async function newConnection(): Promise<GatewaySession> {
+  return GatewaySession.connect(lab.name, { ...lab.inventoryEntry, connectTimeoutMs: 4000 });
+}
+
+describe('reaching a saturated gateway', () => {
+  it('full table: a new SSH connection times out with the saturation hint; the warm session still checks; NOTRACK lets new sessions in', async () => {
+    await fillScenario(lab, ['saturated'], { holdMs: 120_000 });
+    expect(await conntrackCount(lab)).toBeGreaterThanOrEqual(262_144 - 64);
+
+    const refused = await newConnection().then(
+      (s) => {
+        s.close();
+        return null;
+      },
+      (err: unknown) => err,
+    );
+    expect(refused).toBeInstanceOf(GatewayError);
+    expect((refused as GatewayError).kind).toBe('timeout');
+    expect((refused as GatewayError).hint).toMatch(/table full/);
+
+    expect(h.pool.isWarm(lab.name)).toBe(true);
+    const report = await runCheck({ gatewayName: lab.name, config: lab.inventoryEntry, sessions: h.pool.provider });
+    expect(report.findings.find((f) => f.id === 'table-saturated')?.severity).toBe('critical');
+    const exempt = report.plan.steps.find((s) => s.kind === 'notrack-management');
+    expect(exempt?.optional).toBe(true);
+    expect(exempt?.why).toMatch(/NAT/);
+
+    const plan = await approvedPlan(h, report, exempt ? [exempt] : []);
+    const out = await h.engine.apply(plan.planId, { actor: 'U-approver', optionalSteps: ['notrack-management'] });
+    expect(out.outcome, out.message).toBe('applied');
+
+    // The table is still full, and a brand-new SSH connection now gets in.
+    expect(await conntrackCount(lab)).toBeGreaterThanOrEqual(262_144 - 1024);
+    const fresh = await newConnection();
+    try {
+      const r = await fresh.exec(commands.countEntries());
+      expect(Number(r.stdout.trim())).toBeGreaterThanOrEqual(262_144 - 1024);
+    } finally {
+      fresh.close();
+    }
+  });
+});
