@@ -21,6 +21,7 @@ import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
 import { z } from 'zod';
 import { gatewayConfigSchema, inventorySchema, type GatewayConfig } from '../config/inventory.js';
 import { conntrackStatsSchema, type ConntrackStats } from '../core/model.js';
+import { NETLINK_DELETE_SCRIPT } from '../apply/idle-delete.js';
 import { LabCommandError, netnsInode, nsRun, pidAlive, run, sleep, type RunResult } from './exec.js';
 import {
   labOfResource,
@@ -512,6 +513,23 @@ export function gatewayExec(lab: Lab | LabState, argv: string[], opts: { input?:
 export async function conntrackCount(lab: Lab | LabState): Promise<number> {
   const r = await gatewayExec(lab, ['cat', '/proc/sys/net/netfilter/nf_conntrack_count']);
   return Number(r.stdout.trim());
+}
+
+/**
+ * Deletes every entry without [ASSURED] (the ones the kernel may evict for a new flow when
+ * the table is full) by exact tuple over netlink, with the apply engine's deleter. Returns
+ * how many there were and how many went.
+ */
+export async function deleteUnassured(lab: Lab | LabState): Promise<{ unassured: number; deleted: number }> {
+  const list = await gatewayExec(lab, ['sh', '-c', 'conntrack -L 2>/dev/null | grep -v "\\[ASSURED\\]"'], { check: false });
+  const tuples = list.stdout.split('\n').flatMap((line) => {
+    const m = /^\S+\s+(\d+)\s.*?\bsrc=(\S+) dst=(\S+) sport=(\d+) dport=(\d+)/.exec(line);
+    return m ? [`${m[1]} ${m[2]} ${m[3]} ${m[4]} ${m[5]} - -`] : [];
+  });
+  const unassured = list.stdout.split('\n').filter((l) => l.trim()).length;
+  if (tuples.length === 0) return { unassured, deleted: 0 };
+  const r = await gatewayExec(lab, ['python3', '-I', '-c', NETLINK_DELETE_SCRIPT], { input: tuples.join('\n') + '\n' });
+  return { unassured, deleted: Number(/deleted=(\d+)/.exec(r.stdout)?.[1] ?? 0) };
 }
 
 export async function conntrackMax(lab: Lab | LabState): Promise<number> {

@@ -22,7 +22,7 @@ import { createInterface } from 'node:readline';
 import { z } from 'zod';
 import type { ConntrackStats } from '../core/model.js';
 import { netnsGuard, netnsInode, sleep } from './exec.js';
-import { conntrackCount, conntrackMax, conntrackStats, openLab, tableFullLines, type Lab } from './lab.js';
+import { conntrackCount, conntrackMax, conntrackStats, openLab, tableFullLines, deleteUnassured, type Lab } from './lab.js';
 import { readState, withLock, writeState, type LabState } from './state.js';
 import { splitByFlows, tcpRun, udpFlood, udpFloodHold, type FlowGroup, type FloodOutput, type GeneratorKind } from './traffic.js';
 
@@ -336,6 +336,20 @@ export async function fillScenario(
           detail: outs.map((x) => x.passes.map((p) => `${p.sent}@${p.ms.toFixed(0)}ms`).join('+')).join(' | '),
         }));
       };
+      // A saturated table must be all ASSURED entries: the kernel evicts unassured ones for
+      // new flows, so it would neither log "table full" nor refuse new SSH. Seen on a loaded
+      // CI run: thousands of fill entries vanished before their second packet, and the
+      // server's late replies then made unreplied entries of their own. So: delete whatever
+      // is unassured (exact tuples) and top up with fresh flows, until little is left.
+      const repairUnassured = async () => {
+        for (let attempt = 0; attempt < 3; attempt++) {
+          const gone = await phase('delete-unassured', () => deleteUnassured(lab), (d) => ({ flows: d.deleted, detail: `${d.unassured} unassured` }));
+          if (gone.unassured === 0) return;
+          const need = max - (await conntrackCount(lab)) - o.saturatedMargin;
+          if (need > 0) await round('assured-top-up', need);
+          if (gone.unassured <= Math.max(64, max * 0.001)) return;
+        }
+      };
       if (!sat) {
         await round('heavy-hitter', o.heavyHitterFlows);
       } else {
@@ -345,6 +359,7 @@ export async function fillScenario(
           if (need <= 0) break;
           await round(r === 0 ? 'assured-fill' : 'assured-top-up', need);
         }
+        await repairUnassured();
       }
       if (hh) result.heavyHitter = { ip: hitterIp, flows: hitterFlows.n, share: o.heavyHitterShare };
       let topUps = 0;

@@ -31,21 +31,33 @@ async function newConnection(): Promise<GatewaySession> {
   return GatewaySession.connect(lab.name, { ...lab.inventoryEntry, connectTimeoutMs: 4000 });
 }
 
+/** A new SSH connection: null when it got in, else why not. */
+async function attempt(): Promise<Error | null> {
+  return newConnection().then(
+    (s) => {
+      s.close();
+      return null;
+    },
+    (err: unknown) => (err instanceof Error ? err : new Error(String(err))),
+  );
+}
+
 describe('reaching a saturated gateway', () => {
   it('full table: a new SSH connection times out with the saturation hint; the warm session still checks; NOTRACK lets new sessions in', async () => {
     await fillScenario(lab, ['saturated'], { holdMs: 120_000 });
     expect(await conntrackCount(lab)).toBeGreaterThanOrEqual(262_144 - 64);
 
-    const refused = await newConnection().then(
-      (s) => {
-        s.close();
-        return null;
-      },
-      (err: unknown) => err,
-    );
-    expect(refused).toBeInstanceOf(GatewayError);
-    expect((refused as GatewayError).kind).toBe('timeout');
-    expect((refused as GatewayError).hint).toMatch(/table full/);
+    // Four new connections at once. Now and then a slot frees up (an earlier session's
+    // entry expires) and a SYN takes it before the generator's next knock: so "most are
+    // refused", not "all" (measured: 0-1 of 6 got in). Every refusal is a timeout with the hint.
+    const before = await Promise.all([1, 2, 3, 4].map(() => attempt()));
+    const refused = before.filter((r) => r !== null);
+    expect(refused.length, JSON.stringify(before.map((r) => r?.message ?? 'connected'))).toBeGreaterThanOrEqual(2);
+    for (const err of refused) {
+      expect(err).toBeInstanceOf(GatewayError);
+      expect((err as GatewayError).kind).toBe('timeout');
+      expect((err as GatewayError).hint).toMatch(/table full/);
+    }
 
     expect(h.pool.isWarm(lab.name)).toBe(true);
     const report = await runCheck({ gatewayName: lab.name, config: lab.inventoryEntry, sessions: h.pool.provider });
@@ -60,12 +72,14 @@ describe('reaching a saturated gateway', () => {
 
     // The table is still full, and a brand-new SSH connection now gets in.
     expect(await conntrackCount(lab)).toBeGreaterThanOrEqual(262_144 - 1024);
-    const fresh = await newConnection();
+    const after = await Promise.all([1, 2, 3, 4].map(() => newConnection()));
     try {
-      const r = await fresh.exec(commands.countEntries());
-      expect(Number(r.stdout.trim())).toBeGreaterThanOrEqual(262_144 - 1024);
+      for (const fresh of after) {
+        const r = await fresh.exec(commands.countEntries());
+        expect(Number(r.stdout.trim())).toBeGreaterThanOrEqual(262_144 - 1024);
+      }
     } finally {
-      fresh.close();
+      for (const fresh of after) fresh.close();
     }
   });
 });
