@@ -655,7 +655,13 @@ export class ApplyEngine {
     const delayMs = this.deps.followUpDelayMs ?? 5 * 60_000;
     const jobId = await enqueueCheck(
       this.deps.queues,
-      { gateway: plan.gateway, requestedBy: opts.actor, requestId: `followup-${plan.planId}`, origin: opts.origin ?? plan.origin },
+      {
+        gateway: plan.gateway,
+        requestedBy: opts.actor,
+        requestId: `followup-${plan.planId}`,
+        origin: followUpOrigin(plan, opts.origin ?? plan.origin),
+        followUpOf: plan.planId,
+      },
       { delayMs },
     );
     const followUp: FollowUp = {
@@ -912,16 +918,8 @@ async function allLive(s: GatewaySession, values: Map<string, number>): Promise<
   return true;
 }
 
-/** Drops and "table full" lines since a follow-up baseline: did the apply stop them? */
-export function followUpVerdict(followUp: FollowUp, stats: ConntrackStats, tableFullLinesSinceApply: number): { stopped: boolean; summary: string } {
-  const drop = stats.drop - followUp.baseline.drop;
-  const early = stats.early_drop - followUp.baseline.earlyDrop;
-  const insertFailed = stats.insert_failed - followUp.baseline.insertFailed;
-  const stopped = drop <= 0 && tableFullLinesSinceApply <= followUp.baseline.tableFullLines;
-  return {
-    stopped,
-    summary: stopped
-      ? `Drops stopped: no new drop since the apply verify at ${followUp.baseline.at} (early_drop +${Math.max(0, early)}, insert_failed +${Math.max(0, insertFailed)}).`
-      : `Still dropping: drop +${drop}, early_drop +${early}, insert_failed +${insertFailed} since ${followUp.baseline.at}.`,
-  };
+/** A follow-up from Slack goes into the thread of the applied plan's message. */
+function followUpOrigin(plan: PlanRecord, origin: Origin): Origin {
+  if (origin.kind !== 'slack' || !plan.message) return origin;
+  return { kind: 'slack', channel: plan.message.channel, threadTs: origin.threadTs ?? plan.message.ts };
 }

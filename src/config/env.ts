@@ -35,6 +35,8 @@ export const envSchema = z.object({
   ALLOW_SELF_APPROVAL: bool,
   PLAN_TTL_MINUTES: z.coerce.number().int().min(1).max(24 * 60).default(30),
   INCIDENT_CHANNEL: z.string().optional(),
+  /** Seconds after a verified apply until the follow-up check that says whether drops stopped. */
+  FOLLOW_UP_DELAY_SECONDS: z.coerce.number().int().min(1).max(24 * 3600).default(300),
   WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(4),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });

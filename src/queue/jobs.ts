@@ -28,6 +28,8 @@ export const checkJobSchema = z.object({
   /** Stable id of the request (Slack trigger id, CLI invocation id): same request, same job. */
   requestId: requestIdSchema,
   origin: originSchema,
+  /** Set on the check queued a few minutes after an apply: says whether that plan's apply stopped the drops. */
+  followUpOf: z.string().regex(/^[A-Za-z0-9-]{8,64}$/).optional(),
 });
 export type CheckJob = z.infer<typeof checkJobSchema>;
 
@@ -37,6 +39,8 @@ export const checkResultSchema = z.object({
   worst: z.string(),
   findings: z.number(),
   steps: z.number(),
+  /** For a follow-up check: did the apply stop the drops? */
+  followUp: z.object({ planId: z.string(), stopped: z.boolean(), summary: z.string() }).optional(),
 });
 export type CheckResult = z.infer<typeof checkResultSchema>;
 

@@ -8,7 +8,7 @@ import { z } from 'zod';
 export const historyRecordSchema = z.object({
   at: z.string(),
   gateway: z.string(),
-  event: z.enum(['check', 'approved', 'rejected', 'expired', 'applied', 'apply-failed', 'rolled-back', 'rollback-failed', 'refused']),
+  event: z.enum(['check', 'approved', 'rejected', 'expired', 'applied', 'apply-failed', 'rolled-back', 'rollback-failed', 'refused', 'follow-up']),
   actor: z.string(),
   planId: z.string().nullable(),
   /** One line: what the outcome was (severity, counts, failing step...). */

@@ -3,6 +3,8 @@
  * over SSH with live progress, store the plan, publish findings, record history.
  */
 import { DelayedError, UnrecoverableError, type Job } from 'bullmq';
+import { followUpVerdict } from '../apply/follow-up.js';
+import type { FollowUp } from '../apply/model.js';
 import { SEVERITY_RANK } from '../analysis/analyze.js';
 import { findGateway, type Inventory } from '../config/inventory.js';
 import type { CheckReport, Severity } from '../core/model.js';
@@ -24,6 +26,8 @@ export interface CheckDeps {
   planTtlMinutes: number;
   /** How long to wait before re-trying a job whose gateway is busy. */
   busyRetryMs?: number;
+  /** The baselines stored at apply time, for follow-up checks (ApplyRecordStore). */
+  followUps?: { followUp(planId: string): Promise<FollowUp | null> };
 }
 
 /** The most severe finding of a report (findings are sorted by analyze(), but do not rely on it). */
@@ -85,7 +89,8 @@ export function createCheckProcessor(deps: CheckDeps) {
         planId: plan.planId,
         summary: `${worst}: ${report.conntrack.count}/${report.conntrack.max} (${report.conntrack.percent}%), ${report.findings.map((f) => f.id).join(', ')}`,
       });
-      return { planId: plan.planId, gateway: data.gateway, worst, findings: report.findings.length, steps: report.plan.steps.length };
+      const followUp = data.followUpOf ? await reportFollowUp(deps, data, data.followUpOf, report, publisher) : undefined;
+      return { planId: plan.planId, gateway: data.gateway, worst, findings: report.findings.length, steps: report.plan.steps.length, ...(followUp ? { followUp } : {}) };
     } catch (err) {
       const hint = err instanceof GatewayError ? err.hint : undefined;
       // Retrying cannot fix a wrong pin, a rejected key, a bad inventory or a parser bug.
@@ -100,4 +105,27 @@ export function createCheckProcessor(deps: CheckDeps) {
       await lock.release();
     }
   };
+}
+
+/** Compare the follow-up check with the counters read when the apply was verified; tell and record it. */
+async function reportFollowUp(
+  deps: CheckDeps,
+  job: CheckJob,
+  appliedPlanId: string,
+  report: CheckReport,
+  publisher: CheckPublisher,
+): Promise<CheckResult['followUp']> {
+  const baseline = await deps.followUps?.followUp(appliedPlanId);
+  if (!baseline) return undefined; // the apply record expired (14 days): nothing to compare with
+  const verdict = followUpVerdict(baseline, report);
+  await publisher.followUp(job.gateway, appliedPlanId, verdict);
+  await deps.history.record({
+    at: report.checkedAt,
+    gateway: job.gateway,
+    event: 'follow-up',
+    actor: job.requestedBy,
+    planId: appliedPlanId,
+    summary: verdict.summary,
+  });
+  return { planId: appliedPlanId, stopped: verdict.stopped, summary: verdict.summary };
 }

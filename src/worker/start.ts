@@ -6,6 +6,7 @@ import { Worker } from 'bullmq';
 import { logger } from '../infra/logger.js';
 import { QUEUES, type ApplyJob, type CheckJob, type CheckResult } from '../queue/jobs.js';
 import type { Runtime } from '../runtime.js';
+import { ApplyRecordStore } from '../apply/store.js';
 import { SessionPool } from '../gateway/session-pool.js';
 import { createCheckProcessor } from './check-processor.js';
 import { silentPublisher, type CheckPublisher } from './publisher.js';
@@ -38,6 +39,7 @@ export function startWorkers(rt: Runtime, opts: WorkerOptions = {}): RunningWork
       locks: rt.locks,
       publisherFor: opts.publishers?.check ?? (() => silentPublisher),
       planTtlMinutes: rt.env.PLAN_TTL_MINUTES,
+      followUps: new ApplyRecordStore(rt.redis, rt.env.QUEUE_PREFIX),
     }),
     { connection, prefix: rt.env.QUEUE_PREFIX, concurrency },
   );
@@ -54,6 +56,7 @@ export function startWorkers(rt: Runtime, opts: WorkerOptions = {}): RunningWork
       publisherFor: opts.publishers?.apply,
       // The delayed follow-up check after an apply (did the drops stop?).
       queues: rt.queues,
+      followUpDelayMs: rt.env.FOLLOW_UP_DELAY_SECONDS * 1000,
     }),
     // Applies change gateways: one at a time per process, and a stalled apply is never silently re-run.
     { connection, prefix: rt.env.QUEUE_PREFIX, concurrency: 1, maxStalledCount: 0 },

@@ -1,6 +1,7 @@
 /**
  * The pure parts of the apply feature: idle selection, parsers of gateway output, the
- * sudoers allow-list (current, accepted by visudo, one command per privileged operation).
+ * sudoers allow-list (current, accepted by visudo, one command per privileged operation),
+ * the follow-up verdict.
  */
 import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
@@ -11,6 +12,10 @@ import { modprobeFileFor, parseModprobeHashsize, parseSysctlText, sysctlFileFor 
 import { parseNftTable } from '../../src/apply/rules.js';
 import { DOC_EXAMPLE, renderSudoers, shellWords } from '../../src/apply/sudoers.js';
 import { commands } from '../../src/gateway/commands.js';
+import { followUpVerdict } from '../../src/apply/follow-up.js';
+import { buildReport } from '../../src/check/run-check.js';
+import { gatewayConfigSchema } from '../../src/config/inventory.js';
+import { makeFacts, makeTable, saturatedFacts, tableFull } from '../support/facts-fixtures.js';
 
 describe('idle selection', () => {
   const listing = [
@@ -115,13 +120,27 @@ describe('sudoers allow-list', () => {
 });
 
 describe('follow-up verdict', () => {
-  it('says whether drops stopped since the verify', async () => {
-    const { followUpVerdict } = await import('../../src/apply/engine.js');
-    const followUp = { jobId: 'j', dueAt: '2026-01-01T00:05:00Z', baseline: { at: '2026-01-01T00:00:00Z', drop: 10, earlyDrop: 0, insertFailed: 0, tableFullLines: 0 } };
-    const stats = { found: 0, invalid: 0, insert: 0, insert_failed: 0, drop: 10, early_drop: 0, error: 0, search_restart: 0, clash_resolve: 0, chaintoolong: 0 };
-    expect(followUpVerdict(followUp, stats, 0).stopped).toBe(true);
-    const still = followUpVerdict(followUp, { ...stats, drop: 25 }, 3);
-    expect(still.stopped).toBe(false);
-    expect(still.summary).toMatch(/drop \+15/);
+  const followUp = { jobId: 'j', dueAt: '2025-01-15T11:55:00Z', baseline: { at: '2025-01-15T11:50:00.000Z', drop: 48_000, earlyDrop: 0, insertFailed: 0, tableFullLines: 0 } };
+  const config = gatewayConfigSchema.parse({ host: '198.18.0.2', user: 'root', identityFile: '/k', hostKey: 'SHA256:' + 'A'.repeat(43) });
+  const report = (facts: ReturnType<typeof makeFacts>) => buildReport('gw-3', config, facts, makeTable(), {});
+
+  it('drops and "table full" lines of this gateway after the verify: still dropping', () => {
+    const v = followUpVerdict(followUp, report(saturatedFacts()));
+    expect(v.stopped).toBe(false);
+    expect(v.drop).toBe(213);
+    // 11:58 and 11:59:30 are after the verify at 11:50; 11:30 is before; 11:59:40 names another netns.
+    expect(v.tableFullLines).toBe(2);
+    expect(v.summary).toMatch(/^Still dropping .* drop \+213.*"table full" lines 2; table now 262144\/262144 \(100%\)/);
+  });
+
+  it('no new drop and no new line since the verify: drops stopped', () => {
+    const v = followUpVerdict(followUp, report(makeFacts({ stats: { drop: 48_000 }, kernelLog: [tableFull('2025-01-15T11:30:00.000Z')] })));
+    expect(v).toMatchObject({ stopped: true, drop: 0, tableFullLines: 0 });
+    expect(v.summary).toMatch(/^Drops stopped/);
+  });
+
+  it('counters smaller than at the verify were reset (reboot): all of them count as new', () => {
+    const v = followUpVerdict(followUp, report(makeFacts({ stats: { drop: 7 } })));
+    expect(v).toMatchObject({ stopped: false, drop: 7 });
   });
 });

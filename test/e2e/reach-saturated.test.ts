@@ -5,6 +5,7 @@
  * the table stays full.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { followUpVerdict } from '../../src/apply/follow-up.js';
 import { runCheck } from '../../src/check/run-check.js';
 import { commands } from '../../src/gateway/commands.js';
 import { GatewayError } from '../../src/gateway/errors.js';
@@ -81,5 +82,16 @@ describe('reaching a saturated gateway', () => {
     } finally {
       for (const fresh of after) fresh.close();
     }
+
+    // The exemption lets the operator in but frees nothing: the clients keep knocking on the
+    // full table, and the follow-up (run here at once instead of in 5 min) says so.
+    await new Promise((r) => setTimeout(r, 2500));
+    const baseline = await h.records.followUp(plan.planId);
+    expect(baseline?.jobId).toBe(`check-${lab.name}-followup-${plan.planId}`);
+    const later = await runCheck({ gatewayName: lab.name, config: lab.inventoryEntry, sessions: h.pool.provider });
+    const verdict = followUpVerdict(baseline!, later);
+    expect(verdict.stopped, verdict.summary).toBe(false);
+    expect(verdict.drop).toBeGreaterThan(0);
+    expect(verdict.summary).toMatch(/^Still dropping/);
   });
 });

@@ -108,6 +108,7 @@ beforeAll(async () => {
     APPROVER_GROUPS: 'S0NETOPS1',
     INVENTORY: inventoryPath,
     LOG_LEVEL: 'error',
+    FOLLOW_UP_DELAY_SECONDS: '2',
     PATH: process.env.PATH,
   });
   // Per-gateway thresholds: warn from 1 % so this small TIME_WAIT pile counts as pressure and gets a plan.
@@ -212,12 +213,23 @@ describe('/conntrack check through Slack, queue, worker and SSH', () => {
     expect((await sshExec(lab, 'cat /proc/sys/net/netfilter/nf_conntrack_tcp_timeout_time_wait')).stdout.trim()).toBe('120');
     const history = await rt.history.list(gateway);
     expect(history.map((h) => h.event)).toEqual(expect.arrayContaining(['check', 'approved']));
+
+    // The follow-up check (2 s after the verify here, 5 min by default) ran in the plan's
+    // thread and said whether the drops stopped: this lab never dropped, so they did.
+    const verdict = await waitUntil('the follow-up verdict in the thread', () =>
+      slack.replies(CHANNEL, findings.ts).find((m) => /^Follow-up on /.test(m.text)),
+    );
+    expect(verdict.text).toBe(`Follow-up on ${gateway}: drops stopped`);
+    expect(JSON.stringify(verdict.blocks)).toMatch(/Drops stopped: nothing dropped since the apply was verified at .*drop \+0/);
+    expect(JSON.stringify(verdict.blocks)).toContain(planId);
+    const followUp = (await rt.history.list(gateway)).find((h) => h.event === 'follow-up');
+    expect(followUp).toMatchObject({ planId, summary: expect.stringMatching(/^Drops stopped/) });
   });
 
   it('"Approve + optional" also applies the optional management-SSH NOTRACK step; roll back removes it', async () => {
     expect((await slash(`check ${gateway}`)).status).toBe(200);
     const m = await waitUntil('a new findings message', () =>
-      slack.messages(CHANNEL).find((x) => buttonsOf(x).some((b) => b.action_id === 'plan_approve_all')),
+      slack.messages(CHANNEL).find((x) => x.threadTs === null && buttonsOf(x).some((b) => b.action_id === 'plan_approve_all')),
     );
     const planId = buttonsOf(m).find((b) => b.action_id === 'plan_approve_all')?.value ?? '';
     const plan = await rt.plans.get(planId);
@@ -281,8 +293,9 @@ describe('bad input', () => {
     const res = await slash(`check ${gateway}`, ALICE);
     expect(res.status).toBe(200);
     // The first plan was decided (its buttons are gone), so the only approvable message is the new one.
+    // (Follow-up checks post their own findings in the applied plans' threads: skip those.)
     const m = await waitUntil('a second findings message', () =>
-      slack.messages(CHANNEL).find((x) => buttonsOf(x).some((b) => b.action_id === 'plan_approve')),
+      slack.messages(CHANNEL).find((x) => x.threadTs === null && buttonsOf(x).some((b) => b.action_id === 'plan_approve')),
     );
     const planId = buttonsOf(m).find((b) => b.action_id === 'plan_approve')?.value ?? '';
     // Move the plan's expiry into the past (as 30 minutes passing would).

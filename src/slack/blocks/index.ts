@@ -4,6 +4,7 @@
  */
 export { ACTION_IDS, BLOCK_IDS, findingsOverflow, renderDecision, renderExpired, renderFindings, withoutOverflow } from './findings.js';
 export { renderApplyResult, renderProgress } from './progress.js';
+export { renderFollowUp } from './follow-up.js';
 export { COMMANDS, renderHelp, renderHistory, renderStatus, renderUsage } from './commands.js';
 export { renderOverflowReplies, type OverflowReplies } from './overflow.js';
 export { BUDGETS, LIMITS, chunkText, cutAtBoundary, fitLines, truncate, truncateMrkdwn, type LinesFit } from './limits.js';

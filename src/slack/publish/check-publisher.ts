@@ -4,11 +4,12 @@
  * does not fit Slack's limits goes into a thread reply.
  */
 import type { WebClient } from '@slack/web-api';
+import type { FollowUpVerdict } from '../../apply/follow-up.js';
 import type { CheckReport } from '../../core/model.js';
 import type { Origin } from '../../queue/jobs.js';
 import type { PlanRecord, SlackMessageRef } from '../../store/plan-store.js';
 import type { CheckPublisher, StepState } from '../../worker/publisher.js';
-import { renderFindings, renderProgress } from '../blocks/index.js';
+import { renderFindings, renderFollowUp, renderProgress } from '../blocks/index.js';
 
 type SlackOrigin = Extract<Origin, { kind: 'slack' }>;
 
@@ -66,5 +67,15 @@ export class SlackCheckPublisher implements CheckPublisher {
       text: `Check of ${gateway} failed: ${error.slice(0, 200)}`,
       blocks: [...progress.blocks, { type: 'section', text: { type: 'mrkdwn', text: detail } }],
     });
+  }
+
+  /** The verdict goes where the follow-up check went: the thread of the applied plan. */
+  async followUp(gateway: string, planId: string, verdict: FollowUpVerdict): Promise<void> {
+    const m = renderFollowUp(gateway, planId, verdict);
+    const base = { channel: this.origin.channel, text: m.text, blocks: m.blocks as never };
+    const thread = this.origin.threadTs;
+    // Still dropping: also shown in the channel, not only in the thread.
+    if (thread && !verdict.stopped) await this.client.chat.postMessage({ ...base, thread_ts: thread, reply_broadcast: true });
+    else await this.client.chat.postMessage({ ...base, ...(thread ? { thread_ts: thread } : {}) });
   }
 }
