@@ -46,7 +46,6 @@ export const RUNBOOK_PIPELINES = [
   "conntrack -L | awk '{print $4}' | grep -oP 'state=\\S+' | sort | uniq -c | sort -rn",
 ] as const;
 
-const RETRACK = commands.script('round trip on the warm session (bench)', 'true');
 const BARE_DUMP = commands.script('bare conntrack -L (bench floor)', 'conntrack -L');
 const RUNBOOK_COMMANDS = RUNBOOK_PIPELINES.map((p, i) => commands.script(`runbook step 2 pipeline ${i + 1}`, p));
 
@@ -176,14 +175,7 @@ export async function benchTableSizes(opts: {
     for (const target of opts.sizes) {
       const wantFull = target >= max;
       await flushTable(lab);
-      // `conntrack -F` also removed the warm session's own entry: send a round trip on it now,
-      // so the kernel tracks it again (ASSURED) before the table fills. Without this, a fill
-      // that is faster than the session's next keepalive locks the warm session out as well.
-      {
-        const lease = await pool.provider(name, config);
-        await lease.session.exec(RETRACK, { timeoutMs: 10_000 });
-        lease.release();
-      }
+      // (flushTable keeps the SSH sessions' entries: the warm session stays tracked.)
       const f0 = Date.now();
       const fill: FillResult = wantFull
         ? await fillScenario(lab, 'saturated', { timeoutMs: 240_000 })
