@@ -63,6 +63,8 @@ export function createSlackApp({ rt, env, clientOptions }: SlackAppDeps): BoltAp
   const common = {
     token: env.SLACK_BOT_TOKEN,
     clientOptions: mergedClientOptions,
+    // No conversation state is used: skip Bolt's per-request conversation-store middleware.
+    convoStore: false as const,
     logLevel: env.LOG_LEVEL === 'debug' || env.LOG_LEVEL === 'trace' ? LogLevel.DEBUG : LogLevel.WARN,
   };
   const app =
