@@ -10,7 +10,7 @@ import type { ApprovalRules } from './rules.js';
 
 export type DecisionOutcome =
   | { ok: true; plan: PlanRecord; at: string; jobId?: string }
-  | { ok: false; reason: 'unknown-plan' | 'denied' | 'expired' | 'already-decided' | 'not-applied'; message: string; plan: PlanRecord | null };
+  | { ok: false; reason: 'unknown-plan' | 'denied' | 'expired' | 'already-decided' | 'not-applied' | 'unknown-step'; message: string; plan: PlanRecord | null };
 
 export async function approvePlan(
   rt: Runtime,
@@ -18,12 +18,20 @@ export async function approvePlan(
   planId: string,
   userId: string,
   now = new Date(),
-  opts: { includeOptional?: boolean } = {},
+  /** Optional steps (NOTRACK, deleting idle entries) to include: their ids, or all of them. */
+  opts: { optionalSteps?: readonly string[] | 'all' } = {},
 ): Promise<DecisionOutcome> {
   const plan = await rt.plans.get(planId);
   if (!plan) return { ok: false, reason: 'unknown-plan', message: 'This plan does not exist (any more). Run `/conntrack check <gateway>` again.', plan: null };
   const allowed = await rules.canApprove(userId, plan.requestedBy);
   if (!allowed.allowed) return { ok: false, reason: 'denied', message: allowed.reason, plan };
+  // Optional steps run only when the approver chose them, and only steps this plan offers.
+  const offered = plan.report.plan.steps.filter((s) => s.optional && s.writable).map((s) => s.id);
+  const chosen = opts.optionalSteps === 'all' ? offered : [...new Set(opts.optionalSteps ?? [])];
+  const foreign = chosen.filter((id) => !offered.includes(id));
+  if (foreign.length) {
+    return { ok: false, reason: 'unknown-step', message: `This plan has no optional step ${foreign.join(', ')}. Nothing was done.`, plan };
+  }
   const t = await rt.plans.transition(planId, ['pending'], 'approved', { actor: userId, checkExpiry: true, now });
   if (!t.ok) {
     if (t.current === 'expired') {
@@ -33,8 +41,7 @@ export async function approvePlan(
     const fresh = await rt.plans.get(planId);
     return { ok: false, reason: 'already-decided', message: `This plan is already *${t.current}*${fresh?.decidedBy ? ` (by ${fresh.decidedBy})` : ''}. Nothing was done.`, plan: fresh ?? plan };
   }
-  // Optional steps (NOTRACK, deleting idle entries) run only when the approver chose them.
-  const optional = opts.includeOptional ? plan.report.plan.steps.filter((s) => s.optional && s.writable).map((s) => s.id) : [];
+  const optional = offered.filter((id) => chosen.includes(id));
   const jobId = await enqueueApply(rt.queues, { action: 'apply', planId, gateway: plan.gateway, decidedBy: userId, origin: plan.origin, ...(optional.length ? { steps: optional } : {}) });
   await rt.history.record({ at: now.toISOString(), gateway: plan.gateway, event: 'approved', actor: userId, planId, summary: `apply queued${optional.length ? ` with optional steps: ${optional.join(', ')}` : ' (default steps)'}` });
   return { ok: true, plan: { ...plan, status: 'approved', decidedBy: userId, decidedAt: now.toISOString() }, at: now.toISOString(), jobId };

@@ -56,9 +56,18 @@ function slash(text: string, userId = ALICE): Promise<{ status: number; json: Re
   return post(buildSlashCommandBody({ text, userId, channelId: CHANNEL, responseUrl: slack.responseUrl(undefined, { channel: CHANNEL, user: userId }) }));
 }
 
-function click(actionId: string, value: string, userId: string, messageTs: string): Promise<{ status: number }> {
+function click(actionId: string, value: string, userId: string, messageTs: string, ticked?: string[]): Promise<{ status: number }> {
   const responseUrl = slack.responseUrl(undefined, { channel: CHANNEL, user: userId, messageTs });
-  return post(buildBlockActionsBody({ actionId, value, userId, channelId: CHANNEL, messageTs, responseUrl }));
+  const stateValues = ticked ? { plan_optional: { plan_optional_steps: { type: 'checkboxes', selected_options: ticked.map((value) => ({ value, text: { type: 'plain_text', text: value } })) } } } : undefined;
+  return post(buildBlockActionsBody({ actionId, value, userId, channelId: CHANNEL, messageTs, responseUrl, ...(stateValues ? { stateValues } : {}) }));
+}
+
+function checkboxOptionsOf(m: StoredMessage): string[] {
+  const out: string[] = [];
+  for (const b of m.blocks as { type: string; elements?: { type: string; options?: { value: string }[] }[] }[]) {
+    if (b.type === 'actions') for (const e of b.elements ?? []) if (e.type === 'checkboxes') out.push(...(e.options ?? []).map((o) => o.value));
+  }
+  return out;
 }
 
 function buttonsOf(m: StoredMessage): { action_id: string; value: string }[] {
@@ -203,6 +212,8 @@ describe('/conntrack check through Slack, queue, worker and SSH', () => {
     expect(text).toMatch(/120.*30/);
     const readBack = await sshExec(lab, 'cat /proc/sys/net/netfilter/nf_conntrack_tcp_timeout_time_wait');
     expect(readBack.stdout.trim()).toBe('30');
+    // Plain Approve with nothing ticked: the optional NOTRACK exemption was left out.
+    expect((await sshExec(lab, 'iptables -t raw -S')).stdout).not.toContain('conntrack-ops:mgmt-ssh');
     const planId = buttonsOf(applied).find((b) => b.action_id === 'plan_rollback')?.value ?? '';
     expect((await rt.plans.get(planId))?.status).toBe('applied');
     // Roll back: approvers only, restores the old value.
@@ -239,6 +250,29 @@ describe('/conntrack check through Slack, queue, worker and SSH', () => {
     const rules = (await sshExec(lab, 'iptables -t raw -S')).stdout;
     expect(rules.split('\n').filter((l) => l.includes('conntrack-ops:mgmt-ssh'))).toHaveLength(2);
     expect((await rt.history.list(gateway)).find((h) => h.planId === planId && h.event === 'approved')?.summary).toMatch(/optional steps: .*notrack-management/);
+    await click('plan_rollback', planId, CAROL, m.ts);
+    await waitUntil('rolled back', async () => (await rt.plans.get(planId))?.status === 'rolled-back', 90_000);
+    expect((await sshExec(lab, 'iptables -t raw -S')).stdout).not.toContain('conntrack-ops:mgmt-ssh');
+  });
+
+  it('an optional step is approvable on its own: tick it, Approve; a made-up step id is refused', async () => {
+    expect((await slash(`check ${gateway}`)).status).toBe(200);
+    const m = await waitUntil('a new findings message with checkboxes', () =>
+      slack.messages(CHANNEL).find((x) => x.threadTs === null && buttonsOf(x).some((b) => b.action_id === 'plan_approve') && checkboxOptionsOf(x).length > 0),
+    );
+    const planId = buttonsOf(m).find((b) => b.action_id === 'plan_approve')?.value ?? '';
+    const exempt = (await rt.plans.get(planId))?.report.plan.steps.find((s) => s.kind === 'notrack-management');
+    expect(checkboxOptionsOf(m)).toContain(exempt?.id);
+
+    await click('plan_approve', planId, BOB, m.ts, ['made-up-step']);
+    await waitUntil('the made-up step refused', () => ephemeralsFor(BOB).find((t) => /no optional step made-up-step/.test(t)), 10_000);
+    expect((await rt.plans.get(planId))?.status).toBe('pending');
+
+    await click('plan_approve', planId, BOB, m.ts, [exempt!.id]);
+    await waitUntil('applied with the ticked step', async () => (await rt.plans.get(planId))?.status === 'applied', 90_000);
+    const rules = (await sshExec(lab, 'iptables -t raw -S')).stdout;
+    expect(rules.split('\n').filter((l) => l.includes('conntrack-ops:mgmt-ssh'))).toHaveLength(2);
+    expect((await rt.history.list(gateway)).find((h) => h.planId === planId && h.event === 'approved')?.summary).toBe(`apply queued with optional steps: ${exempt!.id}`);
     await click('plan_rollback', planId, CAROL, m.ts);
     await waitUntil('rolled back', async () => (await rt.plans.get(planId))?.status === 'rolled-back', 90_000);
     expect((await sshExec(lab, 'iptables -t raw -S')).stdout).not.toContain('conntrack-ops:mgmt-ssh');

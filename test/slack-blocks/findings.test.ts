@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { webApi } from '@slack/bolt';
 import { checkReportSchema } from '../../src/core/model.js';
-import { ACTION_IDS, renderDecision, renderExpired, renderFindings, renderOverflowReplies } from '../../src/slack/blocks/index.js';
+import { ACTION_IDS, BLOCK_IDS, renderDecision, renderExpired, renderFindings, renderOverflowReplies } from '../../src/slack/blocks/index.js';
 import { startSlackApi, type SlackApiServer } from '../support/slack-api/index.js';
 import { hugeReport, PLAN_ID, realisticReport } from './fixtures.js';
 import { allText, asKnownBlocks, buttons, expectValidMessage } from './helpers.js';
@@ -65,10 +65,26 @@ describe('renderFindings on a realistic report', () => {
       { action_id: ACTION_IDS.approveAll, value: PLAN_ID, style: undefined, text: 'Approve + optional', hasConfirm: true },
       { action_id: ACTION_IDS.reject, value: PLAN_ID, style: 'danger', text: 'Reject', hasConfirm: false },
     ]);
-    expect(ACTION_IDS).toEqual({ approve: 'plan_approve', approveAll: 'plan_approve_all', reject: 'plan_reject', rollback: 'plan_rollback' });
+    expect(ACTION_IDS).toMatchObject({ approve: 'plan_approve', approveAll: 'plan_approve_all', reject: 'plan_reject', rollback: 'plan_rollback' });
     const t = allText(m);
-    expect(t).toContain('On approval: 2 step(s) applied, 2 optional step(s) left out (use Approve + optional to include them).');
+    expect(t).toContain('On approval: 2 step(s) applied, plus the optional steps ticked above (Approve + optional: all 2).');
     expect(t).toMatch(/Requested by <@U0ALICE01> · plan `3f6c1d2e-8a4b-4c7d-9e1f-2a3b4c5d6e7f` · expires <!date\^\d+\^/);
+  });
+
+  it('makes each optional step approvable on its own: one checkbox per step, above the buttons, none ticked', () => {
+    const i = m.blocks.findIndex((b) => b.type === 'actions' && b.block_id === BLOCK_IDS.optionalSteps);
+    const group = m.blocks[i];
+    expect(group?.type === 'actions' && group.elements).toEqual([
+      {
+        type: 'checkboxes',
+        action_id: ACTION_IDS.optionalSteps,
+        options: [
+          { text: { type: 'plain_text', text: 'Exempt management SSH from tracking (NOTRACK)', emoji: true }, value: 's4', description: { type: 'plain_text', text: 's4', emoji: true } },
+          { text: { type: 'plain_text', text: 'Delete 150000 idle entries now', emoji: true }, value: 's5', description: { type: 'plain_text', text: 'ESTABLISHED idle > 7200 s', emoji: true } },
+        ],
+      },
+    ]);
+    expect(m.blocks[i + 1]?.block_id).toBe(BLOCK_IDS.actions);
   });
 
   it('escapes mrkdwn in data', () => {

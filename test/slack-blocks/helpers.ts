@@ -54,7 +54,7 @@ export function allText(m: { blocks: Block[] }): string {
         for (const e of b.elements) out.push(e.text);
         break;
       case 'actions':
-        for (const e of b.elements) out.push(e.text.text);
+        for (const e of b.elements) out.push(...(e.type === 'button' ? [e.text.text] : e.options.map((o) => o.text.text)));
         break;
       case 'divider':
         break;
@@ -64,5 +64,9 @@ export function allText(m: { blocks: Block[] }): string {
 }
 
 export function buttons(m: { blocks: Block[] }): { action_id: string; value: string | undefined; style: string | undefined; text: string; hasConfirm: boolean }[] {
-  return m.blocks.flatMap((b) => (b.type === 'actions' ? b.elements.map((e) => ({ action_id: e.action_id, value: e.value, style: e.style, text: e.text.text, hasConfirm: e.confirm !== undefined })) : []));
+  return m.blocks.flatMap((b) =>
+    b.type === 'actions'
+      ? b.elements.flatMap((e) => (e.type === 'button' ? [{ action_id: e.action_id, value: e.value, style: e.style, text: e.text.text, hasConfirm: e.confirm !== undefined }] : []))
+      : [],
+  );
 }

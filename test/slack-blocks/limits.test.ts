@@ -26,6 +26,9 @@ describe('LIMITS', () => {
       confirmTitle: v.confirmTitle,
       confirmText: v.confirmText,
       confirmButton: v.confirmButton,
+      checkboxOptions: v.checkboxOptions,
+      optionText: v.optionText,
+      optionValue: v.optionValue,
     });
   });
 

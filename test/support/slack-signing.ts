@@ -92,6 +92,8 @@ export interface ButtonClickInput {
   triggerId?: string;
   apiAppId?: string;
   actionTs?: string;
+  /** What the message's inputs hold when the button is clicked (block_id -> action_id -> value), e.g. ticked checkboxes. */
+  stateValues?: Record<string, Record<string, unknown>>;
 }
 
 /** Subset of Slack's block_actions payload that Bolt reads (typed here, so tests can tweak it). */
@@ -107,7 +109,7 @@ export interface BlockActionsPayload {
   is_enterprise_install: boolean;
   channel: { id: string; name: string };
   message: { type: 'message'; subtype?: string; text: string; user: string; ts: string; bot_id?: string; blocks: unknown[]; team: string };
-  state: { values: Record<string, never> };
+  state: { values: Record<string, Record<string, unknown>> };
   response_url: string;
   actions: Array<{
     type: 'button';
@@ -154,7 +156,7 @@ export function blockActionsPayload(input: ButtonClickInput): BlockActionsPayloa
       blocks: input.message?.blocks ?? [],
       team: teamId,
     },
-    state: { values: {} },
+    state: { values: input.stateValues ?? {} },
     response_url: input.responseUrl ?? 'https://hooks.slack.com/actions/T0TEST001/1/unused',
     actions: [action],
   };

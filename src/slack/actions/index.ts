@@ -11,7 +11,7 @@ import type { ApprovalRules } from '../../approvals/rules.js';
 import { metrics } from '../../metrics/registry.js';
 import type { Runtime } from '../../runtime.js';
 import type { PlanRecord, SlackMessageRef } from '../../store/plan-store.js';
-import { ACTION_IDS, renderDecision, renderExpired } from '../blocks/index.js';
+import { ACTION_IDS, BLOCK_IDS, renderDecision, renderExpired } from '../blocks/index.js';
 
 const buttonSchema = z.object({
   planId: z.string().regex(/^[A-Za-z0-9-]{8,64}$/),
@@ -50,7 +50,18 @@ export interface ActionDeps {
   rules: ApprovalRules;
 }
 
-type Decide = (rt: Runtime, rules: ApprovalRules, planId: string, userId: string) => Promise<DecisionOutcome>;
+type Decide = (rt: Runtime, rules: ApprovalRules, planId: string, userId: string, body: BlockAction) => Promise<DecisionOutcome>;
+
+const tickedSchema = z.object({
+  selected_options: z.array(z.object({ value: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/) })).max(10),
+});
+
+/** The optional steps ticked in the message's checkbox group when Approve was clicked (none if absent). */
+export function tickedOptionalSteps(body: Pick<BlockAction, 'state'>): string[] {
+  const raw = body.state?.values?.[BLOCK_IDS.optionalSteps]?.[ACTION_IDS.optionalSteps];
+  const parsed = tickedSchema.safeParse(raw);
+  return parsed.success ? parsed.data.selected_options.map((o) => o.value) : [];
+}
 
 export function registerActions(app: App, { rt, rules }: ActionDeps): void {
   const handle = (name: 'approve' | 'approveAll' | 'reject' | 'rollback', decide: Decide, onSuccess: (o: Extract<DecisionOutcome, { ok: true }>, b: Button, client: WebClient, respond: RespondFn) => Promise<void>) =>
@@ -62,7 +73,7 @@ export function registerActions(app: App, { rt, rules }: ActionDeps): void {
         await tellUser(respond, 'This button does not carry a valid plan. Nothing was done.');
         return;
       }
-      const outcome = await decide(rt, rules, button.planId, button.userId);
+      const outcome = await decide(rt, rules, button.planId, button.userId, body);
       metrics.decisions.inc({ decision: name, outcome: outcome.ok ? 'ok' : outcome.reason });
       if (!outcome.ok) {
         if (outcome.reason === 'expired' && outcome.plan) {
@@ -79,10 +90,14 @@ export function registerActions(app: App, { rt, rules }: ActionDeps): void {
     const decision = plan.status === 'approved' ? 'approved' : 'rejected';
     await updateMessage(client, messageOf(plan, b), renderDecision({ report: plan.report, planId: plan.planId, decision, by: b.userId, at: o.at, requestedBy: plan.requestedBy }));
   };
-  handle('approve', approvePlan, showDecision);
-  handle('approveAll', (r, ru, id, u) => approvePlan(r, ru, id, u, new Date(), { includeOptional: true }), showDecision);
-  handle('reject', rejectPlan, showDecision);
-  handle('rollback', requestRollback, async (o, _b, _c, respond) => {
+  handle('approve', (r, ru, id, u, body) => approvePlan(r, ru, id, u, new Date(), { optionalSteps: tickedOptionalSteps(body) }), showDecision);
+  handle('approveAll', (r, ru, id, u) => approvePlan(r, ru, id, u, new Date(), { optionalSteps: 'all' }), showDecision);
+  // Ticking a box is an interaction of its own: acknowledge it, Approve reads the state.
+  app.action(ACTION_IDS.optionalSteps, async ({ ack }) => {
+    await ack();
+  });
+  handle('reject', (r, ru, id, u) => rejectPlan(r, ru, id, u), showDecision);
+  handle('rollback', (r, ru, id, u) => requestRollback(r, ru, id, u), async (o, _b, _c, respond) => {
     await tellUser(respond, `Roll back of ${o.plan.gateway} queued; the message will show the result.`);
   });
 }

@@ -10,6 +10,7 @@
 import type { CheckReport, Finding, PlanStep } from '../../core/model.js';
 import {
   actions,
+  checkboxes,
   blockChars,
   button,
   code,
@@ -32,7 +33,14 @@ import {
 import { BUDGETS, LIMITS, cutAtBoundary, fitLines, truncate, truncateMrkdwn } from './limits.js';
 import type { Block, DecisionInput, ExpiredInput, FindingsOptions, RenderedFindings, RenderedMessage } from './types.js';
 
-export const ACTION_IDS = { approve: 'plan_approve', approveAll: 'plan_approve_all', reject: 'plan_reject', rollback: 'plan_rollback' } as const;
+export const ACTION_IDS = {
+  approve: 'plan_approve',
+  approveAll: 'plan_approve_all',
+  reject: 'plan_reject',
+  rollback: 'plan_rollback',
+  /** The checkbox group choosing optional steps; Approve reads its state. */
+  optionalSteps: 'plan_optional_steps',
+} as const;
 
 export const BLOCK_IDS = {
   header: 'findings_header',
@@ -44,6 +52,7 @@ export const BLOCK_IDS = {
   planTitle: 'plan_title',
   planNotes: 'plan_notes',
   actions: 'plan_actions',
+  optionalSteps: 'plan_optional',
   footer: 'plan_footer',
 } as const;
 
@@ -171,6 +180,19 @@ function numbersFields(report: CheckReport): string[] {
   ];
 }
 
+/** One checkbox per optional step: what it does, in at most 75 characters. */
+export function optionalStepOption(step: PlanStep): { text: string; value: string; description: string } {
+  const text =
+    step.kind === 'notrack-management'
+      ? 'Exempt management SSH from tracking (NOTRACK)'
+      : step.kind === 'delete-idle-entries'
+        ? `Delete ${step.current.split(' ')[0] ?? ''} idle entries now`
+        : step.kind === 'notrack-flow'
+          ? `NOTRACK ${oneLine(step.key)}`
+          : oneLine(step.key);
+  return { text, value: step.id, description: oneLine(step.kind === 'delete-idle-entries' ? step.key : step.id) };
+}
+
 function footerBlocks(report: CheckReport, footer: Footer, planId: string): { blocks: Block[]; status: string } {
   const steps = report.plan.steps;
   const byDefault = steps.filter((s) => !s.optional && s.writable).length;
@@ -189,14 +211,15 @@ function footerBlocks(report: CheckReport, footer: Footer, planId: string): { bl
           style: 'primary',
           confirm: confirmDialog(
             `Apply this plan to ${oneLine(report.gateway)}?`,
-            `${byDefault} step(s) will be changed on *${gw}*, read back and verified; a Roll back button follows the result.${optional > 0 ? ` ${optional} optional step(s) are not applied by default.` : ''}`,
+            `${byDefault} step(s) will be changed on *${gw}*, read back and verified; a Roll back button follows the result.${optional > 0 ? ' Optional steps: only those ticked above.' : ''}`,
             'Apply',
             'Cancel',
             'primary',
           ),
         });
         const reject = button({ text: 'Reject', actionId: ACTION_IDS.reject, value: planId, style: 'danger' });
-        const optionalWritable = steps.filter((s) => s.optional && s.writable).length;
+        const optionalSteps = steps.filter((s) => s.optional && s.writable);
+        const optionalWritable = optionalSteps.length;
         const approveAll =
           optionalWritable > 0
             ? [
@@ -214,8 +237,10 @@ function footerBlocks(report: CheckReport, footer: Footer, planId: string): { bl
                 }),
               ]
             : [];
-        const scope = `On approval: ${byDefault} step(s) applied${optional > 0 ? `, ${optional} optional step(s) left out (use Approve + optional to include them)` : ''}.`;
-        return { blocks: [actions([approve, ...approveAll, reject], BLOCK_IDS.actions), context([scope, meta], BLOCK_IDS.footer)], status: 'awaiting approval' };
+        const scope = `On approval: ${byDefault} step(s) applied${optional > 0 ? `, plus the optional steps ticked above (Approve + optional: all ${optionalWritable})` : ''}.`;
+        // Each optional step is approvable on its own: tick it, then Approve.
+        const choose = optionalWritable > 0 ? [actions([checkboxes(ACTION_IDS.optionalSteps, optionalSteps.map(optionalStepOption))], BLOCK_IDS.optionalSteps)] : [];
+        return { blocks: [...choose, actions([approve, ...approveAll, reject], BLOCK_IDS.actions), context([scope, meta], BLOCK_IDS.footer)], status: 'awaiting approval' };
       }
       const why =
         steps.length === 0

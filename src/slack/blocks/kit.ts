@@ -5,7 +5,7 @@
  */
 import type { Severity } from '../../core/model.js';
 import { LIMITS, truncate, truncateMrkdwn } from './limits.js';
-import type { ActionsBlock, Block, ButtonElement, ConfirmDialog, ContextBlock, DividerBlock, HeaderBlock, Mrkdwn, PlainText, SectionBlock } from './types.js';
+import type { ActionsBlock, Block, ButtonElement, CheckboxesElement, ConfirmDialog, ContextBlock, DividerBlock, HeaderBlock, Mrkdwn, PlainText, SectionBlock } from './types.js';
 
 /** Slack needs at least one character in every text object. */
 const EMPTY = '—';
@@ -87,7 +87,20 @@ export function button(opts: { text: string; actionId: string; value: string; st
   };
 }
 
-export function actions(elements: readonly ButtonElement[], blockId?: string): ActionsBlock {
+/** A checkbox group (at most 10 options; option text and description at most 75 characters). */
+export function checkboxes(actionId: string, options: readonly { text: string; value: string; description?: string }[]): CheckboxesElement {
+  return {
+    type: 'checkboxes',
+    action_id: actionId,
+    options: options.slice(0, LIMITS.checkboxOptions).map((o) => ({
+      text: plain(o.text, LIMITS.optionText),
+      value: truncate(o.value, LIMITS.optionValue),
+      ...(o.description ? { description: plain(o.description, LIMITS.optionText) } : {}),
+    })),
+  };
+}
+
+export function actions(elements: readonly (ButtonElement | CheckboxesElement)[], blockId?: string): ActionsBlock {
   return { type: 'actions', ...(blockId ? { block_id: blockId } : {}), elements: elements.slice(0, LIMITS.actionsElements) };
 }
 
@@ -171,7 +184,7 @@ export function blockChars(blocks: readonly Block[]): number {
         for (const e of b.elements) n += e.text.length;
         break;
       case 'actions':
-        for (const e of b.elements) n += e.text.text.length;
+        for (const e of b.elements) n += e.type === 'button' ? e.text.text.length : e.options.reduce((m, o) => m + o.text.text.length + (o.description?.text.length ?? 0), 0);
         break;
       case 'divider':
         break;

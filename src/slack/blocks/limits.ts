@@ -28,6 +28,10 @@ export const LIMITS = {
   confirmTitle: 100,
   confirmText: 300,
   confirmButton: 30,
+  /** Checkbox group: options, option text and description (option object), option value. */
+  checkboxOptions: 10,
+  optionText: 75,
+  optionValue: 150,
 } as const;
 
 /**

@@ -38,6 +38,18 @@ export interface ButtonElement {
   accessibility_label?: string;
 }
 
+export interface OptionObject {
+  text: PlainText;
+  value: string;
+  description?: PlainText;
+}
+
+export interface CheckboxesElement {
+  type: 'checkboxes';
+  action_id: string;
+  options: OptionObject[];
+}
+
 export interface SectionBlock {
   type: 'section';
   block_id?: string;
@@ -66,7 +78,7 @@ export interface ContextBlock {
 export interface ActionsBlock {
   type: 'actions';
   block_id?: string;
-  elements: ButtonElement[];
+  elements: (ButtonElement | CheckboxesElement)[];
 }
 
 export type Block = SectionBlock | HeaderBlock | DividerBlock | ContextBlock | ActionsBlock;

@@ -81,6 +81,7 @@ export const SLACK_DOCUMENTED_LIMITS = {
   optionText: 75,
   optionValue: 150,
   overflowOptions: 5,
+  checkboxOptions: 10,
   selectOptions: 100,
 } as const;
 
@@ -293,6 +294,16 @@ function element(c: Collector, value: unknown, at: string, allowImage: boolean):
       only(c, value, ['type', 'action_id', 'options', 'confirm'], at);
       const options = requireArray(c, value, 'options', 2, L.overflowOptions, at);
       options?.forEach((o, i) => optionObject(c, o, `${at}/options/${i}`));
+      break;
+    }
+    case 'checkboxes': {
+      only(c, value, ['type', 'action_id', 'options', 'initial_options', 'confirm', 'focus_on_load'], at);
+      const options = requireArray(c, value, 'options', 1, L.checkboxOptions, at);
+      options?.forEach((o, i) => optionObject(c, o, `${at}/options/${i}`));
+      if (value['initial_options'] !== undefined) {
+        const initial = requireArray(c, value, 'initial_options', 1, L.checkboxOptions, at);
+        initial?.forEach((o, i) => optionObject(c, o, `${at}/initial_options/${i}`));
+      }
       break;
     }
     case 'static_select':
