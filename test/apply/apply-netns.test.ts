@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { CheckReport, PlanStep } from '../../src/core/model.js';
 import { readManaged } from '../../src/apply/gateway-io.js';
-import { gatewayExec, labDown, labUp, type Lab } from '../../src/lab/index.js';
+import { gatewayExec, labDown, labUp, startKeepalive, type Keepalive, type Lab } from '../../src/lab/index.js';
 import { approvedPlan, checkReport, openHarness, sysctlStep, type Harness } from './helpers/harness.js';
 
 const EST = 'nf_conntrack_tcp_timeout_established';
@@ -156,7 +156,29 @@ describe('apply on a network-namespace gateway', () => {
 
   let applied: string;
 
-  it('applies timeouts, deletes exactly the idle entries, persists, adds NOTRACK once; verifies', async () => {
+  it('applies timeouts, deletes exactly the idle entries, persists, adds NOTRACK once; verifies; live connections survive', async () => {
+    // 20 real TCP connections through the NAT, a byte every 300 ms: they must come through untouched.
+    const live = await startKeepalive(lab, { count: 20, intervalMs: 300, durationMs: 120_000 });
+    try {
+      await applyEverything(live);
+    } finally {
+      await live.stop();
+    }
+  });
+
+  /** The live connections' entries: conntrack id, state and remaining timeout. */
+  async function liveEntries(port: number): Promise<{ id: string; state: string; timeout: number }[]> {
+    return (await gw(['conntrack', '-L', '-p', 'tcp', '--dport', String(port), '-o', 'id']))
+      .split('\n')
+      .filter((l) => l.startsWith('tcp'))
+      .map((l) => ({ id: /\bid=(\d+)/.exec(l)?.[1] ?? '?', state: l.split(/\s+/)[3] ?? '', timeout: Number(l.split(/\s+/)[2]) }));
+  }
+
+  async function applyEverything(live: Keepalive): Promise<void> {
+    expect(live.count).toBe(20);
+    const liveBefore = await liveEntries(live.port);
+    expect(liveBefore).toHaveLength(20);
+    expect(liveBefore.every((e) => /^\d+$/.test(e.id))).toBe(true);
     const countBefore = Number((await gw(['cat', '/proc/sys/net/netfilter/nf_conntrack_count'])).trim());
     const steps = [
       sysctlStep('est', EST, 432000, 3600),
@@ -192,6 +214,17 @@ describe('apply on a network-namespace gateway', () => {
     expect(d?.countAfter).toBeLessThanOrEqual((d?.countBefore ?? 0) - 2000 + 50);
     const left = await gw(['conntrack', '-L', '-p', 'tcp', '--dport', '8080']);
     expect(left.split('\n').filter((l) => l.includes('dport=8080')).length).toBe(800);
+    // The live connections: the very same entries (same conntrack ids: none was deleted and
+    // picked up again mid-stream), ESTABLISHED, their timers refreshed under the new 3600 s
+    // timeout after the deletes (packets still pass through them).
+    await new Promise((r) => setTimeout(r, 1000));
+    const liveAfter = await liveEntries(live.port);
+    expect(liveAfter.map((e) => e.id).sort()).toEqual(liveBefore.map((e) => e.id).sort());
+    for (const e of liveAfter) {
+      expect(e.state).toBe('ESTABLISHED');
+      expect(e.timeout).toBeGreaterThan(3590);
+      expect(e.timeout).toBeLessThanOrEqual(3600);
+    }
     expect(countBefore).toBeGreaterThanOrEqual(2800);
     // Persistence file: marked with the plan, loaded with sysctl -p.
     const file = await fileState('sysctl');
@@ -215,7 +248,7 @@ describe('apply on a network-namespace gateway', () => {
     expect(snap?.files.sysctl?.exists).toBe(false);
     expect(snap?.rules.every((r) => !r.existed)).toBe(true);
     expect(await h.redis.exists(`${h.prefix}:apply:${plan.planId}`)).toBe(1);
-  });
+  }
 
   it('is idempotent: the same plan again changes nothing; a fresh plan with the same values finds everything in place', async () => {
     const again = await h.engine.apply(applied, { actor: 'U-approver', optionalSteps: ['delete-idle-entries', 'notrack-management'] });
