@@ -51,7 +51,16 @@ export async function runDecisionInTerminal(rt: Runtime, planId: string, io: Ter
   io.say(`   ${plan.requestedBy} tries to approve its own plan:`);
   explain(io, await approvePlan(rt, rules, planId, plan.requestedBy));
   const who = await io.ask(`   Approve as (a second user) [${approver}]:`, approver);
-  const approved = await approvePlan(rt, rules, planId, who);
+  // Each optional step is approved on its own; by default the one that frees entries now.
+  const offered = plan.report.plan.steps.filter((s) => s.writable && s.optional);
+  let optionalSteps: string[] = [];
+  if (offered.length > 0) {
+    io.say(`   optional steps: ${offered.map((s) => `${s.id} (${s.key})`).join('; ')}`);
+    const fallback = offered.filter((s) => s.kind === 'delete-idle-entries').map((s) => s.id).join(',') || 'none';
+    const picked = await io.ask(`   Include which optional steps (comma-separated ids, or none) [${fallback}]:`, fallback);
+    optionalSteps = picked.trim() === 'none' ? [] : picked.split(',').map((s) => s.trim()).filter(Boolean);
+  }
+  const approved = await approvePlan(rt, rules, planId, who, new Date(), { optionalSteps });
   if (!approved.ok || !approved.jobId) {
     explain(io, approved);
     return;

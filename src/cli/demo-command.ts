@@ -61,8 +61,9 @@ export function registerDemoCommand(program: Command): void {
           // A table full of assured entries drops new SSH connections: the bot keeps a warm session.
           await cli.workers?.pool.watch(gateway, lab.inventoryEntry);
           say(`   warm SSH session open: ${cli.workers?.pool.isWarm(gateway) ? 'yes' : 'no'}`);
-          say('\n== filling the gateway\'s conntrack table with real traffic (saturated + heavy-hitter)');
-          const fill = await fillScenario(lab, ['saturated', 'heavy-hitter']);
+          say('\n== filling the gateway\'s conntrack table: 20,000 ESTABLISHED entries of connections that died 25 h ago');
+          say('   without a FIN (conntrack -I: a lab cannot wait 25 h), then real UDP traffic until it is full (saturated + heavy-hitter)');
+          const fill = await fillScenario(lab, ['dead-established', 'saturated', 'heavy-hitter']);
           say(describeFill(fill));
           say('\n== /conntrack check (same queue job as Slack)');
           const { report, planId } = await runCheckViaQueue(cli.rt, gateway, {

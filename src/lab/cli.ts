@@ -24,6 +24,7 @@ export function describeFill(r: FillResult): string {
     lines.push(`  port exhaustion: ${r.portExhaustion.dst}:${r.portExhaustion.dport}/udp via ${r.portExhaustion.externalAddress}`);
   }
   if (r.tcp) lines.push(`  tcp: ${r.tcp.timewait} TIME_WAIT, ${r.tcp.established} idle ESTABLISHED, ${r.tcp.failed} failed`);
+  if (r.dead) lines.push(`  dead ESTABLISHED: ${r.dead.entries} entries idle ${r.dead.idleSeconds} s, ${r.dead.remainingSeconds} s left on their timers`);
   if (r.hold) lines.push(`  held full until ${r.hold.until} by pids ${r.hold.pids.join(' ')}`);
   return lines.join('\n');
 }

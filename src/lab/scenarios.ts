@@ -10,23 +10,27 @@
  *   heavy-hitter     one client IP owns `heavyHitterShare` of the UDP flows (alone: 20,000).
  *   timewait         TCP connections closed through the NAT (TIME_WAIT) + idle ESTABLISHED.
  *   idle-established only idle ESTABLISHED TCP entries (5-day timeout, no packets after fill).
+ *   dead-established ESTABLISHED entries of connections that died `deadIdleSeconds` ago without
+ *                    a FIN (the classic leak under the 5-day timeout): written with
+ *                    `conntrack -I` (NATed reply tuple, ASSURED, remaining timer = timeout -
+ *                    idle), since a lab cannot wait 25 h. Nothing answers for them any more.
  *   port-exhaustion  all clients to ONE server ip:port through the one external IP: 64,512
  *                    entries, then `portExhaustionExtra` flows fail with insert_failed.
  *   healthy          a few hundred mixed entries (UDP assured + unreplied, TCP both states).
  */
 import { spawn } from 'node:child_process';
-import { readlink } from 'node:fs/promises';
+import { readlink, rm, writeFile } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { z } from 'zod';
 import type { ConntrackStats } from '../core/model.js';
 import { netnsGuard, netnsInode, sleep } from './exec.js';
-import { conntrackCount, conntrackMax, conntrackStats, openLab, tableFullLines, deleteUnassured, type Lab } from './lab.js';
+import { conntrackCount, conntrackMax, conntrackStats, deleteUnassured, gatewayExec, openLab, tableFullLines, type Lab } from './lab.js';
 import { readState, withLock, writeState, type LabState } from './state.js';
 import { splitByFlows, tcpRun, udpFlood, udpFloodHold, type FlowGroup, type FloodOutput, type GeneratorKind } from './traffic.js';
 
-export const SCENARIOS = ['saturated', 'heavy-hitter', 'timewait', 'idle-established', 'port-exhaustion', 'healthy'] as const;
+export const SCENARIOS = ['saturated', 'heavy-hitter', 'timewait', 'idle-established', 'dead-established', 'port-exhaustion', 'healthy'] as const;
 export const scenarioSchema = z.enum(SCENARIOS);
 export type ScenarioName = z.infer<typeof scenarioSchema>;
 
@@ -40,6 +44,9 @@ export const fillOptionsSchema = z.object({
   timewait: z.number().int().min(0).max(60_000).default(3000),
   /** `timewait` and `idle-established`: idle ESTABLISHED connections. */
   established: z.number().int().min(0).max(60_000).default(1000),
+  /** `dead-established`: entries of dead connections, and how long ago they went quiet. */
+  dead: z.number().int().min(1).max(25_000).default(20_000),
+  deadIdleSeconds: z.number().int().min(60).max(400_000).default(90_000),
   /** `port-exhaustion`: flows attempted after the 64,512 ports are taken. */
   portExhaustionExtra: z.number().int().min(0).max(100_000).default(4096),
   healthy: z
@@ -93,6 +100,7 @@ export interface FillResult {
   heavyHitter?: { ip: string; flows: number; share: number };
   portExhaustion?: { dst: string; dport: number; proto: 'udp'; externalAddress: string; uniqueFlows: number; extraFlows: number };
   tcp?: { timewait: number; established: number; failed: number };
+  dead?: { entries: number; idleSeconds: number; remainingSeconds: number; port: number };
   udpFlows: number;
   /** `saturated` with holdMs: the detached generators keeping it full, and until when. */
   hold?: { pids: number[]; until: string };
@@ -129,6 +137,33 @@ async function floodAll(lab: Lab, groups: FlowGroup[], opts: { passes: number; t
   const perPart = Math.max(20_000, Math.ceil(total / cpus));
   const jobs = [...perNs].flatMap(([ns, gs]) => splitByFlows(gs, perPart).map((part) => [ns, part] as const));
   return Promise.all(jobs.map(([ns, part]) => udpFlood(ns, lab.serverAddress, part, { passes: opts.passes, timeoutMs: opts.timeoutMs })));
+}
+
+/**
+ * `conntrack -I` of `count` ESTABLISHED entries as the kernel keeps them for NATed
+ * connections that went quiet `idleSeconds` ago: client ip:port -> server:tcpIdle, reply to
+ * the external address, ASSURED, remaining timer = ESTABLISHED timeout - idle.
+ */
+async function insertDeadEstablished(lab: Lab, count: number, idleSeconds: number): Promise<NonNullable<FillResult['dead']>> {
+  const timeout = Number((await gatewayExec(lab, ['cat', '/proc/sys/net/netfilter/nf_conntrack_tcp_timeout_established'])).stdout.trim());
+  const remaining = timeout - idleSeconds;
+  if (!(remaining > 0)) throw new Error(`dead-established: idle ${idleSeconds} s is not below the ESTABLISHED timeout ${timeout} s`);
+  const port = lab.ports.tcpIdle;
+  const ips = lab.clientIps;
+  const lines = Array.from({ length: count }, (_, i) => {
+    // Client ports 33000+ (real lab connections use 10000-32767); NAT ports 40000+ (unique).
+    const sport = 33_000 + Math.floor(i / ips.length);
+    return `-I -p tcp -s ${ips[i % ips.length]} -d ${lab.serverAddress} --sport ${sport} --dport ${port} -r ${lab.serverAddress} -q ${lab.externalAddress} --reply-port-src ${port} --reply-port-dst ${40_000 + i} --state ESTABLISHED -u ASSURED,SEEN_REPLY -t ${remaining}`;
+  });
+  // conntrack -R reads a file (stdin is a socketpair under Node, which it cannot open).
+  const file = join(lab.dir, 'dead-established.conntrack');
+  await writeFile(file, lines.join('\n') + '\n');
+  try {
+    await gatewayExec(lab, ['conntrack', '-R', file]);
+  } finally {
+    await rm(file, { force: true });
+  }
+  return { entries: count, idleSeconds, remainingSeconds: remaining, port };
 }
 
 function splitEven(total: number, parts: number): number[] {
@@ -277,6 +312,14 @@ export async function fillScenario(
         },
       );
       result.tcp = tcp;
+    }
+
+    // --- Dead ESTABLISHED connections (before the table fills up).
+    if (set.has('dead-established')) {
+      result.dead = await phase('dead-established', () => insertDeadEstablished(lab, o.dead, o.deadIdleSeconds), (d) => ({
+        flows: d.entries,
+        detail: `idle ${d.idleSeconds} s, ${d.remainingSeconds} s left on their timers`,
+      }));
     }
 
     // --- Port exhaustion: everyone to one server ip:port through one external address.

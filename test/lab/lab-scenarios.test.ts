@@ -126,6 +126,18 @@ describe('lab scenarios', () => {
     expect(est.every((e) => e.state === 'ESTABLISHED' && e.timeout > 431_000)).toBe(true);
   });
 
+  it('dead-established: ESTABLISHED entries of dead NATed connections, ASSURED, idle 25 h by their timers', async () => {
+    const l = lab!;
+    const r = await fillScenario(l, 'dead-established', { dead: 2000, deadIdleSeconds: 90_000 });
+    expect(r.dead).toEqual({ entries: 2000, idleSeconds: 90_000, remainingSeconds: 342_000, port: l.ports.tcpIdle });
+    const dead = await tcpTimeouts(l, l.ports.tcpIdle);
+    expect(dead).toHaveLength(2000);
+    expect(dead.every((e) => e.state === 'ESTABLISHED' && e.timeout > 341_900 && e.timeout <= 342_000)).toBe(true);
+    const s = await labTableSummary(l);
+    expect(s.assured).toBeGreaterThanOrEqual(2000);
+    expect(natCount(s, l)).toBeGreaterThanOrEqual(2000);
+  });
+
   it('idle vs active: lowering the timeout does not shorten idle entries, active ones pick it up', async () => {
     const l = lab!;
     const keep = await startKeepalive(l, { count: 20, intervalMs: 300, durationMs: 60_000 });
