@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what conntrack-ops' demo and tests need, only when it is missing.
-# Debian packages (needs root): redis-server, OpenSSH, conntrack, iptables, nftables, iproute2;
+# Debian packages (needs root): redis-server, OpenSSH, conntrack, iptables, nftables, iproute2, sudo;
 # QEMU + a Debian kernel for the VM gateway tests (scripts/vm/ensure-vm-prereqs.sh);
 # then npm dependencies.
 set -euo pipefail
@@ -15,6 +15,9 @@ declare -A need=(
   [iptables]=iptables
   [nft]=nftables
   [ip]=iproute2
+  # the tests log in as a non-root gateway user limited by docs/sudoers.conntrack-ops
+  [sudo]=sudo
+  [visudo]=sudo
 )
 missing=()
 for bin in "${!need[@]}"; do

@@ -102,6 +102,7 @@ export function renderSudoers(input: SudoersInput): string {
         sudoersLine('dmesg'),
         sudoersLine('cat /proc/net/nf_conntrack'),
         sudoersLine('cat /proc/net/ip_tables_names'),
+        sudoersLine('cat /proc/slabinfo'),
         sudoersLine('iptables -V'),
         ...['iptables-save', 'ip6tables-save', 'iptables-legacy-save'].flatMap((b) => ['nat', 'raw'].map((t) => sudoersLine(`${b} -t ${t}`))),
         sudoersLine('nft list ruleset'),

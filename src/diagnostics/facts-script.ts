@@ -88,14 +88,16 @@ run netns readlink /proc/self/ns/net
 # one grep reads every key ("path:value"); sysctl files return EOF on reads at an
 # offset, so the shell's byte-wise \`read\` would see only the first digit
 run sysctl grep -H . /proc/sys/net/netfilter/nf_conntrack_*
+# one \`test -w\` per file: under sudo that is exactly what the sudoers allow-list permits
+# (never \`sudo sh -c\`); a key outside the list reads as not writable
 begin writable
-$S sh -c 'for f in /proc/sys/net/netfilter/nf_conntrack_* /sys/module/nf_conntrack/parameters/hashsize; do [ -e "$f" ] || continue; if test -w "$f"; then w=1; else w=0; fi; printf "%s=%s\\n" "\${f##*/}" "$w"; done' 2>/dev/null
-end writable $?
+for f in /proc/sys/net/netfilter/nf_conntrack_* /sys/module/nf_conntrack/parameters/hashsize; do [ -e "$f" ] || continue; if $S test -w "$f" 2>/dev/null; then w=1; else w=0; fi; printf '%s=%s\\n' "\${f##*/}" "$w"; done
+end writable 0
 run hashsize cat /sys/module/nf_conntrack/parameters/hashsize
 tool conntrack-stats conntrack -S
 run proc-stat cat /proc/net/stat/nf_conntrack
 run meminfo grep -E '^(MemTotal|MemFree|MemAvailable):' /proc/meminfo
-begin slabinfo; $S grep -E '^nf_conntrack ' /proc/slabinfo 2>/dev/null; end slabinfo $?
+begin slabinfo; $S cat /proc/slabinfo 2>/dev/null | grep -E '^nf_conntrack '; end slabinfo $?
 run port-range cat /proc/sys/net/ipv4/ip_local_port_range
 tool iptables-version iptables -V
 tool iptables-nat iptables-save -t nat

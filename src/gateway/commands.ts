@@ -277,6 +277,8 @@ export const commands = {
     return command(
       'read apply state',
       [
+        // A non-root user's PATH has no sbin: the tools are looked for where Debian puts them.
+        'PATH="$PATH:/usr/sbin:/sbin"',
         'cd /proc/sys/net/netfilter 2>/dev/null && for f in nf_conntrack_*; do [ -f "$f" ] && printf "sysctl %s %s\\n" "$f" "$(cat "$f" 2>/dev/null | tr -s "\\t " " ")"; done',
         `printf "hashsize %s\\n" "$(cat ${HASHSIZE_PATH} 2>/dev/null)"`,
         'awk \'/^(MemTotal|MemAvailable):/ {print "mem", $1, $2}\' /proc/meminfo',

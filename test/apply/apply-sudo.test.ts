@@ -1,0 +1,107 @@
+/**
+ * A gateway user that is not root, limited by exactly the sudoers file the README ships
+ * (renderSudoers, the same rendering as docs/sudoers.conntrack-ops): the check reads the
+ * whole table through sudo, the apply changes, verifies and rolls back through it, and
+ * anything outside the allow-list is refused.
+ */
+import { chmod } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { renderSudoers } from '../../src/apply/sudoers.js';
+import type { GatewayConfig } from '../../src/config/inventory.js';
+import type { CheckReport } from '../../src/core/model.js';
+import { commands } from '../../src/gateway/commands.js';
+import { conntrackCount, fillScenario, gatewayExec, labDown, labUp, sshExec, type Lab } from '../../src/lab/index.js';
+import { approvedPlan, checkReport, openHarness, type Harness } from './helpers/harness.js';
+
+const USER = 'cto';
+const EST = 'nf_conntrack_tcp_timeout_established';
+
+let lab: Lab;
+let h: Harness;
+let config: GatewayConfig;
+let report: CheckReport;
+
+async function sysctl(key: string): Promise<string> {
+  return (await gatewayExec(lab, ['cat', `/proc/sys/net/netfilter/${key}`])).stdout.trim();
+}
+
+async function mgmtRules(): Promise<number> {
+  return (await gatewayExec(lab, ['iptables', '-t', 'raw', '-S'])).stdout.split('\n').filter((l) => l.includes('conntrack-ops:mgmt-ssh')).length;
+}
+
+beforeAll(async () => {
+  lab = await labUp({ clients: 1, sourcesPerClient: 2 });
+  // The lab's sshd reads one authorized_keys file for every user: let the new user read it.
+  await chmod(lab.dir, 0o711);
+  await chmod(join(lab.dir, 'authorized_keys'), 0o644);
+  const sudoers = renderSudoers({ user: USER, managementSource: lab.inventoryEntry.managementSource ?? '', sshPort: lab.inventoryEntry.port });
+  // As root, inside the gateway's sshd mount namespace (its /etc is a lab-owned overlay).
+  const setup = await sshExec(
+    lab,
+    `useradd -M -d /run/${USER} -s /bin/sh ${USER} && usermod -p '*' ${USER} && ` +
+      `cat > /etc/sudoers.d/conntrack-ops && chmod 0440 /etc/sudoers.d/conntrack-ops && visudo -c -q -f /etc/sudoers.d/conntrack-ops`,
+    { input: sudoers },
+  );
+  if (setup.exitCode !== 0) throw new Error(`sudo user setup failed: ${setup.stderr}`);
+  // 400 dead ESTABLISHED entries (under the sudo path's 500-entry cap) and some real traffic;
+  // thresholds from 1 % so this small table counts as pressure and gets a plan.
+  await fillScenario(lab, ['dead-established', 'timewait', 'healthy'], { dead: 400, timewait: 3000, established: 0 });
+  config = { ...lab.inventoryEntry, user: USER, sudo: true, thresholds: { warnPercent: 1, critPercent: 95, heavyHitterShare: 0.25 } };
+  h = await openHarness(lab.name, config);
+  report = await checkReport(h);
+}, 180_000);
+
+afterAll(async () => {
+  await h?.close();
+  if (lab) await labDown(lab);
+});
+
+describe(`a non-root gateway user (${USER}) limited by the shipped sudoers`, () => {
+  it('the check runs as that user and reads the whole table and the counters through sudo', async () => {
+    const me = await h.pool.provider(lab.name, config);
+    try {
+      expect((await me.session.exec(commands.script('who am I (test)', 'id -un'))).stdout.trim()).toBe(USER);
+    } finally {
+      me.release();
+    }
+    const kernel = await conntrackCount(lab);
+    expect(Math.abs(report.table.entries - kernel)).toBeLessThanOrEqual(Math.max(20, kernel * 0.05));
+    expect(report.table.entries).toBeGreaterThanOrEqual(400);
+    expect(report.states['tcp ESTABLISHED']).toBeGreaterThanOrEqual(400);
+    expect(report.facts.writable[EST]).toBe(true);
+    const est = report.plan.steps.find((s) => s.key === EST);
+    expect(est?.writable).toBe(true);
+    expect(report.plan.steps.some((s) => s.kind === 'delete-idle-entries' && s.writable)).toBe(true);
+  });
+
+  it('apply (timeout, deleting the dead entries, NOTRACK for management SSH), verify and roll back, all through sudo', async () => {
+    const steps = report.plan.steps.filter((s) => s.writable && (s.key === EST || s.kind === 'delete-idle-entries' || s.kind === 'notrack-management'));
+    expect(steps.map((s) => s.kind).sort()).toEqual(['delete-idle-entries', 'notrack-management', 'sysctl']);
+    const plan = await approvedPlan(h, report, steps);
+    const out = await h.engine.apply(plan.planId, { actor: 'U-approver', optionalSteps: steps.filter((s) => s.optional).map((s) => s.id) });
+    expect(out.outcome, `${out.message}\n${out.problems.join('\n')}`).toBe('applied');
+    expect(await sysctl(EST)).toBe(String(steps.find((s) => s.key === EST)?.proposed));
+    expect(out.verifyReport?.deletes).toMatchObject({ method: 'conntrack-R', candidates: 400, deleted: 400, failed: 0 });
+    expect(await mgmtRules()).toBe(2);
+    expect(out.verifyReport?.ok).toBe(true);
+
+    const back = await h.engine.rollback(plan.planId, { actor: 'U-approver' });
+    expect(back.outcome, back.message).toBe('rolled-back');
+    expect(await sysctl(EST)).toBe('432000');
+    expect(await mgmtRules()).toBe(0);
+  });
+
+  it('anything outside the allow-list is refused', async () => {
+    const me = await h.pool.provider(lab.name, config);
+    try {
+      for (const cmd of ['sudo -n /bin/sh -c id', 'sudo -n /usr/sbin/conntrack -F', 'sudo -n /usr/bin/tee /etc/passwd']) {
+        const r = await me.session.exec(commands.script('outside the allow-list (test)', `${cmd} </dev/null`), { allowFailure: true });
+        expect(r.code, cmd).not.toBe(0);
+      }
+    } finally {
+      me.release();
+    }
+    expect(await conntrackCount(lab)).toBeGreaterThan(0);
+  });
+});
