@@ -253,6 +253,15 @@ export async function fillScenario(
     };
     const result: Partial<FillResult> = {};
 
+    // --- Dead ESTABLISHED connections, first: their NAT ports (40000+) are then taken, so the
+    // NAT never hands one to a real connection of this fill (`conntrack -I` would clash).
+    if (set.has('dead-established')) {
+      result.dead = await phase('dead-established', () => insertDeadEstablished(lab, o.dead, o.deadIdleSeconds), (d) => ({
+        flows: d.entries,
+        detail: `idle ${d.idleSeconds} s, ${d.remainingSeconds} s left on their timers`,
+      }));
+    }
+
     // --- TCP: TIME_WAIT and idle ESTABLISHED (before the table fills up).
     let tw = 0;
     let est = 0;
@@ -312,14 +321,6 @@ export async function fillScenario(
         },
       );
       result.tcp = tcp;
-    }
-
-    // --- Dead ESTABLISHED connections (before the table fills up).
-    if (set.has('dead-established')) {
-      result.dead = await phase('dead-established', () => insertDeadEstablished(lab, o.dead, o.deadIdleSeconds), (d) => ({
-        flows: d.entries,
-        detail: `idle ${d.idleSeconds} s, ${d.remainingSeconds} s left on their timers`,
-      }));
     }
 
     // --- Port exhaustion: everyone to one server ip:port through one external address.
