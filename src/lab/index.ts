@@ -15,6 +15,7 @@ export {
   conntrackStats,
   parseConntrackStats,
   flushTable,
+  deleteUnassured,
   tableFullLines,
   sshExec,
   openGatewayMaster,
