@@ -173,6 +173,12 @@ function rowsOf(r: Results['parts']): Row[] {
     rows.push({ key: 'ack.p99', label: `${a.concurrency} concurrent acks: p99 (client)`, value: a.p99.median, unit: 'ms', better: 'lower', target: '< 50', met: a.target.met });
     rows.push({ key: 'ack.p99.receiver', label: `${a.concurrency} concurrent acks: p99 (inside receiver)`, value: a.receiverP99.median, unit: 'ms', better: 'lower' });
     rows.push({ key: 'ack.floor.p99', label: `${a.concurrency} concurrent enqueues, no HTTP: p99`, value: a.enqueueFloor.p99.median, unit: 'ms', better: 'lower' });
+    if (a.httpFloorP99) {
+      rows.push({ key: 'ack.httpFloor.p99', label: `same burst, bare node:http server: p99`, value: a.httpFloorP99.median, unit: 'ms', better: 'lower' });
+      rows.push({ key: 'ack.boltHelp.p99', label: `same burst, Bolt answering help: p99`, value: a.boltHelpP99.median, unit: 'ms', better: 'lower' });
+      const vsFloor = Math.round((a.p99.median / a.httpFloorP99.median) * 100) / 100;
+      rows.push({ key: 'ack.p99VsHttpFloor', label: 'ack p99 / bare node:http p99', value: vsFloor, unit: 'x', better: 'lower' });
+    }
     rows.push({
       key: 'ack.jobs',
       label: `jobs waiting in the queue (expected ${a.expectedJobs})`,
@@ -281,7 +287,7 @@ async function main(): Promise<void> {
     }
     if (args.only.has('ack')) {
       parts.slackAck = await section('ack', '3. 200 concurrent signed /conntrack check requests (HTTP receiver, embedded Redis)', () =>
-        benchSlackAck({ rounds: 3, concurrency: 200, log }),
+        benchSlackAck({ rounds: 5, concurrency: 200, warmupBursts: 3, log }),
       );
     }
     if (args.only.has('fleet')) {

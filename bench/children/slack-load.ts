@@ -19,6 +19,8 @@ interface Options {
   userId: string;
   /** Print READY after the warm-up and wait for a line on stdin before the burst (profiling). */
   waitForGo?: boolean;
+  /** The measured burst's command text (default `check <gateway>`); `help` measures Bolt without Redis. */
+  text?: string;
 }
 
 interface Outcome {
@@ -75,7 +77,7 @@ if (o.waitForGo) {
   process.stdin.pause();
 }
 
-const bodies = Array.from({ length: o.count }, (_, i) => body(`check ${o.gateway}`, `${1_000_000 + o.round}.${runTag}.${i}`));
+const bodies = Array.from({ length: o.count }, (_, i) => body(o.text ?? `check ${o.gateway}`, `${1_000_000 + o.round}.${runTag}.${i}`));
 const started = performance.now();
 const outcomes = await Promise.all(bodies.map((b) => send(b)));
 const wallMs = performance.now() - started;

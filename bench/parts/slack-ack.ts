@@ -5,7 +5,7 @@
  * in the queue afterwards. Ack latency is measured by the client (a separate process):
  * request sent -> HTTP response read.
  */
-import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { loadEnv } from '../../src/config/env.js';
 import { inventorySchema } from '../../src/config/inventory.js';
@@ -47,6 +47,13 @@ export interface AckRound {
   server: { p50: number; p99: number; max: number };
   /** First request sent -> last response read. */
   wallMs: number;
+  /**
+   * The same burst, same client, just before, against (1) a bare node:http server that reads
+   * the body and answers 200 (the machine's HTTP floor) and (2) this receiver with
+   * `/conntrack help` (Bolt: signature, parsing, middleware, ack; no Redis).
+   */
+  httpFloor: { p50: number; p99: number };
+  boltHelp: { p50: number; p99: number };
   jobsFound: number;
   jobsWaiting: number;
   errors: string[];
@@ -54,6 +61,8 @@ export interface AckRound {
 
 export interface SlackAckResult {
   concurrency: number;
+  /** Unmeasured bursts of each kind sent first (JIT warm-up of a fresh receiver). */
+  warmupBursts?: number;
   rounds: AckRound[];
   p50: Summary;
   p99: Summary;
@@ -70,6 +79,9 @@ export interface SlackAckResult {
   /** Judged on the client-side p99 (what Slack would see), median over rounds. */
   target: { p99Ms: number; met: boolean; receiverSideMet: boolean };
   receiverP99: Summary;
+  /** Client-side p99 per round of the side-by-side bursts (see AckRound). */
+  httpFloorP99: Summary;
+  boltHelpP99: Summary;
   /**
    * CPU profile of the receiver process during one extra burst (not in the latencies above):
    * where its event loop spends the time. `idlePct` high = the receiver waits (on Redis).
@@ -77,11 +89,34 @@ export interface SlackAckResult {
   receiverProfile?: { sampledMs: number; idlePct: number; top: HotFunction[]; byFile: { file: string; selfMs: number; selfPct: number }[] };
 }
 
-export async function benchSlackAck(opts: { rounds: number; concurrency: number; log: (s: string) => void }): Promise<SlackAckResult> {
+function sortedLatencies(out: LoadOutput): number[] {
+  return [...out.latencies].sort((a, b) => a - b);
+}
+
+function burstQuantiles(out: LoadOutput): { p50: number; p99: number } {
+  const sorted = sortedLatencies(out);
+  return { p50: round(quantile(sorted, 0.5)), p99: round(quantile(sorted, 0.99)) };
+}
+
+/** A bare HTTP server answering every POST like an ack: what any framework's ack costs at least here. */
+async function startHttpFloor(): Promise<{ url: string; close: () => Promise<void> }> {
+  const server = createServer((req, res) => {
+    req.resume();
+    req.on('end', () => res.writeHead(200, { 'content-type': 'application/json' }).end('{"response_type":"ephemeral","text":"ok"}'));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/slack/events`,
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  };
+}
+
+export async function benchSlackAck(opts: { rounds: number; concurrency: number; warmupBursts: number; log: (s: string) => void }): Promise<SlackAckResult> {
   const { log } = opts;
   let slack: SlackApiServer | undefined;
   let rt: Runtime | undefined;
   let app: ReturnType<typeof createSlackApp> | undefined;
+  let floorServer: Awaited<ReturnType<typeof startHttpFloor>> | undefined;
   try {
     slack = await startSlackApi({ channels: [{ id: CHANNEL, name: 'ops' }], users: [{ id: USER, name: 'bench' }] });
     const env = loadEnv({
@@ -115,17 +150,37 @@ export async function benchSlackAck(opts: { rounds: number; concurrency: number;
     });
     log(`receiver ${url}, Redis ${rt.redisHandle.url} (embedded), no workers`);
 
+    floorServer = await startHttpFloor();
+    const floorUrl = floorServer.url;
+    const burst = (target: string, round_: number, warmup: number, text?: string): Promise<LoadOutput> =>
+      runTsChild<LoadOutput>(
+        'bench/children/slack-load.ts',
+        [JSON.stringify({ url: target, secret: SECRET, gateway: GATEWAY, count: opts.concurrency, round: round_, warmup, channelId: CHANNEL, userId: USER, ...(text ? { text } : {}) })],
+        { timeoutMs: 120_000 },
+      );
+
+    // A receiver in production is long-running: warm its JIT with unmeasured bursts of each
+    // kind first (the check bursts' jobs are drained again, so the queue counts stay exact).
+    for (let w = 0; w < opts.warmupBursts; w++) {
+      await burst(floorUrl, -1 - w, 5);
+      await burst(url, -1 - w, 5, 'help');
+      await burst(url, -1 - w, 5);
+    }
+    if (opts.warmupBursts > 0) {
+      await rt.queues.check.drain();
+      log(`  ${opts.warmupBursts} unmeasured warm-up bursts of each kind sent (their jobs drained)`);
+    }
     const rounds: AckRound[] = [];
     let extraJobs = 0;
     const all: number[] = [];
     const allServer: number[] = [];
     for (let r = 0; r < opts.rounds; r++) {
-      const out = await runTsChild<LoadOutput>(
-        'bench/children/slack-load.ts',
-        [JSON.stringify({ url, secret: SECRET, gateway: GATEWAY, count: opts.concurrency, round: r, warmup: r === 0 ? 20 : 5, channelId: CHANNEL, userId: USER })],
-        { timeoutMs: 120_000 },
-      );
-      const sorted = [...out.latencies].sort((a, b) => a - b);
+      // Side by side, same client, one after the other: the HTTP floor, Bolt alone, then the
+      // measured check burst last (the receiver-side tail below belongs to it).
+      const httpFloor = burstQuantiles(await burst(floorUrl, r, r === 0 ? 20 : 5));
+      const boltHelp = burstQuantiles(await burst(url, r, r === 0 ? 20 : 5, 'help'));
+      const out = await burst(url, r, 5);
+      const sorted = sortedLatencies(out);
       // The child's warm-up requests finish before its burst starts: the burst is the tail.
       const server_ = serverMs.slice(-opts.concurrency).sort((a, b) => a - b);
       allServer.push(...server_);
@@ -150,6 +205,8 @@ export async function benchSlackAck(opts: { rounds: number; concurrency: number;
         max: round(sorted.at(-1) ?? Number.NaN),
         server: { p50: round(quantile(server_, 0.5)), p99: round(quantile(server_, 0.99)), max: round(server_.at(-1) ?? Number.NaN) },
         wallMs: round(out.wallMs),
+        httpFloor,
+        boltHelp,
         jobsFound: new Set(ids).size === ids.length ? found : -1,
         jobsWaiting: waiting,
         errors: out.errors.slice(0, 5),
@@ -158,6 +215,7 @@ export async function benchSlackAck(opts: { rounds: number; concurrency: number;
       log(
         `  round ${r + 1}/${opts.rounds}: ${round_.ok}/${round_.requests} HTTP 200, ack p50 ${round_.p50} ms, p99 ${round_.p99} ms, max ${round_.max} ms (receiver-side p50 ${round_.server.p50}, p99 ${round_.server.p99}); ${round_.jobsFound} jobs found (${round_.jobsWaiting} waiting)`,
       );
+      log(`           same burst side by side: bare node:http server p99 ${httpFloor.p99} ms, Bolt answering help (no Redis) p99 ${boltHelp.p99} ms`);
     }
     // One more burst under the V8 profiler (in this process: the receiver), not measured.
     let receiverProfile: SlackAckResult['receiverProfile'];
@@ -241,6 +299,7 @@ export async function benchSlackAck(opts: { rounds: number; concurrency: number;
     const receiverP99 = summarize(rounds.map((r) => r.server.p99));
     return {
       concurrency: opts.concurrency,
+      warmupBursts: opts.warmupBursts,
       rounds,
       p50: summarize(rounds.map((r) => r.p50)),
       p99,
@@ -256,9 +315,12 @@ export async function benchSlackAck(opts: { rounds: number; concurrency: number;
       allJobsInQueue,
       target: { p99Ms: ACK_P99_TARGET_MS, met: p99.median < ACK_P99_TARGET_MS, receiverSideMet: receiverP99.median < ACK_P99_TARGET_MS },
       receiverP99,
+      httpFloorP99: summarize(rounds.map((r) => r.httpFloor.p99)),
+      boltHelpP99: summarize(rounds.map((r) => r.boltHelp.p99)),
       ...(receiverProfile ? { receiverProfile } : {}),
     };
   } finally {
+    await floorServer?.close().catch(() => undefined);
     await app?.stop().catch(() => undefined);
     await rt?.close().catch(() => undefined);
     await slack?.close().catch(() => undefined);
