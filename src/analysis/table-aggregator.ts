@@ -8,6 +8,7 @@
  */
 import { StringDecoder } from 'node:string_decoder';
 import { tableSummarySchema, type ConntrackEntry, type TableSummary } from '../core/model.js';
+import { ESTABLISHED_TIMEOUT_HEADER } from '../diagnostics/facts-script.js';
 import { parseConntrackLine, scratchEntry } from '../diagnostics/parsers/conntrack-line.js';
 
 // ---------------------------------------------------------------- Space-Saving
@@ -618,7 +619,11 @@ function flattenStates(states: Map<string, Map<string, { n: number }>>): Record<
 // ---------------------------------------------------------------- the aggregator
 
 export interface AggregatorContext {
-  /** nf_conntrack_tcp_timeout_established in effect when the table was dumped (seconds). */
+  /**
+   * nf_conntrack_tcp_timeout_established in effect when the table was dumped (seconds).
+   * A dump that starts with an `@@established-timeout N` header line (TABLE_DUMP_COMMAND)
+   * overrides it: the value read at the moment of the dump.
+   */
   establishedTimeout: number;
   /** Idle thresholds in seconds; each gets `establishedIdle.idleAtLeast[String(t)]`. */
   idleThresholds: number[];
@@ -645,7 +650,7 @@ function isIgnorable(line: string): boolean {
 }
 
 export class TableAggregator {
-  private readonly establishedTimeout: number;
+  private establishedTimeout: number;
   private readonly topK: number;
   private readonly thresholds: number[];
   private readonly idleCounts: number[];
@@ -690,7 +695,22 @@ export class TableAggregator {
       return;
     }
     if (isIgnorable(line)) return;
+    if (this.entries === 0 && line.startsWith(ESTABLISHED_TIMEOUT_HEADER)) {
+      this.readHeader(line.slice(ESTABLISHED_TIMEOUT_HEADER.length).trim());
+      return;
+    }
     this.addUnparsed(line);
+  }
+
+  /** The dump's own timeout, when it says one (an empty value keeps the configured one). */
+  private readHeader(value: string): void {
+    if (value === '') return;
+    const seconds = Number(value);
+    if (!/^\d+$/.test(value) || !Number.isSafeInteger(seconds)) {
+      this.addUnparsed(`${ESTABLISHED_TIMEOUT_HEADER} ${value}`);
+      return;
+    }
+    this.establishedTimeout = seconds;
   }
 
   /** Count a line that is not an entry (kept in a small sample). */

@@ -3,9 +3,9 @@
  * fixed templates of gateway/commands.ts. Every output is parsed with zod; every
  * write is followed by a read back by the caller (never trust an exit code alone).
  */
-import { zeroStats } from '../diagnostics/parsers/conntrack-stats.js';
+import { parseConntrackStatsCli } from '../diagnostics/parsers/conntrack-stats.js';
 import { z } from 'zod';
-import { conntrackStatsSchema, type ConntrackStats } from '../core/model.js';
+import type { ConntrackStats } from '../core/model.js';
 import { commands, MANAGED_FILES, type GatewayCommand, type ManagedFile, type StdinCommand } from '../gateway/commands.js';
 import { CommandFailedError } from '../gateway/errors.js';
 import type { ExecResult, GatewaySession } from '../gateway/ssh-session.js';
@@ -116,25 +116,11 @@ export async function isWritable(session: GatewaySession, key: string): Promise<
   return r.code === 0;
 }
 
-/** Sum the per-CPU lines of `conntrack -S` (or the single-line summary some versions print). */
-export function parseConntrackS(text: string): ConntrackStats {
-  const totals: Record<string, number> = {};
-  for (const line of text.split('\n')) {
-    for (const m of line.matchAll(/([a-z_]+)=(\d+)/g)) {
-      const k = m[1]!;
-      if (k === 'cpu' || k === 'entries') continue;
-      totals[k] = (totals[k] ?? 0) + Number(m[2]);
-    }
-  }
-  const base = zeroStats();
-  for (const k of Object.keys(base) as (keyof ConntrackStats)[]) base[k] = totals[k] ?? 0;
-  return conntrackStatsSchema.parse(base);
-}
-
 export async function readStats(session: GatewaySession): Promise<ConntrackStats | null> {
   const r = await run(session, commands.conntrackStats(), { allowFailure: true, timeoutMs: 15_000 });
   if (r.code !== 0) return null;
-  return parseConntrackS(r.stdout);
+  // The same parser as the check's: verify compares like with like.
+  return parseConntrackStatsCli(r.stdout);
 }
 
 export async function readCount(session: GatewaySession): Promise<number> {

@@ -141,6 +141,9 @@ if have conntrack; then begin conntrack-tool; command -v conntrack; end conntrac
 exit 0
 `;
 
+/** Header line of the table dump: `@@established-timeout <seconds>` (empty value if unreadable). */
+export const ESTABLISHED_TIMEOUT_HEADER = '@@established-timeout';
+
 /**
  * The table dump, streamed by the check: `conntrack -L` when the tool exists, else
  * `/proc/net/nf_conntrack` (same parser). Needs root (CAP_NET_ADMIN for conntrack -L,
@@ -148,6 +151,9 @@ exit 0
  * "N flow entries have been shown." summary goes to stderr and is never parsed.
  */
 export const TABLE_DUMP_COMMAND =
+  // First line: the ESTABLISHED timeout at the moment of the dump (world-readable), so the
+  // dump needs nothing from the facts script and both run at once (idle = timeout - remaining).
+  `echo "${ESTABLISHED_TIMEOUT_HEADER} $(cat /proc/sys/net/netfilter/nf_conntrack_tcp_timeout_established 2>/dev/null)"; ` +
   'PATH="$PATH:/usr/sbin:/sbin"; S=; ' +
   'if [ "$(id -u)" != 0 ] && command -v sudo >/dev/null 2>&1 && sudo -n true >/dev/null 2>&1; then S="sudo -n"; fi; ' +
   'if command -v conntrack >/dev/null 2>&1; then exec $S conntrack -L; else exec $S cat /proc/net/nf_conntrack; fi';

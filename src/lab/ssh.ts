@@ -9,6 +9,9 @@
  *   /usr/lib/sysctl.d, /usr/local/lib/sysctl.d, /lib/sysctl.d   empty binds, and an
  *                       empty /etc/sysctl.conf (so `sysctl --system` reads only lab files)
  *   /run                overlay with /run/sshd (sshd's privilege-separation directory)
+ *   /root               bind of <lab>/root-home (empty, lab-owned): a gateway's root, not this
+ *                       machine's. sshd runs every command through root's bash, which sources
+ *                       ~/.bashrc: here that is pyenv init, 80 ms per exec (measured), no gateway's.
  *   /proc/sys           read-only, except /proc/sys/net (the gateway namespace's own keys):
  *                       kernel.*, vm.*, fs.* are global and must never be written from a lab.
  */
@@ -105,7 +108,7 @@ export async function startSshd(opts: {
   port: number;
 }): Promise<number> {
   const { dir, material } = opts;
-  for (const d of ['etc-upper', 'etc-work', 'run-upper', 'run-work', 'sysctl.d', 'modprobe.d', 'empty']) {
+  for (const d of ['etc-upper', 'etc-work', 'run-upper', 'run-work', 'sysctl.d', 'modprobe.d', 'empty', 'root-home']) {
     await mkdir(join(dir, d), { recursive: true, mode: 0o755 });
   }
   // The gateway's /etc/sysctl.conf is lab-owned too (the host's may set keys of its own).
@@ -123,6 +126,7 @@ export async function startSshd(opts: {
     `for d in /usr/lib/sysctl.d /lib/sysctl.d /usr/local/lib/sysctl.d /run/sysctl.d; do if [ -d "$d" ] && ! [ -L "$d" ]; then mount --bind ${D('empty')} "$d"; fi; done`,
     `mount -t overlay cto-lab-run -o lowerdir=/run,upperdir=${D('run-upper')},workdir=${D('run-work')} /run`,
     'mkdir -p /run/sshd && chmod 0755 /run/sshd',
+    `chmod 0700 ${D('root-home')} && mount --bind ${D('root-home')} /root`,
     'mount --bind /proc/sys /proc/sys',
     'mount -o remount,bind,ro /proc/sys',
     'mount --bind /proc/sys/net /proc/sys/net',

@@ -6,7 +6,7 @@
 import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { parseApplyState, parseConntrackS } from '../../src/apply/gateway-io.js';
+import { parseApplyState } from '../../src/apply/gateway-io.js';
 import { parseEstablished, selectIdle, NETLINK_DELETE_SCRIPT } from '../../src/apply/idle-delete.js';
 import { modprobeFileFor, parseModprobeHashsize, parseSysctlText, sysctlFileFor } from '../../src/apply/persist.js';
 import { parseNftTable } from '../../src/apply/rules.js';
@@ -48,11 +48,6 @@ describe('idle selection', () => {
 });
 
 describe('gateway output parsers', () => {
-  it('sums conntrack -S over CPUs', () => {
-    const s = parseConntrackS('cpu=0 found=1 invalid=2 insert=0 insert_failed=3 drop=4 early_drop=5 error=0 search_restart=0 clash_resolve=0 chaintoolong=0\ncpu=1 found=1 invalid=0 insert=0 insert_failed=0 drop=6 early_drop=0 error=0 search_restart=0 clash_resolve=0 chaintoolong=0\n');
-    expect(s).toMatchObject({ found: 2, drop: 10, early_drop: 5, insert_failed: 3 });
-  });
-
   it('reads the apply state script output', () => {
     const st = parseApplyState(
       'sysctl nf_conntrack_max 262144\nsysctl nf_conntrack_tcp_timeout_established 432000\nsysctl nf_conntrack_x 1 2\nhashsize 65536\nmem MemTotal: 1000 kB\nmem MemAvailable: 500 kB\nslab 320\nnetns net:[4026531840]\nconntrack-tool yes\npython3 no\niptables yes\nnft yes\nnow 1700000000\n',

@@ -210,12 +210,15 @@ describe.runIf(netns)('the facts script and the table dump in a scratch NAT gate
     const dump = async (cmd: string[]) => {
       const child = spawnInNs(ns, cmd);
       const exited = new Promise<number | null>((resolve) => child.on('close', resolve));
-      const summary = await aggregateLines(child.stdout, { establishedTimeout: 432_000, idleThresholds: [3600] });
+      // An absurd fallback: the dump must bring the namespace's own timeout in its header line.
+      const summary = await aggregateLines(child.stdout, { establishedTimeout: 1, idleThresholds: [3600] });
       expect(await exited).toBe(0);
       return summary;
     };
     const viaTool = await dump(['sh', '-c', TABLE_DUMP_COMMAND]);
     expect(viaTool.entries).toBe(count);
+    const timeout = Number(inNs(ns, ['cat', '/proc/sys/net/netfilter/nf_conntrack_tcp_timeout_established']).trim());
+    expect(viaTool.establishedIdle.timeoutUsed).toBe(timeout);
     expect(viaTool.unparsed).toBe(0);
     expect(viaTool.topSources.slice(0, 5).map((s) => s.count)).toEqual([100, 100, 100, 100, 100]);
     expect(viaTool.topPortUse[0]).toMatchObject({ natSource: '198.19.0.1', dst: '198.19.0.2', dport: 443, proto: 'tcp', count: 500 });
@@ -226,6 +229,7 @@ describe.runIf(netns)('the facts script and the table dump in a scratch NAT gate
     const viaProc = await dump(['unshare', '-m', 'sh', '-c', hide, TABLE_DUMP_COMMAND]);
     expect(viaProc.entries).toBe(count);
     expect(viaProc.topSources).toEqual(viaTool.topSources);
+    expect(viaProc.establishedIdle.timeoutUsed).toBe(timeout);
     const noTool = parseFacts(inNs(ns, ['unshare', '-m', 'sh', '-c', hide, FACTS_SCRIPT]), new Date().toISOString());
     expect(noTool.hasConntrackTool).toBe(false);
     expect(noTool.count).toBe(count);

@@ -156,6 +156,22 @@ describe('TableAggregator line handling', () => {
     });
   });
 
+  it("takes the ESTABLISHED timeout from the dump's header line (read at dump time), not the caller's guess", async () => {
+    // The entry has 431000 s left: idle 1000 s under the caller's 432000; under the dump's own 3600
+    // it is above the timeout (its timer was set before the timeout was lowered).
+    const withHeader = await aggregateLines(Readable.from([`@@established-timeout 3600\n${good}\n`]), ctx);
+    expect(withHeader.establishedIdle).toMatchObject({ timeoutUsed: 3600, total: 1, aboveTimeout: 1 });
+    expect([withHeader.entries, withHeader.unparsed]).toEqual([1, 0]);
+    const without = await aggregateLines(Readable.from([`${good}\n`]), ctx);
+    expect(without.establishedIdle).toMatchObject({ timeoutUsed: 432_000, aboveTimeout: 0, idleAtLeast: { '0': 1, '3600': 0 } });
+    // unreadable on the gateway (empty value): the caller's value stays
+    const empty = await aggregateLines(Readable.from([`@@established-timeout \n${good}\n`]), ctx);
+    expect([empty.establishedIdle.timeoutUsed, empty.unparsed]).toEqual([432_000, 0]);
+    // garbage value, or a header after entries: counted as unparsed, never used
+    const bad = await aggregateLines(Readable.from([`@@established-timeout 12x\n${good}\n@@established-timeout 60\n`]), ctx);
+    expect([bad.establishedIdle.timeoutUsed, bad.unparsed, bad.entries]).toEqual([432_000, 2, 1]);
+  });
+
   it('accepts parsed entries directly', () => {
     const agg = new TableAggregator(ctx);
     const e = parseConntrackLine(good);
