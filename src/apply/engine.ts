@@ -640,6 +640,7 @@ export class ApplyEngine {
     }
     return {
       at: nowIso(),
+      gatewayAt: new Date(live.now * 1000).toISOString(),
       checks,
       count: { before: snapshot.count, after: count },
       max: { before: snapshot.max, after: max },
@@ -669,6 +670,7 @@ export class ApplyEngine {
       dueAt: new Date(Date.now() + delayMs).toISOString(),
       baseline: {
         at: v.at,
+        gatewayAt: v.gatewayAt,
         drop: v.drops?.after.drop ?? 0,
         earlyDrop: v.drops?.after.early_drop ?? 0,
         insertFailed: v.drops?.after.insert_failed ?? 0,

@@ -40,7 +40,8 @@ export function followUpVerdict(followUp: FollowUp, report: CheckReport): Follow
   const drop = delta(stats.drop, base.drop);
   const earlyDrop = delta(stats.early_drop, base.earlyDrop);
   const insertFailed = delta(stats.insert_failed, base.insertFailed);
-  const tableFullLines = tableFullLinesSince(report, base.at);
+  // The kernel log carries the gateway's clock: compare with the gateway's clock at the verify.
+  const tableFullLines = tableFullLinesSince(report, base.gatewayAt ?? base.at);
   const stopped = drop === 0 && tableFullLines === 0;
   const where = `${report.conntrack.count}/${report.conntrack.max} (${report.conntrack.percent}%)`;
   const counters = `drop +${drop}, early_drop +${earlyDrop}, insert_failed +${insertFailed}, "table full" lines ${tableFullLines}`;

@@ -106,6 +106,8 @@ export type DeleteReport = z.infer<typeof deleteReportSchema>;
 
 export const verifyReportSchema = z.object({
   at: z.string(),
+  /** The gateway's own clock at the verify (its kernel log is stamped with that clock). */
+  gatewayAt: z.string().nullable().default(null),
   checks: z.array(verifyCheckSchema),
   count: z.object({ before: z.number(), after: z.number() }),
   max: z.object({ before: z.number(), after: z.number() }),
@@ -138,7 +140,15 @@ export const followUpSchema = z.object({
   jobId: z.string(),
   dueAt: z.string(),
   /** Counters at verify time; the follow-up compares against them. */
-  baseline: z.object({ at: z.string(), drop: z.number(), earlyDrop: z.number(), insertFailed: z.number(), tableFullLines: z.number() }),
+  baseline: z.object({
+    at: z.string(),
+    /** Gateway clock at the verify: "table full" lines are placed against this, so a gateway whose clock is off is judged right. */
+    gatewayAt: z.string().nullable().default(null),
+    drop: z.number(),
+    earlyDrop: z.number(),
+    insertFailed: z.number(),
+    tableFullLines: z.number(),
+  }),
 });
 export type FollowUp = z.infer<typeof followUpSchema>;
 

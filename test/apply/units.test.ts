@@ -13,6 +13,7 @@ import { parseNftTable } from '../../src/apply/rules.js';
 import { DOC_EXAMPLE, renderSudoers, shellWords } from '../../src/apply/sudoers.js';
 import { commands } from '../../src/gateway/commands.js';
 import { followUpVerdict } from '../../src/apply/follow-up.js';
+import { followUpSchema } from '../../src/apply/model.js';
 import { buildReport } from '../../src/check/run-check.js';
 import { gatewayConfigSchema } from '../../src/config/inventory.js';
 import { makeFacts, makeTable, saturatedFacts, tableFull } from '../support/facts-fixtures.js';
@@ -115,7 +116,7 @@ describe('sudoers allow-list', () => {
 });
 
 describe('follow-up verdict', () => {
-  const followUp = { jobId: 'j', dueAt: '2025-01-15T11:55:00Z', baseline: { at: '2025-01-15T11:50:00.000Z', drop: 48_000, earlyDrop: 0, insertFailed: 0, tableFullLines: 0 } };
+  const followUp = { jobId: 'j', dueAt: '2025-01-15T11:55:00Z', baseline: { at: '2025-01-15T11:50:00.000Z', gatewayAt: '2025-01-15T11:50:00.000Z', drop: 48_000, earlyDrop: 0, insertFailed: 0, tableFullLines: 0 } };
   const config = gatewayConfigSchema.parse({ host: '198.18.0.2', user: 'root', identityFile: '/k', hostKey: 'SHA256:' + 'A'.repeat(43) });
   const report = (facts: ReturnType<typeof makeFacts>) => buildReport('gw-3', config, facts, makeTable(), {});
 
@@ -132,6 +133,19 @@ describe('follow-up verdict', () => {
     const v = followUpVerdict(followUp, report(makeFacts({ stats: { drop: 48_000 }, kernelLog: [tableFull('2025-01-15T11:30:00.000Z')] })));
     expect(v).toMatchObject({ stopped: true, drop: 0, tableFullLines: 0 });
     expect(v.summary).toMatch(/^Drops stopped/);
+  });
+
+  it("places kernel-log lines against the gateway's clock, not the bot's", () => {
+    // The gateway's clock runs 20 min behind the bot: its verify was at 11:30 gateway time.
+    // A line stamped 11:40 (gateway clock) came after the verify although it reads earlier
+    // than the bot's 11:50; a line at 11:20 came before it.
+    const skewed = { ...followUp, baseline: { ...followUp.baseline, gatewayAt: '2025-01-15T11:30:00.000Z' } };
+    const facts = makeFacts({ stats: { drop: 48_000 }, kernelLog: [tableFull('2025-01-15T11:20:00.000Z'), tableFull('2025-01-15T11:40:00.000Z')] });
+    expect(followUpVerdict(skewed, report(facts))).toMatchObject({ stopped: false, tableFullLines: 1 });
+    // A follow-up stored before the gateway clock was recorded falls back to the bot's time.
+    const old = followUpSchema.parse({ ...followUp, baseline: { ...followUp.baseline, gatewayAt: undefined } });
+    expect(old.baseline.gatewayAt).toBeNull();
+    expect(followUpVerdict(old, report(facts))).toMatchObject({ stopped: true, tableFullLines: 0 });
   });
 
   it('counters smaller than at the verify were reset (reboot): all of them count as new', () => {
