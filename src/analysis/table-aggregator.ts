@@ -8,7 +8,7 @@
  */
 import { StringDecoder } from 'node:string_decoder';
 import { tableSummarySchema, type ConntrackEntry, type TableSummary } from '../core/model.js';
-import { ESTABLISHED_TIMEOUT_HEADER } from '../diagnostics/facts-script.js';
+import { ESTABLISHED_TIMEOUT_HEADER, SHORT_TIMER_HEADER } from '../diagnostics/facts-script.js';
 import { parseConntrackLine, scratchEntry } from '../diagnostics/parsers/conntrack-line.js';
 
 // ---------------------------------------------------------------- Space-Saving
@@ -625,6 +625,13 @@ export interface AggregatorContext {
    * overrides it: the value read at the moment of the dump.
    */
   establishedTimeout: number;
+  /**
+   * The kernel's short TCP timer (max of nf_conntrack_tcp_timeout_unacknowledged and
+   * _max_retrans, 300 s by default; a dump's `@@short-timer` header overrides it). An
+   * ESTABLISHED entry with no more than this left may be active with data in flight: it
+   * is counted in `establishedIdle.shortTimer`, never as idle.
+   */
+  shortTimerSeconds?: number;
   /** Idle thresholds in seconds; each gets `establishedIdle.idleAtLeast[String(t)]`. */
   idleThresholds: number[];
   /** Length of each top list (default 10). */
@@ -638,6 +645,8 @@ export interface AggregatorContext {
 export const DEFAULT_TOP_K = 10;
 export const DEFAULT_CAPACITY = 20_000;
 export const DEFAULT_PROFILE_CAPACITY = 64;
+/** nf_conntrack_tcp_timeout_unacknowledged and _max_retrans default (seconds). */
+export const DEFAULT_SHORT_TIMER_SECONDS = 300;
 const UNPARSED_SAMPLE_MAX = 5;
 const UNPARSED_SAMPLE_CHARS = 300;
 /** A "line" longer than this without a newline is garbage: counted once and dropped. */
@@ -651,6 +660,7 @@ function isIgnorable(line: string): boolean {
 
 export class TableAggregator {
   private establishedTimeout: number;
+  private shortTimer: number;
   private readonly topK: number;
   private readonly thresholds: number[];
   private readonly idleCounts: number[];
@@ -669,6 +679,7 @@ export class TableAggregator {
   private readonly profiles: ProfileTracker;
   private establishedTotal = 0;
   private establishedAboveTimeout = 0;
+  private establishedShortTimer = 0;
   /** Parsed into by addLine (entries are counted, never kept). */
   private readonly scratch = scratchEntry();
 
@@ -677,6 +688,7 @@ export class TableAggregator {
       throw new RangeError(`establishedTimeout must be a non-negative number, got ${ctx.establishedTimeout}`);
     }
     this.establishedTimeout = ctx.establishedTimeout;
+    this.shortTimer = ctx.shortTimerSeconds ?? DEFAULT_SHORT_TIMER_SECONDS;
     this.topK = ctx.topK ?? DEFAULT_TOP_K;
     this.thresholds = [...new Set(ctx.idleThresholds)].filter((t) => Number.isFinite(t)).sort((a, b) => a - b);
     this.idleCounts = this.thresholds.map(() => 0);
@@ -695,22 +707,28 @@ export class TableAggregator {
       return;
     }
     if (isIgnorable(line)) return;
-    if (this.entries === 0 && line.startsWith(ESTABLISHED_TIMEOUT_HEADER)) {
-      this.readHeader(line.slice(ESTABLISHED_TIMEOUT_HEADER.length).trim());
-      return;
-    }
+    if (this.entries === 0 && this.readHeader(line)) return;
     this.addUnparsed(line);
   }
 
-  /** The dump's own timeout, when it says one (an empty value keeps the configured one). */
-  private readHeader(value: string): void {
-    if (value === '') return;
-    const seconds = Number(value);
-    if (!/^\d+$/.test(value) || !Number.isSafeInteger(seconds)) {
-      this.addUnparsed(`${ESTABLISHED_TIMEOUT_HEADER} ${value}`);
-      return;
+  /**
+   * The dump's own timeouts (TABLE_DUMP_COMMAND's header lines), read before any entry.
+   * Values the gateway could not read are empty and keep the configured ones; anything
+   * else that is not a number is counted as unparsed. False: not a header line.
+   */
+  private readHeader(line: string): boolean {
+    const header = [ESTABLISHED_TIMEOUT_HEADER, SHORT_TIMER_HEADER].find((h) => line.startsWith(`${h} `) || line === h);
+    if (header === undefined) return false;
+    const values = line.slice(header.length).trim().split(/\s+/).filter((v) => v !== '');
+    if (!values.every((v) => /^\d{1,9}$/.test(v))) {
+      this.addUnparsed(line);
+      return true;
     }
-    this.establishedTimeout = seconds;
+    if (values.length === 0) return true;
+    const seconds = values.map(Number);
+    if (header === ESTABLISHED_TIMEOUT_HEADER) this.establishedTimeout = seconds[0] as number;
+    else this.shortTimer = Math.max(...seconds);
+    return true;
   }
 
   /** Count a line that is not an entry (kept in a small sample). */
@@ -747,6 +765,12 @@ export class TableAggregator {
       const idle = this.establishedTimeout - entry.timeout;
       if (idle < 0) {
         this.establishedAboveTimeout++;
+        return;
+      }
+      // On the short timer (data in flight, retransmissions, zero window) the remaining time
+      // says nothing about idleness: 20 live connections in a lab test showed it under load.
+      if (entry.timeout <= this.shortTimer && this.shortTimer < this.establishedTimeout) {
+        this.establishedShortTimer++;
         return;
       }
       const t = this.thresholds;
@@ -794,6 +818,8 @@ export class TableAggregator {
         total: this.establishedTotal,
         idleAtLeast,
         aboveTimeout: this.establishedAboveTimeout,
+        shortTimer: this.establishedShortTimer,
+        shortTimerSeconds: this.shortTimer,
       },
       durationMs: Math.round(performance.now() - this.startedAt),
     };

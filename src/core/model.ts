@@ -193,6 +193,14 @@ export const tableSummarySchema = z.object({
      * their idle time is unknown, so they are in no idleAtLeast bucket.
      */
     aboveTimeout: z.number().optional(),
+    /**
+     * ESTABLISHED entries with no more than `shortTimerSeconds` left: the kernel puts an entry
+     * with unacknowledged data, too many retransmissions or a zero window on that short timer
+     * (nf_conntrack_tcp_timeout_unacknowledged / _max_retrans), so these are likely active;
+     * in no idleAtLeast bucket.
+     */
+    shortTimer: z.number().optional(),
+    shortTimerSeconds: z.number().optional(),
   }),
   durationMs: z.number(),
 });

@@ -143,6 +143,13 @@ exit 0
 
 /** Header line of the table dump: `@@established-timeout <seconds>` (empty value if unreadable). */
 export const ESTABLISHED_TIMEOUT_HEADER = '@@established-timeout';
+/**
+ * Second header line: `@@short-timer <unacknowledged> <max_retrans>` (seconds). While data is
+ * unacknowledged, after too many retransmissions or with a zero window, the kernel gives an
+ * ESTABLISHED entry this short timer instead of the ESTABLISHED timeout: its remaining time
+ * then says nothing about how long it has been idle.
+ */
+export const SHORT_TIMER_HEADER = '@@short-timer';
 
 /**
  * The table dump, streamed by the check: `conntrack -L` when the tool exists, else
@@ -153,7 +160,9 @@ export const ESTABLISHED_TIMEOUT_HEADER = '@@established-timeout';
 export const TABLE_DUMP_COMMAND =
   // First line: the ESTABLISHED timeout at the moment of the dump (world-readable), so the
   // dump needs nothing from the facts script and both run at once (idle = timeout - remaining).
-  `echo "${ESTABLISHED_TIMEOUT_HEADER} $(cat /proc/sys/net/netfilter/nf_conntrack_tcp_timeout_established 2>/dev/null)"; ` +
+  'T=/proc/sys/net/netfilter/nf_conntrack_tcp_timeout_; ' +
+  `echo "${ESTABLISHED_TIMEOUT_HEADER} $(cat \${T}established 2>/dev/null)"; ` +
+  `echo "${SHORT_TIMER_HEADER} $(cat \${T}unacknowledged 2>/dev/null) $(cat \${T}max_retrans 2>/dev/null)"; ` +
   'PATH="$PATH:/usr/sbin:/sbin"; S=; ' +
   'if [ "$(id -u)" != 0 ] && command -v sudo >/dev/null 2>&1 && sudo -n true >/dev/null 2>&1; then S="sudo -n"; fi; ' +
   'if command -v conntrack >/dev/null 2>&1; then exec $S conntrack -L; else exec $S cat /proc/net/nf_conntrack; fi';

@@ -254,3 +254,14 @@ describe('analyze: stale timers after a timeout was lowered', () => {
     expect(f?.evidence).toEqual({ timeoutSeconds: 3600, established: 200_000, staleTimers: 150_000 });
   });
 });
+
+describe('analyze: entries on the kernel short timer', () => {
+  it('says how many ESTABLISHED entries are on the 300 s timer (maybe active) instead of calling them idle', () => {
+    const table = makeTable({
+      establishedIdle: { timeoutUsed: 432_000, total: 8000, idleAtLeast: { '3600': 500 }, shortTimer: 1200, shortTimerSeconds: 300 },
+    });
+    const f = analyze(saturatedFacts(), table, THRESHOLDS).find((x) => x.id === 'established-timeout-long');
+    expect(f?.evidence['onShortTimer']).toBe(1200);
+    expect(f?.detail).toContain("1,200 more are on the kernel's 5 min short timer");
+  });
+});

@@ -211,7 +211,7 @@ describe.runIf(netns)('the facts script and the table dump in a scratch NAT gate
       const child = spawnInNs(ns, cmd);
       const exited = new Promise<number | null>((resolve) => child.on('close', resolve));
       // An absurd fallback: the dump must bring the namespace's own timeout in its header line.
-      const summary = await aggregateLines(child.stdout, { establishedTimeout: 1, idleThresholds: [3600] });
+      const summary = await aggregateLines(child.stdout, { establishedTimeout: 1, shortTimerSeconds: 1, idleThresholds: [3600] });
       expect(await exited).toBe(0);
       return summary;
     };
@@ -219,6 +219,10 @@ describe.runIf(netns)('the facts script and the table dump in a scratch NAT gate
     expect(viaTool.entries).toBe(count);
     const timeout = Number(inNs(ns, ['cat', '/proc/sys/net/netfilter/nf_conntrack_tcp_timeout_established']).trim());
     expect(viaTool.establishedIdle.timeoutUsed).toBe(timeout);
+    const shortTimer = Math.max(
+      ...['unacknowledged', 'max_retrans'].map((k) => Number(inNs(ns, ['cat', `/proc/sys/net/netfilter/nf_conntrack_tcp_timeout_${k}`]).trim())),
+    );
+    expect(viaTool.establishedIdle.shortTimerSeconds).toBe(shortTimer);
     expect(viaTool.unparsed).toBe(0);
     expect(viaTool.topSources.slice(0, 5).map((s) => s.count)).toEqual([100, 100, 100, 100, 100]);
     expect(viaTool.topPortUse[0]).toMatchObject({ natSource: '198.19.0.1', dst: '198.19.0.2', dport: 443, proto: 'tcp', count: 500 });

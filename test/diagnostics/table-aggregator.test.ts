@@ -150,10 +150,27 @@ describe('TableAggregator line handling', () => {
     expect(s.establishedIdle).toEqual({
       timeoutUsed: 3600,
       total: 7,
-      // idle = 3600 - remaining: 0, 1, 600, 601, 3000, 3599 (and one above the timeout)
-      idleAtLeast: { '0': 6, '600': 4, '3000': 2 },
+      // idle = 3600 - remaining: 0, 1, 600, 601, 3000 (one above the timeout; the one with
+      // 1 s left is on the kernel's 300 s short timer: maybe active, never called idle)
+      idleAtLeast: { '0': 5, '600': 3, '3000': 1 },
       aboveTimeout: 1,
+      shortTimer: 1,
+      shortTimerSeconds: 300,
     });
+  });
+
+  it('does not call an entry on the short timer (data in flight, zero window) idle, with the timer the dump reports', async () => {
+    const line = (remaining: number, sport: number) =>
+      `tcp      6 ${remaining} ESTABLISHED src=198.18.0.2 dst=198.19.0.2 sport=${sport} dport=443 src=198.19.0.2 dst=198.19.0.1 sport=443 dport=${sport} [ASSURED] mark=0 use=1`;
+    // The dump reports a 200 s short timer. 431990 left: active 10 s ago. 200 left: maybe a
+    // live connection with a byte unacknowledged (on the short timer), not "idle 5 days".
+    // 299 left is above that timer: idle for 5 days. Without the header (default 300 s),
+    // 299 left is on the short timer.
+    const dump = ['@@established-timeout 432000', '@@short-timer 120 200', line(431_990, 1000), line(299, 1001), line(200, 1002)].join('\n');
+    const s = await aggregateLines(Readable.from([dump]), { establishedTimeout: 432_000, idleThresholds: [3600] });
+    expect(s.establishedIdle).toMatchObject({ total: 3, shortTimer: 1, shortTimerSeconds: 200, idleAtLeast: { '3600': 1 } });
+    const byDefault = await aggregateLines(Readable.from([[line(431_990, 1000), line(299, 1001)].join('\n')]), { establishedTimeout: 432_000, idleThresholds: [3600] });
+    expect(byDefault.establishedIdle).toMatchObject({ shortTimer: 1, shortTimerSeconds: 300, idleAtLeast: { '3600': 0 } });
   });
 
   it("takes the ESTABLISHED timeout from the dump's header line (read at dump time), not the caller's guess", async () => {

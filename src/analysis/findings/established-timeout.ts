@@ -47,6 +47,8 @@ export function establishedTimeoutFindings(ctx: AnalysisContext): Finding[] {
   for (const t of measured) evidence[`idle>=${t}s`] = idle.idleAtLeast[String(t)] ?? 0;
   if (idle1h !== undefined) evidence['idle>=1h percentOfTable'] = pctNumber(ratio(idle1h, table.entries));
   if (stale > 0) evidence['staleTimers'] = stale;
+  const short = idle.shortTimer ?? 0;
+  if (short > 0) evidence['onShortTimer'] = short;
 
   let title = `ESTABLISHED timeout is ${fmtDuration(timeout)}: a dead connection holds its entry for ${fmtDuration(timeout)}`;
   if (idle1h !== undefined) {
@@ -58,6 +60,11 @@ export function establishedTimeoutFindings(ctx: AnalysisContext): Finding[] {
   const detail: string[] = [
     'Entries idle for hours on a NAT gateway are mostly connections whose ends vanished without FIN/RST.',
   ];
+  if (short > 0) {
+    detail.push(
+      `${fmtInt(short)} more are on the kernel's ${fmtDuration(idle.shortTimerSeconds ?? 300)} short timer (data unacknowledged, retransmissions or a zero window): likely active, not counted as idle.`,
+    );
+  }
   if (idle.timeoutUsed !== timeout) {
     detail.push(`Idle times were computed with a ${fmtDuration(idle.timeoutUsed)} timeout, not the current ${fmtDuration(timeout)}.`);
   }
