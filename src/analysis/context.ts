@@ -55,3 +55,12 @@ export function establishedTimeout(facts: GatewayFacts): number {
 export function idleAtLeast(table: TableSummary, seconds: number): number | undefined {
   return table.establishedIdle.idleAtLeast[String(seconds)];
 }
+
+/**
+ * Entries a delete after lowering the ESTABLISHED timeout to `seconds` removes now (idle >=
+ * seconds with more than `seconds` left); tables summarised before this was counted fall
+ * back to idleAtLeast.
+ */
+export function deletableAfterLowering(table: TableSummary, seconds: number): number | undefined {
+  return table.establishedIdle.deletable?.[String(seconds)] ?? idleAtLeast(table, seconds);
+}

@@ -664,6 +664,7 @@ export class TableAggregator {
   private readonly topK: number;
   private readonly thresholds: number[];
   private readonly idleCounts: number[];
+  private readonly deletableCounts: number[];
   private readonly startedAt = performance.now();
   private entries = 0;
   private unparsed = 0;
@@ -692,6 +693,7 @@ export class TableAggregator {
     this.topK = ctx.topK ?? DEFAULT_TOP_K;
     this.thresholds = [...new Set(ctx.idleThresholds)].filter((t) => Number.isFinite(t)).sort((a, b) => a - b);
     this.idleCounts = this.thresholds.map(() => 0);
+    this.deletableCounts = this.thresholds.map(() => 0);
     const capacity = ctx.capacity ?? DEFAULT_CAPACITY;
     this.sources = new SpaceSaving(capacity);
     this.destinations = new SpaceSaving(capacity);
@@ -775,8 +777,13 @@ export class TableAggregator {
       }
       const t = this.thresholds;
       for (let i = 0; i < t.length; i++) {
-        if (idle < (t[i] as number)) break;
+        const threshold = t[i] as number;
+        if (idle < threshold) break;
         this.idleCounts[i] = (this.idleCounts[i] as number) + 1;
+        // What a delete after lowering the timeout to `threshold` removes (idle-delete's
+        // selectIdle): entries with no more than that left expire within it anyway, and after
+        // the change a packet-refreshed entry also has no more than that left.
+        if (entry.timeout > threshold) this.deletableCounts[i] = (this.deletableCounts[i] as number) + 1;
       }
     }
   }
@@ -786,8 +793,10 @@ export class TableAggregator {
     const counted = (s: SpaceSaving) => s.top(topK).map(({ key, count }) => ({ key, count }));
     const topSources = counted(this.sources);
     const idleAtLeast: Record<string, number> = {};
+    const deletable: Record<string, number> = {};
     this.thresholds.forEach((t, i) => {
       idleAtLeast[String(t)] = this.idleCounts[i] as number;
+      deletable[String(t)] = this.deletableCounts[i] as number;
     });
     const byProto: Record<string, number> = {};
     for (const [proto, byState] of this.states) {
@@ -817,6 +826,7 @@ export class TableAggregator {
         timeoutUsed: this.establishedTimeout,
         total: this.establishedTotal,
         idleAtLeast,
+        deletable,
         aboveTimeout: this.establishedAboveTimeout,
         shortTimer: this.establishedShortTimer,
         shortTimerSeconds: this.shortTimer,

@@ -188,6 +188,11 @@ export const tableSummarySchema = z.object({
     total: z.number(),
     idleAtLeast: z.record(z.string(), z.number()),
     /**
+     * Per threshold t: entries idle >= t with more than t left, i.e. what deleting idle entries
+     * after lowering the timeout to t removes now (the rest of idleAtLeast expires within t).
+     */
+    deletable: z.record(z.string(), z.number()).optional(),
+    /**
      * ESTABLISHED entries whose remaining timeout exceeds timeoutUsed: created under a
      * longer timeout (e.g. before it was lowered) and idle at least since the change;
      * their idle time is unknown, so they are in no idleAtLeast bucket.

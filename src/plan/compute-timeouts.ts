@@ -5,7 +5,7 @@
  * ones takes a targeted delete (separately approvable).
  */
 import type { GatewayFacts, PlanStep, TableSummary } from '../core/model.js';
-import { establishedTimeout, idleAtLeast } from '../analysis/context.js';
+import { deletableAfterLowering, establishedTimeout, idleAtLeast } from '../analysis/context.js';
 import { fmtDuration, fmtInt, fmtPct, ratio } from '../analysis/format.js';
 import { CLOSE_WAIT_STATE, TIME_WAIT_STATE } from '../analysis/findings/timewait.js';
 import {
@@ -21,9 +21,9 @@ const ESTABLISHED_KEY = 'nf_conntrack_tcp_timeout_established';
 export interface EstablishedChoice {
   current: number;
   proposed: number;
-  /** Entries idle >= proposed now: what the delete step frees. */
+  /** Entries idle >= proposed with more than proposed left: what the delete step frees now. */
   freed: number;
-  /** Entries idle between proposed and DEAD_IDLE_SECONDS: may be quiet but alive. */
+  /** Entries idle between proposed and DEAD_IDLE_SECONDS (all of them freed): may be quiet but alive. */
   atRisk: number;
   /** Count after the delete. */
   after: number;
@@ -53,7 +53,7 @@ export function chooseEstablishedTimeout(facts: GatewayFacts, table: TableSummar
     };
   }
   const goal = Math.floor(TARGET_FILL_AFTER_RELIEF * facts.max);
-  const freedAt = (t: number): number => idleAtLeast(table, t) ?? 0;
+  const freedAt = (t: number): number => deletableAfterLowering(table, t) ?? 0;
   const smallest = candidates[candidates.length - 1]!;
   if (freedAt(smallest) === 0) {
     return { reason: `no ESTABLISHED entry is idle >= ${fmtDuration(smallest)}: the ESTABLISHED timeout is not what fills the table` };
@@ -65,7 +65,8 @@ export function chooseEstablishedTimeout(facts: GatewayFacts, table: TableSummar
   const proposed = candidates[index]!;
   const freed = freedAt(proposed);
   const dead = idleAtLeast(table, DEAD_IDLE_SECONDS);
-  const atRisk = proposed < DEAD_IDLE_SECONDS ? freed - (dead ?? 0) : 0;
+  // Entries idle in [proposed, DEAD) have far more than `proposed` left: all of them are freed.
+  const atRisk = proposed < DEAD_IDLE_SECONDS ? Math.max(0, (idleAtLeast(table, proposed) ?? 0) - (dead ?? 0)) : 0;
   return {
     choice: {
       current,
@@ -125,7 +126,7 @@ export function deleteIdleStep(facts: GatewayFacts, c: EstablishedChoice): PlanS
     id: 'delete-idle-entries',
     kind: 'delete-idle-entries',
     key: `tcp ESTABLISHED idle >= ${c.proposed} s`,
-    current: `${c.freed} entries idle >= ${fmtDuration(c.proposed)} (remaining timeout <= ${remainingAtMost} s of ${c.timeoutUsed} s)`,
+    current: `${c.freed} entries idle >= ${fmtDuration(c.proposed)} (remaining timeout ${c.proposed} < r <= ${remainingAtMost} s of ${c.timeoutUsed} s)`,
     proposed: `delete those ${c.freed} entries one tuple at a time (no flush)`,
     why:
       `Lowering the timeout does not shorten existing entries: an idle entry keeps its old remaining time (up to ${fmtDuration(c.timeoutUsed)}) until its next packet. ` +

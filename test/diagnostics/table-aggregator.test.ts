@@ -153,6 +153,9 @@ describe('TableAggregator line handling', () => {
       // idle = 3600 - remaining: 0, 1, 600, 601, 3000 (one above the timeout; the one with
       // 1 s left is on the kernel's 300 s short timer: maybe active, never called idle)
       idleAtLeast: { '0': 5, '600': 3, '3000': 1 },
+      // a delete after lowering the timeout to t removes those with more than t left:
+      // at 600 not the one with 600 s left (it expires within 600 s anyway)
+      deletable: { '0': 5, '600': 2, '3000': 0 },
       aboveTimeout: 1,
       shortTimer: 1,
       shortTimerSeconds: 300,

@@ -41,6 +41,27 @@ describe('ESTABLISHED timeout from idle times', () => {
     expect(step(plan, 'delete-idle-entries').params).toMatchObject({ idleAtLeastSeconds: 7200, remainingAtMost: 424_800, expected: 130_000 });
   });
 
+  it('counts what the delete removes now, not entries that expire within the new timeout anyway', () => {
+    // 150,000 idle >= 1 d, but 40,000 of them have less than a day left (idle over 4 days):
+    // a delete after lowering to 1 d leaves those to expire and removes 110,000 now, which
+    // leaves 152,144 (above the 131,072 goal); after lowering to 6 h it removes all 150,000.
+    const table = saturatedTable({
+      establishedIdle: {
+        timeoutUsed: 432_000,
+        total: 200_000,
+        idleAtLeast: idleCounts({ 3600: 150_000, 7200: 150_000, 21_600: 150_000, 86_400: 150_000 }),
+        deletable: idleCounts({ 3600: 150_000, 7200: 150_000, 21_600: 150_000, 86_400: 110_000 }),
+      },
+    });
+    const plan = planFor(saturatedFacts(), table);
+    expect(step(plan, 'tcp-timeout-established')).toMatchObject({ proposed: '21600', params: { freedNow: 150_000, atRisk: 0, countAfter: 112_144 } });
+    expect(step(plan, 'delete-idle-entries').params).toMatchObject({ idleAtLeastSeconds: 21_600, expected: 150_000 });
+    // With the goal out of reach at 1 d only because of those 40,000, counting them (the old
+    // reading) would have proposed 1 d and promised 150,000 that the delete never removes.
+    const oneDay = { ...table, establishedIdle: { ...table.establishedIdle, deletable: idleCounts({ 3600: 150_000, 7200: 150_000, 21_600: 150_000, 86_400: 150_000 }) } };
+    expect(chooseEstablishedTimeout(saturatedFacts(), oneDay)).toMatchObject({ choice: { proposed: 86_400, freed: 150_000 } });
+  });
+
   it('when no candidate reaches the goal, the largest timeout with the smallest-candidate relief wins', () => {
     const table = saturatedTable({
       establishedIdle: { timeoutUsed: 432_000, total: 250_000, idleAtLeast: idleCounts({ 3600: 30_000, 7200: 30_000, 21_600: 20_000, 86_400: 10_000 }) },
