@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { analyze } from '../../src/analysis/analyze.js';
+import { buildContext } from '../../src/analysis/context.js';
+import { withoutForeignTableFull } from '../../src/check/run-check.js';
 import type { Finding, FindingId } from '../../src/core/model.js';
 import {
   LAB_NETNS,
@@ -263,5 +265,20 @@ describe('analyze: entries on the kernel short timer', () => {
     const f = analyze(saturatedFacts(), table, THRESHOLDS).find((x) => x.id === 'established-timeout-long');
     expect(f?.evidence['onShortTimer']).toBe(1200);
     expect(f?.detail).toContain("1,200 more are on the kernel's 5 min short timer");
+  });
+});
+
+describe('"table full" lines of a reused namespace inode', () => {
+  // NAT clash drops count in drop AND insert_failed; table-full drops in drop only.
+  const line = tableFull(new Date(Date.now() - 60_000).toISOString());
+  it('are not blamed on a gateway whose only drops were NAT clashes (no pressure from them)', () => {
+    const facts = withoutForeignTableFull(makeFacts({ stats: { drop: 4096, insert_failed: 4096 }, kernelLog: [line] }));
+    expect(facts.kernelLog).toEqual([]);
+    expect(buildContext(facts, makeTable(), THRESHOLDS).pressure).toBe(false);
+  });
+  it('are kept when the gateway dropped more than its clashes explain', () => {
+    const facts = withoutForeignTableFull(makeFacts({ stats: { drop: 5000, insert_failed: 4096 }, kernelLog: [line] }));
+    expect(facts.kernelLog).toEqual([line]);
+    expect(buildContext(facts, makeTable(), THRESHOLDS).pressure).toBe(true);
   });
 });
