@@ -110,7 +110,6 @@ export function managementNotrack(facts: GatewayFacts, finding: Finding | undefi
     { chain: 'OUTPUT', daddr: source, proto: 'tcp', sport: port },
   ];
   const [ruleIn, ruleOut] = rules(backend, family, matches, NOTRACK_MANAGEMENT_TAG);
-  const writable = rootHere(facts);
   const step: PlanStep = {
     id: 'notrack-management',
     kind: 'notrack-management',
@@ -122,21 +121,24 @@ export function managementNotrack(facts: GatewayFacts, finding: Finding | undefi
       `Exempting ${source} -> port ${port} and its replies keeps the gateway reachable. Safe for NAT: this traffic ends at the gateway's own sshd and is not NATed ` +
       `(NOTRACK'd packets skip NAT too, so NATed traffic is never exempted). Untracked packets do not match ct state rules: if the filter accepts SSH only as ` +
       `NEW/ESTABLISHED, first add ${untrackedAccept(backend)} for this flow or the change locks you out.`,
+    ...notrackStepCommon(facts, backend, { family, source, port, tag: NOTRACK_MANAGEMENT_TAG, ruleIn: ruleIn ?? '', ruleOut: ruleOut ?? '' }),
+  };
+  return { steps: [step], notes: [] };
+}
+
+/** What every NOTRACK step shares: optional, writable only as root here, nft setup with nft. */
+function notrackStepCommon(
+  facts: GatewayFacts,
+  backend: 'iptables' | 'nft',
+  params: Record<string, string | number>,
+): Pick<PlanStep, 'writable' | 'whereToChange' | 'optional' | 'params'> {
+  const writable = rootHere(facts);
+  return {
     writable,
     ...(writable ? {} : { whereToChange: "root in the gateway's network namespace (raw table rules need CAP_NET_ADMIN)" }),
     optional: true,
-    params: {
-      backend,
-      family,
-      source,
-      port,
-      tag: NOTRACK_MANAGEMENT_TAG,
-      ruleIn: ruleIn ?? '',
-      ruleOut: ruleOut ?? '',
-      ...(backend === 'nft' ? { setup: NFT_SETUP, table: NFT_TABLE } : {}),
-    },
+    params: { backend, ...params, ...(backend === 'nft' ? { setup: NFT_SETUP, table: NFT_TABLE } : {}) },
   };
-  return { steps: [step], notes: [] };
 }
 
 /** NOTRACK for heavy flows that are demonstrably not NATed; notes for the others. */
@@ -183,7 +185,6 @@ export function flowNotrack(facts: GatewayFacts, table: TableSummary, heavy: rea
       { chain, saddr: dest.key, daddr: source },
     ]);
     const ruleList = rules(backend, family, matches, NOTRACK_FLOW_TAG);
-    const writable = rootHere(facts);
     steps.push({
       id: `notrack-flow-${steps.length + 1}`,
       kind: 'notrack-flow',
@@ -194,18 +195,7 @@ export function flowNotrack(facts: GatewayFacts, table: TableSummary, heavy: rea
         `${source} owns ${fmtInt(profile.count)} entries (${fmtPct(ratio(profile.count, table.entries))} of the table), ${fmtInt(dest.count)} of them to ${dest.key}, ` +
         `and none of its entries is NATed, so exempting this pair in both directions (arriving and locally generated packets) stops it filling the table without touching NAT. ` +
         `Existing entries expire on their timers. Untracked packets do not match ct state rules: make sure the filter accepts them (${untrackedAccept(backend)}).`,
-      writable,
-      ...(writable ? {} : { whereToChange: "root in the gateway's network namespace (raw table rules need CAP_NET_ADMIN)" }),
-      optional: true,
-      params: {
-        backend,
-        family,
-        source,
-        destination: dest.key,
-        tag: NOTRACK_FLOW_TAG,
-        rules: ruleList.join('\n'),
-        ...(backend === 'nft' ? { setup: NFT_SETUP, table: NFT_TABLE } : {}),
-      },
+      ...notrackStepCommon(facts, backend, { family, source, destination: dest.key, tag: NOTRACK_FLOW_TAG, rules: ruleList.join('\n') }),
     });
   }
   return { steps, notes };
