@@ -90,12 +90,21 @@ export async function collectFacts(session: GatewaySession): Promise<GatewayFact
  * drop counts in both `drop` and `insert_failed` (measured on 6.18: a port-exhaustion fill
  * gave drop 4,096, insert_failed 4,096). So a "table full" line naming THIS namespace is
  * ours only if drop > insert_failed; otherwise it belongs to an earlier namespace with the
- * same inode (a CI run blamed one on a gateway whose only drops were clashes).
+ * same inode (a CI run blamed one on a gateway whose only drops were clashes). And no line
+ * logged before this namespace was created (`netnsSince`) is about it.
  */
 export function withoutForeignTableFull(facts: GatewayFacts): GatewayFacts {
-  if (facts.stats.drop > facts.stats.insert_failed || facts.netnsInode === null) return facts;
-  return { ...facts, kernelLog: facts.kernelLog.filter((e) => e.kind !== 'table-full' || e.netns === null) };
+  const since = facts.netnsSince === null ? null : Date.parse(facts.netnsSince) - KERNEL_LOG_CLOCK_SLACK_MS;
+  // Lines from before this namespace existed are about another one, whatever they name.
+  let kernelLog = since === null ? facts.kernelLog : facts.kernelLog.filter((e) => e.at === null || Date.parse(e.at) >= since);
+  if (facts.stats.drop <= facts.stats.insert_failed && facts.netnsInode !== null) {
+    kernelLog = kernelLog.filter((e) => e.kind !== 'table-full' || e.netns === null);
+  }
+  return kernelLog.length === facts.kernelLog.length ? facts : { ...facts, kernelLog };
 }
+
+/** dmesg's ISO stamps are boot time + monotonic clock: allow them to drift from the wall clock. */
+const KERNEL_LOG_CLOCK_SLACK_MS = 5_000;
 
 /**
  * Stream the table dump into the aggregator. The dump reads the ESTABLISHED timeout itself

@@ -96,6 +96,13 @@ export const gatewayFactsSchema = z.object({
   kernelRelease: z.string(),
   /** This shell's network namespace inode, to filter the kernel log (shared by all namespaces). */
   netnsInode: z.number().nullable(),
+  /**
+   * When this (non-initial) network namespace was created, per its nsfs inode's ctime, which
+   * is stable while the namespace is pinned by a bind mount (ip netns, container runtimes).
+   * Null for the initial namespace or when unknown. Kernel-log lines older than this cannot
+   * be about this namespace (its inode may have belonged to an earlier one).
+   */
+  netnsSince: z.string().nullable().default(null),
   count: z.number(),
   max: z.number(),
   buckets: z.number(),

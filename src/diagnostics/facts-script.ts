@@ -28,12 +28,13 @@ import {
   parseKeyValueInts,
   parseMeminfo,
   parseNetnsInode,
+  parseNetnsSince,
   parsePortRange,
   parseProcSysGrep,
   parseSlabObjsize,
 } from './parsers/system.js';
 
-export const FACTS_SCRIPT_VERSION = 1;
+export const FACTS_SCRIPT_VERSION = 2;
 
 /** Kernel log lines kept (the newest); the kernel rate-limits "table full" to ~10 per burst. */
 export const KERNEL_LOG_MAX_LINES = 2000;
@@ -84,7 +85,9 @@ run() { n=$1; shift; begin "$n"; "$@" 2>/dev/null; end "$n" $?; }
 tool() { n=$1; c=$2; shift 2; if have "$c"; then run "$n" $S "$c" "$@"; else missing "$n" "$c"; fi; }
 begin meta; printf 'version=${FACTS_SCRIPT_VERSION}\\nuid=%s\\nsudo=%s\\n' "$(id -u)" "\${S:+yes}"; end meta 0
 run kernel-release uname -r
-run netns readlink /proc/self/ns/net
+# the namespace inode; when a bind mount pins it (ip netns, container runtimes), its nsfs
+# ctime is the namespace's creation time (an unpinned inode is made anew by every open)
+begin netns; i=$(readlink /proc/self/ns/net); echo "$i"; if grep -qF " $i " /proc/self/mountinfo 2>/dev/null; then echo pinned=yes; stat -L -c 'ctime=%Z' /proc/self/ns/net 2>/dev/null; fi; end netns 0
 # one grep reads every key ("path:value"); sysctl files return EOF on reads at an
 # offset, so the shell's byte-wise \`read\` would see only the first digit
 run sysctl grep -H . /proc/sys/net/netfilter/nf_conntrack_*
@@ -249,6 +252,7 @@ export function parseFacts(stdout: string, collectedAt: string): GatewayFacts {
   const kernelRelease = get('kernel-release')?.text.trim() ?? '';
   if (!kernelRelease) problems.push('kernel release');
   const netnsInode = parseNetnsInode(get('netns')?.text ?? '');
+  const netnsSince = parseNetnsSince(get('netns')?.text ?? '', netnsInode);
 
   const sysctl = parseProcSysGrep(get('sysctl')?.text ?? '');
   const count = sysctl['nf_conntrack_count'];
@@ -320,6 +324,7 @@ export function parseFacts(stdout: string, collectedAt: string): GatewayFacts {
     collectedAt,
     kernelRelease,
     netnsInode,
+    netnsSince,
     count,
     max,
     buckets,

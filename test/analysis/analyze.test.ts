@@ -282,3 +282,17 @@ describe('"table full" lines of a reused namespace inode', () => {
     expect(buildContext(facts, makeTable(), THRESHOLDS).pressure).toBe(true);
   });
 });
+
+describe('kernel-log lines from before this namespace existed', () => {
+  it('are about an earlier namespace (its inode reused), whatever their netns tag says', () => {
+    const created = Date.now() - 10 * 60_000;
+    const before = tableFull(new Date(created - 30 * 60_000).toISOString(), LAB_NETNS);
+    const after = tableFull(new Date(created + 60_000).toISOString(), LAB_NETNS);
+    const facts = withoutForeignTableFull(
+      makeFacts({ netnsInode: LAB_NETNS, netnsSince: new Date(created).toISOString(), stats: { drop: 100 }, kernelLog: [before, after] }),
+    );
+    expect(facts.kernelLog).toEqual([after]);
+    // the initial namespace (netnsSince null) keeps its whole log
+    expect(withoutForeignTableFull(makeFacts({ stats: { drop: 100 }, kernelLog: [tableFull(before.at), tableFull(after.at)] })).kernelLog).toHaveLength(2);
+  });
+});

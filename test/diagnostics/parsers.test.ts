@@ -10,6 +10,8 @@ import {
   parseIpAddr,
   parseMeminfo,
   parseNetnsInode,
+  parseNetnsSince,
+  INIT_NET_INODE,
   parsePortRange,
   parseProcSysGrep,
   parseSlabObjsize,
@@ -203,6 +205,16 @@ describe('system outputs', () => {
     expect(parsePortRange('32768\t60999\n')).toEqual([32768, 60999]);
     expect(parsePortRange('60999 32768')).toBeNull();
     expect(parseNetnsInode(fixture('netns.txt'))).toBeGreaterThan(4026531833);
+  });
+
+  it("reads a child namespace's creation time from its pinned nsfs inode, never the initial one's", () => {
+    const pinned = 'net:[4026532177]\npinned=yes\nctime=1795000000\n';
+    expect(parseNetnsSince(pinned, 4026532177)).toBe(new Date(1_795_000_000_000).toISOString());
+    // not pinned by a mount: every open makes a new inode whose ctime is "now": unknown
+    expect(parseNetnsSince('net:[4026532177]\n', 4026532177)).toBeNull();
+    // the initial namespace existed since boot whatever its inode's ctime says
+    expect(parseNetnsSince(pinned.replace('4026532177', String(INIT_NET_INODE)), INIT_NET_INODE)).toBeNull();
+    expect(parseNetnsSince('net:[4026532177]\n', 4026532177)).toBeNull();
   });
 
   it('reads `ip -o addr`', () => {

@@ -12,9 +12,13 @@ import { conntrackCount, fillScenario, flushTable, labDown, labUp, type FillResu
 
 let lab: Lab;
 let pool: SessionPool;
+let labUpStarted = 0;
+let labUpDone = 0;
 
 beforeAll(async () => {
+  labUpStarted = Date.now();
   lab = await labUp({ clients: 2, sourcesPerClient: 4 });
+  labUpDone = Date.now();
   pool = new SessionPool({ healthIntervalMs: 5_000 });
   // A table full of assured entries refuses new SSH sessions: open ours first.
   await pool.watch(lab.name, lab.inventoryEntry);
@@ -126,6 +130,12 @@ describe('check on a lab gateway', () => {
     expect(drops).toBeDefined();
     expect(report.drops.drop).toBeGreaterThan(0);
     expect(report.drops.tableFullMessages).toBeGreaterThan(0);
+    // Only lines from this namespace's lifetime: its inode may have belonged to an earlier lab.
+    const since = Date.parse(report.facts.netnsSince ?? 'missing');
+    expect(since).toBeGreaterThanOrEqual(Math.floor(labUpStarted / 1000) * 1000);
+    expect(since).toBeLessThanOrEqual(labUpDone);
+    const ownLines = report.facts.kernelLog.filter((e) => e.kind === 'table-full');
+    expect(ownLines.every((e) => e.at !== null && Date.parse(e.at) >= since - 5_000)).toBe(true);
     expect(finding(report, 'heavy-hitter')?.evidence['source']).toBe(fill.heavyHitter?.ip);
     expect(finding(report, 'max-readonly')).toBeDefined();
     const maxStep = report.plan.steps.find((s) => s.key === 'nf_conntrack_max');

@@ -66,3 +66,16 @@ describe('plan: tiny-memory gateway (the memory cap wins)', () => {
     );
   });
 });
+
+describe('plan: drops that are NAT clashes, not a full table', () => {
+  it('sizes max from the entries seen when every drop is an insert failure (port exhaustion), not from "demand reached max"', () => {
+    // 85 % full (pressure), 4,096 drops that all are NAT clashes: the table never was full.
+    const clashes = makeFacts({ count: 222_822, max: 262_144, stats: { drop: 4096, insert_failed: 4096 }, kernelLog: [] });
+    const s = step(planFor(clashes, makeTable({ entries: 222_822 })), 'conntrack-max');
+    expect(s.why).not.toContain('the table has been full');
+    expect(s.why).toContain('222,822 entries now');
+    // The same counters with table-full drops on top: demand did reach max.
+    const full = makeFacts({ count: 222_822, max: 262_144, stats: { drop: 5000, insert_failed: 4096 }, kernelLog: [] });
+    expect(step(planFor(full, makeTable({ entries: 222_822 })), 'conntrack-max').why).toContain('the table has been full');
+  });
+});

@@ -62,6 +62,7 @@ export function makeFacts(overrides: FactsOverrides = {}): GatewayFacts {
     collectedAt: COLLECTED_AT,
     kernelRelease: '6.18.0-lab',
     netnsInode: INIT_NETNS,
+    netnsSince: null,
     count: 12_000,
     max: 262_144,
     buckets: 262_144,

@@ -71,6 +71,21 @@ export function parseNetnsInode(text: string): number | null {
   return m ? Number(m[1]) : null;
 }
 
+/** The initial network namespace's inode (PROC_NET_INIT_INO, fixed in the kernel). */
+export const INIT_NET_INODE = 4026531840;
+
+/**
+ * Creation time of a child network namespace from the `netns` section: `pinned=yes` (a bind
+ * mount of this nsfs inode is in mountinfo, so the inode lives as long as the namespace and
+ * its ctime is when it was made) and `ctime=` (epoch seconds). Null for the initial namespace,
+ * an unpinned one (its inode is made anew by every open: ctime would be "now") or missing values.
+ */
+export function parseNetnsSince(text: string, inode: number | null): string | null {
+  const ctime = /^ctime=(\d+)$/m.exec(text);
+  if (inode === null || inode === INIT_NET_INODE || !/^pinned=yes$/m.test(text) || !ctime) return null;
+  return new Date(Number(ctime[1]) * 1000).toISOString();
+}
+
 export interface InterfaceAddress {
   ifname: string;
   family: 'inet' | 'inet6';
