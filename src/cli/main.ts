@@ -6,12 +6,17 @@ import { Command, CommanderError } from 'commander';
 import { ZodError } from 'zod';
 import { InventoryError } from '../config/inventory.js';
 import { GatewayError } from '../gateway/errors.js';
+import { logger } from '../infra/logger.js';
 import { registerLabCommands } from '../lab/cli.js';
 import { registerVmCommands } from '../lab/vm/cli.js';
 import { registerCheckCommand } from './check-command.js';
 import { registerDemoCommand } from './demo-command.js';
 import { registerStartCommand } from './start-command.js';
 import { CliError } from './errors.js';
+
+// Terminal commands print a report for people: the JSON log lines of the in-process worker
+// and SSH pool (info) would interleave with it. The bot (`start`) keeps its level.
+if (process.env['LOG_LEVEL'] === undefined && process.argv[2] !== 'start') logger.level = 'warn';
 
 const program = new Command()
   .name('conntrack-ops')
