@@ -4,6 +4,7 @@
  */
 import { Queue, QueueEvents } from 'bullmq';
 import type { Redis } from 'ioredis';
+import { BulkAdder } from './bulk-adder.js';
 import { applyJobId, applyJobSchema, checkJobId, checkJobSchema, QUEUES, type ApplyJob, type CheckJob } from './jobs.js';
 
 export interface Queues {
@@ -43,10 +44,22 @@ export function openQueues(connection: Redis, prefix: string): Queues {
   };
 }
 
+/** One batcher per check queue (see BulkAdder: a burst of commands is one Redis round trip). */
+const checkAdders = new WeakMap<Queue<CheckJob>, BulkAdder<CheckJob>>();
+
+function checkAdder(queue: Queue<CheckJob>): BulkAdder<CheckJob> {
+  let adder = checkAdders.get(queue);
+  if (!adder) {
+    adder = new BulkAdder(queue);
+    checkAdders.set(queue, adder);
+  }
+  return adder;
+}
+
 export async function enqueueCheck(queues: Queues, payload: CheckJob, opts: { attempts?: number; delayMs?: number } = {}): Promise<string> {
   const data = checkJobSchema.parse(payload);
   const jobId = checkJobId(data);
-  await queues.check.add('check', data, {
+  await checkAdder(queues.check).add('check', data, {
     jobId,
     ...(opts.attempts !== undefined ? { attempts: opts.attempts } : {}),
     ...(opts.delayMs !== undefined ? { delay: opts.delayMs } : {}),
