@@ -1,6 +1,7 @@
 /** Values derived once from the facts and shared by every finding family. */
 import type { GatewayFacts, TableSummary } from '../core/model.js';
 import type { Thresholds } from '../config/inventory.js';
+import { droppedForLackOfRoom } from '../diagnostics/parsers/conntrack-stats.js';
 import { ratio } from './format.js';
 import { DEFAULT_ESTABLISHED_TIMEOUT } from './kernel-defaults.js';
 import { summarizeTableFull, type TableFullSummary } from './kernel-log.js';
@@ -44,6 +45,14 @@ export function buildContext(
     recentTableFull,
     pressure: fill * 100 >= thresholds.warnPercent || recentTableFull,
   };
+}
+
+/**
+ * The table has been full: early_drop, or drops for lack of room, or a "table full" line.
+ * (NAT clash drops alone do not mean that: see droppedForLackOfRoom.)
+ */
+export function tableWasFull(facts: GatewayFacts, tableFull: TableFullSummary = summarizeTableFull(facts)): boolean {
+  return droppedForLackOfRoom(facts.stats) || facts.stats.early_drop > 0 || tableFull.total > 0;
 }
 
 /** The ESTABLISHED timeout in effect (kernel default when the sysctl was not read). */

@@ -3,6 +3,7 @@
  * Each is a compare-and-set on the plan's state, so a double click, two approvers at
  * once or a replayed payload yields exactly one apply job.
  */
+import { approvableOptionalSteps } from '../core/model.js';
 import { enqueueApply } from '../queue/producer.js';
 import type { Runtime } from '../runtime.js';
 import type { PlanRecord } from '../store/plan-store.js';
@@ -26,7 +27,7 @@ export async function approvePlan(
   const allowed = await rules.canApprove(userId, plan.requestedBy);
   if (!allowed.allowed) return { ok: false, reason: 'denied', message: allowed.reason, plan };
   // Optional steps run only when the approver chose them, and only steps this plan offers.
-  const offered = plan.report.plan.steps.filter((s) => s.optional && s.writable).map((s) => s.id);
+  const offered = approvableOptionalSteps(plan.report.plan.steps).map((s) => s.id);
   const chosen = opts.optionalSteps === 'all' ? offered : [...new Set(opts.optionalSteps ?? [])];
   const foreign = chosen.filter((id) => !offered.includes(id));
   if (foreign.length) {

@@ -9,6 +9,7 @@ import { checkReportSchema, type CheckReport, type GatewayFacts, type TableSumma
 import { analyze } from '../analysis/analyze.js';
 import { aggregateLines } from '../analysis/table-aggregator.js';
 import { FACTS_SCRIPT, TABLE_DUMP_COMMAND, parseFacts } from '../diagnostics/facts-script.js';
+import { droppedForLackOfRoom } from '../diagnostics/parsers/conntrack-stats.js';
 import { commands } from '../gateway/commands.js';
 import type { GatewaySession } from '../gateway/ssh-session.js';
 import { computePlan, IDLE_THRESHOLDS } from '../plan/compute.js';
@@ -86,10 +87,8 @@ export async function collectFacts(session: GatewaySession): Promise<GatewayFact
 /**
  * The kernel log is shared by every network namespace and names them by inode, and
  * inodes are reused once a namespace is gone (seen on lab gateways). The counters are per
- * namespace and cumulative: a "table full" drop counts in `drop` only, while a NAT clash
- * drop counts in both `drop` and `insert_failed` (measured on 6.18: a port-exhaustion fill
- * gave drop 4,096, insert_failed 4,096). So a "table full" line naming THIS namespace is
- * ours only if drop > insert_failed; otherwise it belongs to an earlier namespace with the
+ * namespace and cumulative: a "table full" line naming THIS namespace is ours only if it
+ * dropped for lack of room (droppedForLackOfRoom); otherwise it belongs to an earlier namespace with the
  * same inode (a CI run blamed one on a gateway whose only drops were clashes). And no line
  * logged before this namespace was created (`netnsSince`) is about it.
  */
@@ -97,7 +96,7 @@ export function withoutForeignTableFull(facts: GatewayFacts): GatewayFacts {
   const since = facts.netnsSince === null ? null : Date.parse(facts.netnsSince) - KERNEL_LOG_CLOCK_SLACK_MS;
   // Lines from before this namespace existed are about another one, whatever they name.
   let kernelLog = since === null ? facts.kernelLog : facts.kernelLog.filter((e) => e.at === null || Date.parse(e.at) >= since);
-  if (facts.stats.drop <= facts.stats.insert_failed && facts.netnsInode !== null) {
+  if (!droppedForLackOfRoom(facts.stats) && facts.netnsInode !== null) {
     kernelLog = kernelLog.filter((e) => e.kind !== 'table-full' || e.netns === null);
   }
   return kernelLog.length === facts.kernelLog.length ? facts : { ...facts, kernelLog };

@@ -6,6 +6,7 @@
 import { QueueEvents } from 'bullmq';
 import { approvePlan, requestRollback, type DecisionOutcome } from '../approvals/decisions.js';
 import { ApprovalRules } from '../approvals/rules.js';
+import { approvableOptionalSteps } from '../core/model.js';
 import { QUEUES } from '../queue/jobs.js';
 import type { Runtime } from '../runtime.js';
 import { renderApplyOutcomeText } from './render-apply-text.js';
@@ -52,7 +53,7 @@ export async function runDecisionInTerminal(rt: Runtime, planId: string, io: Ter
   explain(io, await approvePlan(rt, rules, planId, plan.requestedBy));
   const who = await io.ask(`   Approve as (a second user) [${approver}]:`, approver);
   // Each optional step is approved on its own; by default the one that frees entries now.
-  const offered = plan.report.plan.steps.filter((s) => s.writable && s.optional);
+  const offered = approvableOptionalSteps(plan.report.plan.steps);
   let optionalSteps: string[] = [];
   if (offered.length > 0) {
     io.say(`   optional steps: ${offered.map((s) => `${s.id} (${s.key})`).join('; ')}`);

@@ -279,6 +279,11 @@ export const planStepSchema = z.object({
 });
 export type PlanStep = z.infer<typeof planStepSchema>;
 
+/** The optional steps an approver may choose (and nothing else may be chosen): optional and writable here. */
+export function approvableOptionalSteps(steps: readonly PlanStep[]): PlanStep[] {
+  return steps.filter((s) => s.optional && s.writable);
+}
+
 export const planSchema = z.object({
   steps: z.array(planStepSchema),
   /** Assumptions stated to the user (e.g. the per-entry memory cost used). */

@@ -1,6 +1,5 @@
 /** What the findings say about the gateway, as the plan needs it. */
 import type { Finding, FindingId, GatewayFacts } from '../core/model.js';
-import { summarizeTableFull } from '../analysis/kernel-log.js';
 
 /** Plan steps act on critical and warning findings; info findings are advice only. */
 export function activeFinding(findings: readonly Finding[], id: FindingId): Finding | undefined {
@@ -18,15 +17,6 @@ export function underPressure(findings: readonly Finding[]): boolean {
     activeFinding(findings, 'table-high') !== undefined ||
     findings.some((f) => f.id === 'drops-observed' && f.severity === 'critical')
   );
-}
-
-/**
- * early_drop, and drop beyond insert_failed, only rise, and "table full" is only logged, when
- * the table is full (a NAT clash drop counts in drop AND insert_failed: measured 4,096/4,096
- * on a port-exhaustion fill, so clashes alone do not mean the table was full).
- */
-export function tableWasFull(facts: GatewayFacts): boolean {
-  return facts.stats.drop > facts.stats.insert_failed || facts.stats.early_drop > 0 || summarizeTableFull(facts).total > 0;
 }
 
 export function canWrite(facts: GatewayFacts, key: string): boolean {

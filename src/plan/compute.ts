@@ -9,7 +9,8 @@ import { CLOSE_WAIT_PILE_SHARE, CLOSE_WAIT_STATE, TIME_WAIT_PILE_SHARE, TIME_WAI
 import { CLOSE_WAIT_TARGET, ESTABLISHED_CANDIDATES, TIME_WAIT_TARGET } from './compute-constants.js';
 import { flowNotrack, managementNotrack, type NotrackOptions } from './compute-notrack.js';
 import { persistModprobeStep, persistSysctlStep } from './compute-persist.js';
-import { activeFinding, activeFindings, canWrite, canWriteHashsize, tableWasFull, underPressure } from './compute-signals.js';
+import { tableWasFull } from '../analysis/context.js';
+import { activeFinding, activeFindings, canWrite, canWriteHashsize, underPressure } from './compute-signals.js';
 import { bucketsFor, describeMemoryModel, memoryModel, sizeMax } from './compute-sizing.js';
 import { hashsizeStep, maxStep } from './compute-table-steps.js';
 import { chooseEstablishedTimeout, deleteIdleStep, establishedStep, pileTimeoutStep } from './compute-timeouts.js';

@@ -3,7 +3,7 @@
  * namespace was created) and the kernel's "table full" lines with their times.
  */
 import type { Finding, Severity } from '../../core/model.js';
-import type { AnalysisContext } from '../context.js';
+import { tableWasFull, type AnalysisContext } from '../context.js';
 import { INIT_NET_INODE } from '../../diagnostics/parsers/system.js';
 import { fmtInt } from '../format.js';
 
@@ -18,8 +18,7 @@ export function dropFindings(ctx: AnalysisContext): Finding[] {
   const { drop, early_drop: earlyDrop, insert_failed: insertFailed } = facts.stats;
   if (drop === 0 && earlyDrop === 0 && insertFailed === 0 && tableFull.total === 0) return [];
 
-  // NAT clash drops count in drop AND insert_failed; a full table's drops in drop only.
-  const tableWasFull = drop > insertFailed || earlyDrop > 0 || tableFull.total > 0;
+  const wasFull = tableWasFull(facts, tableFull);
   let severity: Severity = 'warning';
   if (tableFull.lastHour > 0 || ((drop > 0 || earlyDrop > 0) && fill * 100 >= thresholds.critPercent)) severity = 'critical';
 
@@ -33,7 +32,7 @@ export function dropFindings(ctx: AnalysisContext): Finding[] {
   }
 
   const detail: string[] = [];
-  if (tableWasFull) {
+  if (wasFull) {
     detail.push('early_drop, and drop beyond insert_failed, rise only when the table is full: demand has exceeded nf_conntrack_max.');
   }
   if (insertFailed > 0) {

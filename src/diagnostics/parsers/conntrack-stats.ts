@@ -52,6 +52,15 @@ export function zeroStats(): ConntrackStats {
   };
 }
 
+/**
+ * Whether some drops were for lack of room (table full), not NAT clashes: a clash drop counts
+ * in `drop` AND `insert_failed` (measured on 6.18: a port-exhaustion fill gave 4,096 / 4,096),
+ * a table-full drop in `drop` only.
+ */
+export function droppedForLackOfRoom(stats: ConntrackStats): boolean {
+  return stats.drop > stats.insert_failed;
+}
+
 /** `conntrack -S` output; null when it holds no per-CPU line. */
 export function parseConntrackStatsCli(text: string): ConntrackStats | null {
   const stats = zeroStats();
