@@ -1,14 +1,34 @@
 #!/usr/bin/env node
-/** Stand-alone entry for the lab commands: `tsx src/lab/main.ts lab up|fill|down|list`. */
-import { Command } from 'commander';
+/**
+ * The lab's own command, `npm run lab -- <command>` (not part of the product's CLI):
+ *   up | fill | down | list   lab NAT gateways in network namespaces (./cli.ts)
+ *   vm up | fill | ...        a NAT gateway in a QEMU VM (./vm/cli.ts)
+ *   demo                      `npm run demo` (./demo/command.ts)
+ */
+import { Command, CommanderError } from 'commander';
+import { describeCliError, exitCodeFor } from '../src/cli/errors.js';
+import { logger } from '../src/infra/logger.js';
 import { registerLabCommands } from './cli.js';
+import { registerDemoCommand } from './demo/command.js';
+import { registerVmCommands } from './vm/cli.js';
 
-const program = new Command().name('conntrack-ops-lab');
+// The demo's report is for people: the JSON log lines of its in-process worker would interleave.
+if (process.env['LOG_LEVEL'] === undefined) logger.level = 'warn';
+
+const program = new Command()
+  .name('npm run lab --')
+  .description('lab NAT gateways on this machine (root) for tests and the demo: network namespaces, and VMs under `vm`')
+  .exitOverride();
+
 registerLabCommands(program);
+registerVmCommands(program);
+registerDemoCommand(program);
+
 try {
   await program.parseAsync(process.argv);
   process.exit(0);
 } catch (err) {
-  process.stderr.write(`error: ${err instanceof Error ? err.message : String(err)}\n`);
-  process.exit(1);
+  if (err instanceof CommanderError) process.exit(err.exitCode);
+  process.stderr.write(describeCliError(err));
+  process.exit(exitCodeFor(err));
 }

@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { CheckReport, PlanStep } from '../../src/core/model.js';
 import { readManaged } from '../../src/apply/gateway-io.js';
-import { gatewayExec, labDown, labUp, startKeepalive, type Keepalive, type Lab } from '../../src/lab/index.js';
+import { gatewayExec, labDown, labUp, startKeepalive, type Keepalive, type Lab } from '../../lab/index.js';
 import { approvedPlan, checkReport, openHarness, sysctlStep, type Harness } from './helpers/harness.js';
 
 const EST = 'nf_conntrack_tcp_timeout_established';
