@@ -5,8 +5,8 @@
  *   vm up | fill | ...        a NAT gateway in a QEMU VM (./vm/cli.ts)
  *   demo                      `npm run demo` (./demo/command.ts)
  */
-import { Command, CommanderError } from 'commander';
-import { describeCliError, exitCodeFor } from '../src/cli/errors.js';
+import { Command } from 'commander';
+import { runProgram } from '../src/cli/run-program.js';
 import { logger } from '../src/infra/logger.js';
 import { registerLabCommands } from './cli.js';
 import { registerDemoCommand } from './demo/command.js';
@@ -24,11 +24,4 @@ registerLabCommands(program);
 registerVmCommands(program);
 registerDemoCommand(program);
 
-try {
-  await program.parseAsync(process.argv);
-  process.exit(0);
-} catch (err) {
-  if (err instanceof CommanderError) process.exit(err.exitCode);
-  process.stderr.write(describeCliError(err));
-  process.exit(exitCodeFor(err));
-}
+await runProgram(program);

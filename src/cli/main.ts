@@ -3,11 +3,11 @@
  * conntrack-ops terminal entry: check, start (Slack listener + worker). The lab and the
  * demo have their own command (lab/main.ts: npm run lab, npm run demo).
  */
-import { Command, CommanderError } from 'commander';
+import { Command } from 'commander';
 import { logger } from '../infra/logger.js';
 import { registerCheckCommand } from './check-command.js';
 import { registerStartCommand } from './start-command.js';
-import { describeCliError, exitCodeFor } from './errors.js';
+import { runProgram } from './run-program.js';
 
 // Terminal commands print a report for people: the JSON log lines of the in-process worker
 // and SSH pool (info) would interleave with it. The bot (`start`) keeps its level.
@@ -21,11 +21,4 @@ const program = new Command()
 registerCheckCommand(program);
 registerStartCommand(program);
 
-try {
-  await program.parseAsync(process.argv);
-  process.exit(0);
-} catch (err) {
-  if (err instanceof CommanderError) process.exit(err.exitCode);
-  process.stderr.write(describeCliError(err));
-  process.exit(exitCodeFor(err));
-}
+await runProgram(program);
