@@ -1,5 +1,5 @@
 /**
- * Apply / verify / roll back on a real network-namespace NAT gateway (src/lab), over
+ * Apply / verify / roll back on a real network-namespace NAT gateway (lab/), over
  * real SSH, with plans built on a real check report of that gateway.
  *
  * Idle ESTABLISHED entries are loaded with `conntrack -R` so their remaining timers say
