@@ -28,6 +28,8 @@ export type DropCounters = z.infer<typeof dropCountersSchema>;
 /** One light poll: cumulative counters summed over CPUs, and the "table full" lines new since the last poll. */
 export const pollSampleSchema = z.object({
   at: z.string(),
+  /** The gateway's own clock at the poll (ms), for "new since the last poll" on its kernel log. */
+  gatewayAtMs: z.number().nullable().default(null),
   count: z.number().int().nonnegative(),
   max: z.number().int().positive(),
   stats: dropCountersSchema,

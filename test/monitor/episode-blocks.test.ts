@@ -13,7 +13,7 @@ function run(percents: number[], drops: number[] = []): { state: WatchState; eve
   let drop = 0;
   percents.forEach((p, i) => {
     drop += drops[i] ?? 0;
-    const t = advance(state, { ok: true, sample: { at: new Date(T0 + i * 30_000).toISOString(), count: Math.round((MAX * p) / 100), max: MAX, stats: { drop, earlyDrop: 0, insertFailed: 0 }, tableFullLines: 0 } });
+    const t = advance(state, { ok: true, sample: { gatewayAtMs: null, at: new Date(T0 + i * 30_000).toISOString(), count: Math.round((MAX * p) / 100), max: MAX, stats: { drop, earlyDrop: 0, insertFailed: 0 }, tableFullLines: 0 } });
     state = t.state;
     events.push(...t.events);
   });

@@ -31,7 +31,7 @@ class Poller {
     };
     const outcome: PollOutcome = {
       ok: true,
-      sample: { at: this.at(), count: Math.round((MAX * percent) / 100), max: MAX, stats: { ...this.stats }, tableFullLines: opts.lines ?? 0 },
+      sample: { gatewayAtMs: null, at: this.at(), count: Math.round((MAX * percent) / 100), max: MAX, stats: { ...this.stats }, tableFullLines: opts.lines ?? 0 },
     };
     return this.feed(outcome);
   }
@@ -167,7 +167,7 @@ describe('episodes: storms', () => {
     let s = initialWatchState('gw-3');
     const ids: string[] = [];
     const feed = (min: number, pct: number) => {
-      const t = advance(s, { ok: true, sample: { at: new Date(T0 + min * 60_000).toISOString(), count: (MAX * pct) / 100, max: MAX, stats: { drop: 0, earlyDrop: 0, insertFailed: 0 }, tableFullLines: 0 } }, rules);
+      const t = advance(s, { ok: true, sample: { gatewayAtMs: null, at: new Date(T0 + min * 60_000).toISOString(), count: (MAX * pct) / 100, max: MAX, stats: { drop: 0, earlyDrop: 0, insertFailed: 0 }, tableFullLines: 0 } }, rules);
       s = t.state;
       for (const e of t.events) if (e.event === 'opened') ids.push(e.episodeId ?? '');
     };

@@ -11,7 +11,7 @@ const T0 = Date.parse('2026-12-04T10:00:00Z');
 function sample(i: number, percent: number): PollOutcome {
   return {
     ok: true,
-    sample: { at: new Date(T0 + i * 30_000).toISOString(), count: Math.round((MAX * percent) / 100), max: MAX, stats: { drop: 0, earlyDrop: 0, insertFailed: 0 }, tableFullLines: 0 },
+    sample: { gatewayAtMs: null, at: new Date(T0 + i * 30_000).toISOString(), count: Math.round((MAX * percent) / 100), max: MAX, stats: { drop: 0, earlyDrop: 0, insertFailed: 0 }, tableFullLines: 0 },
   };
 }
 
@@ -73,7 +73,7 @@ describe('WatchStore (real Redis)', () => {
     const every = 5 * 60_000;
     const n = (8 * 24 * 3600_000) / every;
     for (let i = 0; i < n; i++) {
-      await store.advance('gw-age', { ok: true, sample: { at: new Date(T0 + i * every).toISOString(), count: 1000, max: MAX, stats: { drop: 0, earlyDrop: 0, insertFailed: 0 }, tableFullLines: 0 } });
+      await store.advance('gw-age', { ok: true, sample: { gatewayAtMs: null, at: new Date(T0 + i * every).toISOString(), count: 1000, max: MAX, stats: { drop: 0, earlyDrop: 0, insertFailed: 0 }, tableFullLines: 0 } });
     }
     const kept = await store.samples('gw-age');
     const lastMs = T0 + (n - 1) * every;
@@ -81,9 +81,9 @@ describe('WatchStore (real Redis)', () => {
     expect(kept.length).toBe(7 * 24 * 12 + 1);
     // 1 s polls: bounded by count
     const pipeline = a.pipeline();
-    for (let i = 0; i < MAX_SAMPLES + 500; i++) pipeline.zadd(`${prefix}:samples:gw-fast`, T0 + i * 1000, JSON.stringify({ at: new Date(T0 + i * 1000).toISOString(), count: 1, max: MAX, stats: { drop: 0, earlyDrop: 0, insertFailed: 0 }, tableFullLines: 0 }));
+    for (let i = 0; i < MAX_SAMPLES + 500; i++) pipeline.zadd(`${prefix}:samples:gw-fast`, T0 + i * 1000, JSON.stringify({ gatewayAtMs: null, at: new Date(T0 + i * 1000).toISOString(), count: 1, max: MAX, stats: { drop: 0, earlyDrop: 0, insertFailed: 0 }, tableFullLines: 0 }));
     await pipeline.exec();
-    await store.advance('gw-fast', { ok: true, sample: { at: new Date(T0 + (MAX_SAMPLES + 500) * 1000).toISOString(), count: 1, max: MAX, stats: { drop: 0, earlyDrop: 0, insertFailed: 0 }, tableFullLines: 0 } });
+    await store.advance('gw-fast', { ok: true, sample: { gatewayAtMs: null, at: new Date(T0 + (MAX_SAMPLES + 500) * 1000).toISOString(), count: 1, max: MAX, stats: { drop: 0, earlyDrop: 0, insertFailed: 0 }, tableFullLines: 0 } });
     expect(await a.zcard(`${prefix}:samples:gw-fast`)).toBe(MAX_SAMPLES);
     await store.close();
   }, 60_000);
