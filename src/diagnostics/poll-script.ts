@@ -14,7 +14,7 @@
  *   @@stat@@
  *   <contents of /proc/net/stat/nf_conntrack>
  *   @@log@@
- *   <up to POLL_LOG_LINES "table full" lines>
+ *   <up to POLL_LOG_LINES "table full" lines: this namespace's, or without a namespace (older kernels)>
  *   @@end@@
  */
 import { z } from 'zod';
@@ -32,12 +32,12 @@ S=
 if [ "$(id -u)" != 0 ] && command -v sudo >/dev/null 2>&1 && sudo -n true >/dev/null 2>&1; then S='sudo -n'; fi
 echo '@@poll v1@@'
 date -u +%s
-readlink /proc/self/ns/net
+n=$(readlink /proc/self/ns/net); echo "$n"; n=\${n#net:[}; n=\${n%]}
 cat /proc/sys/net/netfilter/nf_conntrack_count /proc/sys/net/netfilter/nf_conntrack_max
 echo '@@stat@@'
 cat /proc/net/stat/nf_conntrack 2>/dev/null
 echo '@@log@@'
-if $S dmesg --time-format iso >/dev/null 2>&1; then $S dmesg --time-format iso; else $S dmesg; fi 2>/dev/null | grep -F 'table full' | tail -n ${POLL_LOG_LINES}
+if $S dmesg --time-format iso >/dev/null 2>&1; then $S dmesg --time-format iso; else $S dmesg; fi 2>/dev/null | grep -E "table full(, dropping| in netns \$n,)" | tail -n ${POLL_LOG_LINES}
 echo '@@end@@'
 `;
 
