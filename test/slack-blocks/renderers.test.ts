@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { HistoryRecord, LastCheck } from '../../src/store/history-store.js';
-import type { StepState } from '../../src/worker/publisher.js';
+import type { StepState } from '../../src/worker/ports.js';
 import {
   ACTION_IDS,
   COMMANDS,

@@ -22,6 +22,7 @@ import {
   fields,
   header,
   int,
+  oneLine,
   pct,
   section,
   severityEmoji,
@@ -72,10 +73,6 @@ class Cuts {
 function evidenceValue(v: number | string): string {
   if (typeof v === 'number') return Number.isInteger(v) ? int(v) : String(Math.round(v * 1000) / 1000);
   return v;
-}
-
-function oneLine(s: string): string {
-  return s.replace(/\s+/g, ' ').trim();
 }
 
 /**

@@ -1,13 +1,14 @@
-/** Slack publishers for workers: jobs that came from Slack report back to their channel. */
+/** Slack publishers for workers: jobs that came from Slack report back to their channel, through one message writer. */
 import { WebClient, type WebClientOptions } from '@slack/web-api';
 import type { Env } from '../../config/env.js';
 import type { ApplyJob, CheckJob } from '../../queue/jobs.js';
 import type { Runtime } from '../../runtime.js';
-import type { ApplyPublisher } from '../../worker/apply-publisher.js';
-import { silentApplyPublisher } from '../../worker/apply-publisher.js';
-import { silentPublisher, type CheckPublisher } from '../../worker/publisher.js';
-import { SlackApplyPublisher } from './apply-publisher.js';
-import { SlackCheckPublisher } from './check-publisher.js';
+import { silentApplyPublisher, silentCheckPublisher, type ApplyPublisher, type CheckPublisher } from '../../worker/ports.js';
+import { SlackApplyPublisher } from './apply-message.js';
+import { SlackCheckPublisher } from './check-message.js';
+import { SlackMessageWriter } from './message-writer.js';
+
+export { SlackMessageWriter, toSlackBlocks, type FileShare, type FileToUpload, type MessagePlace, type UploadedFileRef } from './message-writer.js';
 
 export function slackWebClient(env: Env, options: WebClientOptions = {}): WebClient {
   return new WebClient(env.SLACK_BOT_TOKEN, { ...(env.SLACK_API_URL ? { slackApiUrl: env.SLACK_API_URL } : {}), ...options });
@@ -18,8 +19,9 @@ export function slackPublishers(
   env: Env,
   client: WebClient = slackWebClient(env),
 ): { check: (job: CheckJob) => CheckPublisher; apply: (job: ApplyJob) => ApplyPublisher } {
+  const writer = new SlackMessageWriter(client);
   return {
-    check: (job) => (job.origin.kind === 'slack' ? new SlackCheckPublisher(client, job.origin) : silentPublisher),
-    apply: (job) => (job.origin.kind === 'slack' ? new SlackApplyPublisher(client, rt.plans) : silentApplyPublisher),
+    check: (job) => (job.origin.kind === 'slack' ? new SlackCheckPublisher(writer, job.origin) : silentCheckPublisher),
+    apply: (job) => (job.origin.kind === 'slack' ? new SlackApplyPublisher(writer, rt.plans, job.action) : silentApplyPublisher),
   };
 }

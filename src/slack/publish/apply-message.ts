@@ -1,15 +1,15 @@
 /**
- * Apply / roll back in Slack: the findings message (whose buttons are gone after the
- * decision) is updated step by step, then replaced by the result: per-step before ->
- * after, verification, and a Roll back button for approvers.
+ * An apply or roll back in Slack: the plan's findings message (whose buttons are gone
+ * after the decision) is updated step by step, then replaced by the result: per step
+ * before -> after, the verification, and a Roll back button for approvers.
  */
-import type { WebClient } from '@slack/web-api';
 import type { ApplyOutcome, ApplyStepState } from '../../apply/model.js';
 import type { ApplyJob } from '../../queue/jobs.js';
-import type { PlanRecord, PlanStore, SlackMessageRef } from '../../store/plan-store.js';
-import type { ApplyPublisher } from '../../worker/apply-publisher.js';
-import type { StepState } from '../../worker/publisher.js';
-import { renderApplyResult, renderProgress } from '../blocks/index.js';
+import type { PlanRecord, PlanStore } from '../../store/plan-store.js';
+import type { ApplyPublisher, StepState } from '../../worker/ports.js';
+import { renderApplyResult, renderProgress, type ApplyResultView, type RenderedMessage } from '../blocks/index.js';
+import { section } from '../blocks/kit.js';
+import type { MessagePlace, SlackMessageWriter } from './message-writer.js';
 
 const PROGRESS: Record<string, StepState['status']> = {
   pending: 'pending',
@@ -32,7 +32,7 @@ export function applyProgressSteps(steps: ApplyStepState[]): StepState[] {
   }));
 }
 
-export function applyResultView(outcome: ApplyOutcome) {
+export function applyResultView(outcome: ApplyOutcome): ApplyResultView {
   return {
     planId: outcome.planId,
     gateway: outcome.gateway,
@@ -50,23 +50,22 @@ export function applyResultView(outcome: ApplyOutcome) {
 
 export class SlackApplyPublisher implements ApplyPublisher {
   constructor(
-    private readonly client: WebClient,
+    private readonly writer: SlackMessageWriter,
     private readonly plans: PlanStore,
+    /** What the job does: the progress message says it. */
+    private readonly action: ApplyJob['action'],
   ) {}
 
-  private async show(plan: PlanRecord, content: { text: string; blocks: unknown[] }): Promise<void> {
-    const ref: SlackMessageRef | null = plan.message ?? (await this.plans.get(plan.planId))?.message ?? null;
-    if (ref) {
-      await this.client.chat.update({ channel: ref.channel, ts: ref.ts, text: content.text, blocks: content.blocks as never });
-      return;
-    }
-    if (plan.origin.kind !== 'slack') return;
-    const res = await this.client.chat.postMessage({ channel: plan.origin.channel, text: content.text, blocks: content.blocks as never });
-    if (res.ts && res.channel) await this.plans.setMessage(plan.planId, { channel: res.channel, ts: res.ts });
+  /** On the plan's message; when it has none (yet), a new message where the plan came from. */
+  private async show(plan: PlanRecord, content: RenderedMessage): Promise<void> {
+    const ref = plan.message ?? (await this.plans.get(plan.planId))?.message ?? null;
+    const place: MessagePlace | null = plan.origin.kind === 'slack' ? { channel: plan.origin.channel, ...(plan.origin.threadTs ? { threadTs: plan.origin.threadTs } : {}) } : null;
+    const shown = await this.writer.show(ref, place, content);
+    if (!ref && shown) await this.plans.setMessage(plan.planId, shown);
   }
 
   async progress(plan: PlanRecord, steps: ApplyStepState[]): Promise<void> {
-    await this.show(plan, renderProgress(`${plan.gateway} (applying plan)`, applyProgressSteps(steps)));
+    await this.show(plan, renderProgress(plan.gateway, applyProgressSteps(steps), this.action));
   }
 
   async result(plan: PlanRecord, outcome: ApplyOutcome): Promise<void> {
@@ -77,7 +76,7 @@ export class SlackApplyPublisher implements ApplyPublisher {
     if (!plan) return;
     await this.show(plan, {
       text: `${job.action} of ${job.gateway} failed: ${error.slice(0, 200)}`,
-      blocks: [{ type: 'section', text: { type: 'mrkdwn', text: `:x: *${job.action === 'apply' ? 'Apply' : 'Roll back'} of ${job.gateway} failed:* ${error.slice(0, 2500)}` } }],
+      blocks: [section(`:x: *${job.action === 'apply' ? 'Apply' : 'Roll back'} of ${job.gateway} failed:* ${error.slice(0, 2500)}`)],
     });
   }
 }
