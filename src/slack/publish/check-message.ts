@@ -64,7 +64,7 @@ export class SlackCheckPublisher implements CheckPublisher {
     if (replies.complete) return;
     const bytes = new TextEncoder().encode(overflow);
     await this.writer.upload(
-      { filename: `conntrack-${gateway.replace(/[^A-Za-z0-9._-]+/g, '-')}-${planId}.txt`, bytes, title, snippetType: 'text' },
+      { filename: `conntrack-${gateway.replace(/[^A-Za-z0-9._-]+/g, '-').slice(0, 60)}-${planId}.txt`, bytes, title, snippetType: 'text' },
       { channel: thread.channel, threadTs: thread.ts, comment: `${title}: all ${overflow.length.toLocaleString('en-US')} characters in one file.` },
     );
   }

@@ -11,6 +11,7 @@
  *   await slack.close();
  */
 export {
+  FILE_LIMITS,
   SlackApiServer,
   startSlackApi,
   type ChannelInfo,
