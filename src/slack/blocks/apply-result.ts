@@ -8,12 +8,16 @@ import { BUDGETS, LIMITS, fitLines, truncate, truncateMrkdwn } from './limits.js
 import type { ApplyResultView, ApplyStepView, Block, RenderedMessage } from './types.js';
 
 const STATUS_EMOJI: Record<string, string> = {
+  pending: ':white_circle:',
+  running: ':hourglass_flowing_sand:',
   applied: ':white_check_mark:',
   unchanged: ':heavy_minus_sign:',
   skipped: ':fast_forward:',
+  refused: ':no_entry:',
   failed: ':x:',
   'rolled-back': ':leftwards_arrow_with_hook:',
   'not-run': ':white_circle:',
+  unknown: ':warning:',
 };
 
 const OUTCOME_TITLE: Record<string, string> = {
@@ -22,13 +26,20 @@ const OUTCOME_TITLE: Record<string, string> = {
   failed: ':x: Apply failed',
   'rolled-back': ':leftwards_arrow_with_hook: Plan rolled back',
   'rollback-failed': ':rotating_light: Roll back failed',
+  'apply-failed': ':x: Apply failed',
+  refused: ':no_entry: Plan refused, nothing changed',
+  'already-applied': ':heavy_minus_sign: Plan already applied, nothing done',
+  interrupted: ':warning: Apply interrupted',
+  busy: ':hourglass: Gateway busy, nothing done',
+  'not-allowed': ':no_entry_sign: Nothing done',
 };
 
-function stepResultLine(s: ApplyStepView, i: number): string {
+/** `wanted` is what the plan proposed: shown for an apply whose step did not get there, never for a roll back (which restores). */
+function stepResultLine(s: ApplyStepView, i: number, isRollback: boolean): string {
   const emoji = STATUS_EMOJI[s.status] ?? ':grey_question:';
   const v = (x: string | number | null | undefined): string => code(truncate(oneLine(value(x)), BUDGETS.stepValue));
   let line = `${emoji} ${i + 1}. ${v(s.key)}: ${v(s.before)} → ${v(s.after)} _(${esc(oneLine(s.status))})_`;
-  if (s.expected !== undefined && s.expected !== null && String(s.expected) !== String(s.after ?? '')) line += ` — wanted ${v(s.expected)}`;
+  if (!isRollback && s.expected !== undefined && s.expected !== null && String(s.expected) !== String(s.after ?? '')) line += ` — wanted ${v(s.expected)}`;
   if (s.detail && s.detail.trim() !== '') line += `\n      ${esc(oneLine(s.detail))}`;
   return truncateMrkdwn(line, BUDGETS.stepLine);
 }
@@ -53,7 +64,7 @@ export function renderApplyResult(result: ApplyResultView): RenderedMessage {
   ].filter(Boolean);
   blocks.push(context([`${meta.join(' · ')}${summary ? ` · ${summary}` : ''}`], 'apply_meta'));
 
-  const lines = result.steps.map(stepResultLine);
+  const lines = result.steps.map((s, i) => stepResultLine(s, i, isRollback));
   const fit = fitLines(lines, LIMITS.sectionText, (n) => `… and ${n} more step(s)`);
   blocks.push(section(fit.text === '' ? '_No steps._' : fit.text, 'apply_steps'));
 

@@ -34,7 +34,15 @@ export function renderProgress(gateway: string, steps: readonly ProgressStep[], 
   const done = steps.filter((s) => s.status === 'done').length;
   const failed = steps.find((s) => s.status === 'failed');
   const running = steps.find((s) => s.status === 'running');
-  const state = failed ? `failed at ${oneLine(failed.name)}` : running ? oneLine(running.name) : done === steps.length && steps.length > 0 ? 'done' : 'queued';
+  const state = failed
+    ? `failed at ${oneLine(failed.name)}`
+    : running
+      ? oneLine(running.name)
+      : done === steps.length && steps.length > 0
+        ? 'done'
+        : done > 0
+          ? 'in progress'
+          : 'queued';
   const title = TITLE[of];
   const blocks: Block[] = [
     header(`${title.emoji} ${title.doing(gw)}`, 'progress_header'),

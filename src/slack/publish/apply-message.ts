@@ -43,7 +43,8 @@ export function applyResultView(outcome: ApplyOutcome): ApplyResultView {
     durationMs: outcome.durationMs,
     steps: outcome.steps,
     verify: [...outcome.verify, ...(outcome.restore?.checks ?? []).map((c) => ({ ...c, name: `restore: ${c.name}` }))],
-    notes: [outcome.message, ...outcome.problems, ...outcome.notes, ...(outcome.restore?.notes ?? [])].filter(Boolean),
+    // The restore's notes often repeat the outcome's: each note once.
+    notes: [...new Set([outcome.message, ...outcome.problems, ...outcome.notes, ...(outcome.restore?.notes ?? [])].filter(Boolean))],
     canRollBack: outcome.canRollBack,
   };
 }
