@@ -17,11 +17,11 @@ import { parseInventory } from '../../src/config/inventory.js';
 import { fillScenario, labDown, labUp, sshExec, type Lab } from '../../src/lab/index.js';
 import { openRuntime, type Runtime } from '../../src/runtime.js';
 import { createSlackApp } from '../../src/slack/app.js';
-import { findingsOverflow, type Block } from '../../src/slack/blocks/index.js';
+import { findingsOverflow } from '../../src/slack/blocks/index.js';
 import { codeBlockBody } from '../../src/slack/blocks/kit.js';
 import { slackPublishers } from '../../src/slack/publish/index.js';
 import { startWorkers, type RunningWorkers } from '../../src/worker/start.js';
-import { startSlackApi, type SlackApiServer, type StoredMessage } from '../support/slack-api/index.js';
+import { joinedCodeBlocks, startSlackApi, type SlackApiServer, type StoredMessage } from '../support/slack-api/index.js';
 import { buildBlockActionsBody, buildSlashCommandBody, signedFormHeaders } from '../support/slack-signing.js';
 
 const SECRET = 'e2e-signing-secret-5b1c9d';
@@ -357,15 +357,6 @@ describe('bad input', () => {
   });
 });
 
-/** The code-block chunks of thread replies, in order, put back together. */
-function overflowChunks(replies: StoredMessage[]): string {
-  return replies
-    .flatMap((r) => (r.blocks as Block[]).map((b) => (b.type === 'section' ? (b.text?.text ?? '') : '')))
-    .filter((t) => t.startsWith('```'))
-    .map((t) => t.slice(3, -3))
-    .join('');
-}
-
 describe('a check whose findings do not fit one message', () => {
   it('posts all of the detail in the thread, each reply accepted by Slack', async () => {
     // The lab's report always overflows a little (13 timeouts, 11 pieces of evidence for a
@@ -383,7 +374,7 @@ describe('a check whose findings do not fit one message', () => {
     const expected = codeBlockBody(overflow);
     const replies = await waitUntil('every part of the detail in the thread', () => {
       const r = slack.replies(CHANNEL, findingsMessage.ts).filter((x) => /^Full detail for /.test(x.text));
-      return overflowChunks(r) === expected ? r : undefined;
+      return joinedCodeBlocks(r) === expected ? r : undefined;
     }, 30_000);
     const calls = slack.calls('chat.postMessage').filter((c) => c.args['thread_ts'] === findingsMessage.ts);
     expect(calls).toHaveLength(replies.length);

@@ -10,14 +10,14 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { ApplyOutcome, ApplyStepState } from '../../src/apply/model.js';
 import type { CheckReport } from '../../src/core/model.js';
 import { openRedis, type RedisHandle } from '../../src/infra/redis.js';
-import { findingsOverflow, renderFindings, type Block } from '../../src/slack/blocks/index.js';
+import { findingsOverflow, renderFindings } from '../../src/slack/blocks/index.js';
 import { codeBlockBody } from '../../src/slack/blocks/kit.js';
 import { SlackApplyPublisher } from '../../src/slack/publish/apply-message.js';
 import { OVERFLOW_REPLIES, SlackCheckPublisher } from '../../src/slack/publish/check-message.js';
 import { SlackMessageWriter } from '../../src/slack/publish/message-writer.js';
 import { PlanStore, type PlanRecord } from '../../src/store/plan-store.js';
 import { hugeReport, realisticReport } from '../slack-blocks/fixtures.js';
-import { startSlackApi, type SlackApiServer, type StoredMessage } from '../support/slack-api/index.js';
+import { joinedCodeBlocks, startSlackApi, type SlackApiServer } from '../support/slack-api/index.js';
 
 const CHANNEL = 'C0OPS0001';
 let slack: SlackApiServer;
@@ -48,15 +48,6 @@ function newPlan(report: CheckReport, origin: PlanRecord['origin'] = slackOrigin
   return plans.create({ report, requestedBy: 'U0ALICE01', origin, ttlMinutes: 30 });
 }
 
-/** The code-block chunks of thread replies, in order, put back together. */
-function joinedChunks(replies: StoredMessage[]): string {
-  return replies
-    .flatMap((r) => (r.blocks as Block[]).map((b) => (b.type === 'section' ? (b.text?.text ?? '') : '')))
-    .filter((t) => t.startsWith('```'))
-    .map((t) => t.slice(3, -3))
-    .join('');
-}
-
 describe('check publisher', () => {
   it('one message: progress posted, updated per step, then replaced by the findings; no overflow, no thread', async () => {
     const p = new SlackCheckPublisher(writer, slackOrigin);
@@ -82,7 +73,7 @@ describe('check publisher', () => {
     expect(replies.length).toBeGreaterThanOrEqual(1);
     expect(replies.length).toBeLessThanOrEqual(OVERFLOW_REPLIES);
     expect(slack.calls('chat.postMessage').map((c) => c.response.ok)).toEqual(Array(1 + replies.length).fill(true));
-    expect(joinedChunks(replies)).toBe(codeBlockBody(overflow));
+    expect(joinedCodeBlocks(replies)).toBe(codeBlockBody(overflow));
     expect(replies[0]?.text).toMatch(/^Full detail for gw-/);
     expect(slack.uploadedFiles()).toHaveLength(0);
   });
@@ -96,7 +87,7 @@ describe('check publisher', () => {
     const replies = slack.replies(CHANNEL, ref.ts);
     const text = replies.filter((r) => r.via === 'api');
     expect(text).toHaveLength(OVERFLOW_REPLIES);
-    expect(codeBlockBody(overflow).startsWith(joinedChunks(text))).toBe(true);
+    expect(codeBlockBody(overflow).startsWith(joinedCodeBlocks(text))).toBe(true);
     const shared = replies.filter((r) => r.via === 'files');
     expect(shared).toHaveLength(1);
     expect(shared[0]?.text).toMatch(/all [\d,]+ characters in one file/);

@@ -49,6 +49,15 @@ describe('renderProgress', () => {
     expect(renderProgress('gw-3', [{ name: 'Connect', status: 'pending' }]).text).toBe('Checking gw-3: queued (0/1)');
   });
 
+  it('a skipped step (refused, not chosen) is finished, not failed', () => {
+    const m = renderProgress('gw-3', [{ name: 'timeout', status: 'done' }, { name: '/etc/sysctl.d file', status: 'skipped', detail: 'refused: not writable here' }, { name: 'NOTRACK', status: 'pending' }], 'apply');
+    expectValidMessage(m);
+    expect(allText(m)).toContain(':fast_forward: /etc/sysctl.d file — refused: not writable here');
+    expect(allText(m)).toContain('1/3 step(s) done, 1 skipped');
+    expect(m.text).toBe('Applying the plan on gw-3: in progress (2/3)');
+    expect(renderProgress('gw-3', [{ name: 'a', status: 'done' }, { name: 'b', status: 'skipped' }], 'apply').text).toBe('Applying the plan on gw-3: done (2/2)');
+  });
+
   it('says what runs: a check, an apply or a roll back', () => {
     const steps = [{ name: 'nf_conntrack_tcp_timeout_time_wait -> 30', status: 'running' as const }];
     expect(renderProgress('gw-3', steps).blocks[0]).toMatchObject({ type: 'header', text: { text: ':mag: Checking gw-3' } });

@@ -10,6 +10,7 @@ const STEP_EMOJI: Record<ProgressStatus, string> = {
   pending: ':white_circle:',
   running: ':hourglass_flowing_sand:',
   done: ':white_check_mark:',
+  skipped: ':fast_forward:',
   failed: ':x:',
 };
 
@@ -32,22 +33,24 @@ export function renderProgress(gateway: string, steps: readonly ProgressStep[], 
   });
   const fit = fitLines(lines, LIMITS.sectionText, (n) => `… and ${n} more step(s)`);
   const done = steps.filter((s) => s.status === 'done').length;
+  const skipped = steps.filter((s) => s.status === 'skipped').length;
   const failed = steps.find((s) => s.status === 'failed');
   const running = steps.find((s) => s.status === 'running');
+  const finished = done + skipped;
   const state = failed
     ? `failed at ${oneLine(failed.name)}`
     : running
       ? oneLine(running.name)
-      : done === steps.length && steps.length > 0
+      : finished === steps.length && steps.length > 0
         ? 'done'
-        : done > 0
+        : finished > 0
           ? 'in progress'
           : 'queued';
   const title = TITLE[of];
   const blocks: Block[] = [
     header(`${title.emoji} ${title.doing(gw)}`, 'progress_header'),
     section(fit.text === '' ? '_Waiting for a worker…_' : fit.text, 'progress_steps'),
-    context([`${done}/${steps.length} step(s) done`], 'progress_footer'),
+    context([`${done}/${steps.length} step(s) done${skipped > 0 ? `, ${skipped} skipped` : ''}`], 'progress_footer'),
   ];
-  return { text: truncate(`${title.doing(gw)}: ${state} (${done}/${steps.length})`, BUDGETS.fallbackText), blocks };
+  return { text: truncate(`${title.doing(gw)}: ${state} (${finished}/${steps.length})`, BUDGETS.fallbackText), blocks };
 }

@@ -96,7 +96,8 @@ export interface RenderedFindings extends RenderedMessage {
 
 // ---- renderer inputs ---------------------------------------------------------
 
-export type ProgressStatus = 'pending' | 'running' | 'done' | 'failed';
+/** `skipped`: finished without being done (an apply step refused by the pre-flight, not chosen, not reached). */
+export type ProgressStatus = 'pending' | 'running' | 'done' | 'skipped' | 'failed';
 
 export interface ProgressStep {
   name: string;

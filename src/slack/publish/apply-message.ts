@@ -6,25 +6,25 @@
 import type { ApplyOutcome, ApplyStepState } from '../../apply/model.js';
 import type { ApplyJob } from '../../queue/jobs.js';
 import type { PlanRecord, PlanStore } from '../../store/plan-store.js';
-import type { ApplyPublisher, StepState } from '../../worker/ports.js';
-import { renderApplyResult, renderProgress, type ApplyResultView, type RenderedMessage } from '../blocks/index.js';
+import type { ApplyPublisher } from '../../worker/ports.js';
+import { renderApplyResult, renderProgress, type ApplyResultView, type ProgressStatus, type ProgressStep, type RenderedMessage } from '../blocks/index.js';
 import { section } from '../blocks/kit.js';
 import type { MessagePlace, SlackMessageWriter } from './message-writer.js';
 
-const PROGRESS: Record<string, StepState['status']> = {
+const PROGRESS: Record<ApplyStepState['status'], ProgressStatus> = {
   pending: 'pending',
   running: 'running',
   applied: 'done',
   unchanged: 'done',
-  skipped: 'done',
   'rolled-back': 'done',
-  refused: 'failed',
+  skipped: 'skipped',
+  refused: 'skipped',
+  'not-run': 'skipped',
   failed: 'failed',
-  'not-run': 'pending',
   unknown: 'failed',
 };
 
-export function applyProgressSteps(steps: ApplyStepState[]): StepState[] {
+export function applyProgressSteps(steps: ApplyStepState[]): ProgressStep[] {
   return steps.map((s) => ({
     name: `${s.key}${s.expected ? ` -> ${s.expected}` : ''}`,
     status: PROGRESS[s.status] ?? 'failed',

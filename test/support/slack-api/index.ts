@@ -40,3 +40,4 @@ export {
   type MessageCheck,
   type ValidateOptions,
 } from './block-kit-validator.js';
+export { joinedCodeBlocks } from './code-blocks.js';
