@@ -50,6 +50,9 @@ export interface UploadedFileRef {
 /** Slack's documented limit on `alt_txt` (files.getUploadURLExternal: alt_txt_too_large). */
 export const ALT_TEXT_MAX = 1000;
 
+/** A stuck upload must not hold a worker: give up after this long. */
+const UPLOAD_TIMEOUT_MS = 120_000;
+
 /** The one conversion of our block types to the SDK's: checked by the compiler, no cast. */
 export function toSlackBlocks(blocks: readonly Block[]): types.KnownBlock[] {
   return [...blocks];
@@ -108,7 +111,13 @@ export class SlackMessageWriter {
     });
     const target = uploadUrlSchema.safeParse(asked);
     if (!target.success) throw new SlackUploadError('files.getUploadURLExternal answered without upload_url and file_id');
-    const sent = await fetch(target.data.upload_url, { method: 'POST', headers: { 'content-type': 'application/octet-stream' }, body: file.bytes });
+    // Raw bytes (Slack also takes multipart). Not through the WebClient: this is no API method.
+    const sent = await fetch(target.data.upload_url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/octet-stream' },
+      body: file.bytes,
+      signal: AbortSignal.timeout(UPLOAD_TIMEOUT_MS),
+    });
     if (sent.status !== 200) throw new SlackUploadError(`uploading ${file.filename} (${file.bytes.byteLength} bytes) failed: HTTP ${sent.status} ${(await sent.text()).slice(0, 200)}`);
     const title = file.title ?? file.filename;
     const done = await this.client.files.completeUploadExternal({

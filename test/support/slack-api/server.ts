@@ -10,6 +10,12 @@
  *   argument switches the body to multipart/form-data (files.uploadV2's upload step).
  * Slack also accepts JSON bodies with the token in the header; both are handled here.
  *
+ * File uploads follow Slack's current flow: files.getUploadURLExternal (filename, length > 0,
+ * alt_txt at most 1,000 characters) -> POST of exactly `length` bytes to the upload_url ->
+ * files.completeUploadExternal (known, uploaded, not yet completed file ids; thread_ts
+ * only with channel_id); the shared file becomes a message (via 'files') in the channel
+ * or thread. files.upload (retired) is not implemented.
+ *
  * It records every call, keeps messages by channel + ts (chat.update changes them),
  * and answers the way Slack does, errors included: HTTP 200 with
  * `{ ok: false, error, ... }` for API errors, Slack's `errors` / `response_metadata`
