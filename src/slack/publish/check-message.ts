@@ -32,10 +32,8 @@ export class SlackCheckPublisher implements CheckPublisher {
   }
 
   private async show(content: RenderedMessage): Promise<SlackMessageRef> {
-    const ref = await this.writer.show(this.message, this.place, content);
-    if (!ref) throw new Error('a Slack check has a channel: the message cannot be missing');
-    this.message = ref;
-    return ref;
+    this.message = await this.writer.show(this.message, this.place, content);
+    return this.message;
   }
 
   async progress(gateway: string, steps: StepState[]): Promise<void> {

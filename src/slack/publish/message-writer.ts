@@ -93,6 +93,8 @@ export class SlackMessageWriter {
    * Update `ref` when there is one, else post at `place`; with neither, nothing is shown
    * (null). The live messages (progress, then findings or result) are written with this.
    */
+  show(ref: SlackMessageRef | null, place: MessagePlace, message: RenderedMessage): Promise<SlackMessageRef>;
+  show(ref: SlackMessageRef | null, place: MessagePlace | null, message: RenderedMessage): Promise<SlackMessageRef | null>;
   async show(ref: SlackMessageRef | null, place: MessagePlace | null, message: RenderedMessage): Promise<SlackMessageRef | null> {
     if (ref) return this.update(ref, message);
     return place ? this.post(place, message) : null;
