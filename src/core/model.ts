@@ -52,6 +52,8 @@ export const TIMEOUT_KEYS = [
   'nf_conntrack_generic_timeout',
 ] as const;
 export type TimeoutKey = (typeof TIMEOUT_KEYS)[number];
+/** The timeout idle ESTABLISHED entries live by (the one the plan lowers, and deletes against). */
+export const ESTABLISHED_TIMEOUT_KEY = 'nf_conntrack_tcp_timeout_established' satisfies TimeoutKey;
 
 /** sysctl keys conntrack-ops may read or write (net.netfilter.<key>). */
 export const netfilterKeySchema = z.string().regex(/^nf_conntrack_[a-z0-9_]{1,60}$/, 'not a nf_conntrack sysctl key');
@@ -298,11 +300,10 @@ const countSchema = z.number().int().min(0);
 /** Hash sizes the kernel accepts and the bot proposes. */
 export const hashsizeValueSchema = z.number().int().min(1024).max(2 ** 26);
 
-/** One netfilter sysctl set to a value (the key is the short sysctl name). */
+/** One netfilter sysctl set to a value (key: its short name, which the command templates validate). */
 export const sysctlStepSchema = z.object({
   ...stepCommon,
   kind: z.literal('sysctl'),
-  key: netfilterKeySchema,
   params: z.object({
     /** The value to set. */
     value: sysctlValueSchema,

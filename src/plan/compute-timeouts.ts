@@ -4,7 +4,7 @@
  * Lowering a timeout does not shorten existing entries, so freeing the idle
  * ones takes a targeted delete (separately approvable).
  */
-import type { GatewayFacts, PlanStepOf, TableSummary } from '../core/model.js';
+import { ESTABLISHED_TIMEOUT_KEY, type GatewayFacts, type PlanStepOf, type TableSummary } from '../core/model.js';
 import { deletableAfterLowering, establishedTimeout, idleAtLeast } from '../analysis/context.js';
 import { fmtDuration, fmtInt, fmtPct, ratio } from '../analysis/format.js';
 import { CLOSE_WAIT_STATE, TIME_WAIT_STATE } from '../analysis/findings/timewait.js';
@@ -16,7 +16,7 @@ import {
 } from './compute-constants.js';
 import { canWrite } from './compute-signals.js';
 
-const ESTABLISHED_KEY = 'nf_conntrack_tcp_timeout_established';
+const ESTABLISHED_KEY = ESTABLISHED_TIMEOUT_KEY;
 
 export interface EstablishedChoice {
   current: number;
