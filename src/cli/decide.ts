@@ -7,6 +7,7 @@ import { QueueEvents } from 'bullmq';
 import { approvePlan, requestRollback, type DecisionOutcome } from '../approvals/decisions.js';
 import { ApprovalRules } from '../approvals/rules.js';
 import { approvableOptionalSteps } from '../core/model.js';
+import { includedByDefault } from '../apply/steps/registry.js';
 import { QUEUES } from '../queue/jobs.js';
 import type { Runtime } from '../runtime.js';
 import { renderApplyOutcomeText } from './render-apply-text.js';
@@ -57,7 +58,7 @@ export async function runDecisionInTerminal(rt: Runtime, planId: string, io: Ter
   let optionalSteps: string[] = [];
   if (offered.length > 0) {
     io.say(`   optional steps: ${offered.map((s) => `${s.id} (${s.key})`).join('; ')}`);
-    const fallback = offered.filter((s) => s.kind === 'delete-idle-entries').map((s) => s.id).join(',') || 'none';
+    const fallback = offered.filter(includedByDefault).map((s) => s.id).join(',') || 'none';
     const picked = await io.ask(`   Include which optional steps (comma-separated ids, or none) [${fallback}]:`, fallback);
     optionalSteps = picked.trim() === 'none' ? [] : picked.split(',').map((s) => s.trim()).filter(Boolean);
   }

@@ -230,6 +230,11 @@ export const SEVERITIES = ['critical', 'warning', 'info', 'ok'] as const;
 export const severitySchema = z.enum(SEVERITIES);
 export type Severity = z.infer<typeof severitySchema>;
 
+/** Critical or a warning: something to act on (info and ok are not). */
+export function isSerious(severity: Severity): boolean {
+  return severityRank(severity) <= severityRank('warning');
+}
+
 /** 0 for the worst severity; anything unknown ranks after 'ok'. */
 export function severityRank(severity: string): number {
   const i = (SEVERITIES as readonly string[]).indexOf(severity);
@@ -304,7 +309,7 @@ export const hashsizeValueSchema = z.number().int().min(1024).max(2 ** 26);
 export const sysctlStepSchema = z.object({
   ...stepCommon,
   kind: z.literal('sysctl'),
-  params: z.object({
+  params: z.strictObject({
     /** The value to set. */
     value: sysctlValueSchema,
     /** The value the plan was computed with (drift check before the apply). */
@@ -329,7 +334,7 @@ export const sysctlStepSchema = z.object({
 export const hashsizeStepSchema = z.object({
   ...stepCommon,
   kind: z.literal('hashsize'),
-  params: z.object({
+  params: z.strictObject({
     value: hashsizeValueSchema,
     /** Buckets when the plan was computed (drift check). */
     current: countSchema,
@@ -342,7 +347,7 @@ export const hashsizeStepSchema = z.object({
 export const persistSysctlStepSchema = z.object({
   ...stepCommon,
   kind: z.literal('persist-sysctl'),
-  params: z.object({
+  params: z.strictObject({
     path: z.literal(MANAGED_FILES.sysctl),
     /** Short key -> value, the lines of the file. */
     values: z.record(netfilterKeySchema, sysctlValueSchema).refine((v) => Object.keys(v).length > 0, 'no value to persist'),
@@ -358,7 +363,7 @@ export const persistSysctlStepSchema = z.object({
 export const persistModprobeStepSchema = z.object({
   ...stepCommon,
   kind: z.literal('persist-modprobe'),
-  params: z.object({
+  params: z.strictObject({
     path: z.literal(MANAGED_FILES.modprobe),
     hashsize: hashsizeValueSchema,
     content: z.string(),
@@ -383,7 +388,7 @@ export const notrackManagementStepSchema = z.object({
   ...stepCommon,
   kind: z.literal('notrack-management'),
   params: z
-    .object({
+    .strictObject({
       backend: firewallBackendSchema,
       family: addressFamilySchema,
       source: z.string(),
@@ -401,7 +406,7 @@ export const notrackFlowStepSchema = z.object({
   ...stepCommon,
   kind: z.literal('notrack-flow'),
   params: z
-    .object({
+    .strictObject({
       backend: firewallBackendSchema,
       family: addressFamilySchema,
       source: z.string(),
@@ -417,7 +422,7 @@ export const notrackFlowStepSchema = z.object({
 export const deleteIdleStepSchema = z.object({
   ...stepCommon,
   kind: z.literal('delete-idle-entries'),
-  params: z.object({
+  params: z.strictObject({
     proto: z.literal('tcp'),
     state: z.literal('ESTABLISHED'),
     /** The new ESTABLISHED timeout: entries silent longer than this go. */

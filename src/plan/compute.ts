@@ -3,7 +3,7 @@
  * (with the numbers), and whether this session can write it. Computed from the
  * gateway's data, not copied from the runbook. Pure: no I/O.
  */
-import type { Finding, GatewayFacts, Plan, PlanStep, PlanStepOf, TableSummary } from '../core/model.js';
+import { isSerious, type Finding, type GatewayFacts, type Plan, type PlanStep, type PlanStepOf, type TableSummary } from '../core/model.js';
 import { fmtDuration, fmtInt, fmtPct, ratio } from '../analysis/format.js';
 import { CLOSE_WAIT_PILE_SHARE, CLOSE_WAIT_STATE, TIME_WAIT_PILE_SHARE, TIME_WAIT_STATE, pileOf } from '../analysis/findings/timewait.js';
 import { CLOSE_WAIT_TARGET, ESTABLISHED_CANDIDATES, TIME_WAIT_TARGET } from './compute-constants.js';
@@ -92,7 +92,7 @@ function planAdvice(draft: Draft, facts: GatewayFacts, table: TableSummary, find
     );
   }
   if (draft.steps.length === 0) {
-    const serious = findings.some((f) => f.severity === 'critical' || f.severity === 'warning');
+    const serious = findings.some((f) => isSerious(f.severity));
     draft.notes.push(
       serious
         ? `No change proposed: the table is ${fmtPct(ratio(facts.count, facts.max))} full and was not full in the last hour; the findings are for follow-up.`
