@@ -9,6 +9,9 @@
  *   rollback: CAS applied|apply-failed -> rolling-back -> restore -> verify
  *   -> rolled-back | rollback-failed.
  *
+ * What each step does (its pre-flight, snapshot, change, verify and restore) is its kind's
+ * module (steps/registry.ts); this file only sequences the states.
+ *
  * Guards against applying twice: the plan state (CAS), a per-plan lease in Redis
  * checked by every state write, the gateway lock, and every step reads the current
  * value first (already at the proposal: "unchanged").
@@ -23,7 +26,7 @@ import type { HistoryStore } from '../store/history-store.js';
 import type { PlanRecord, PlanStore } from '../store/plan-store.js';
 import type { FollowUpScheduler } from './follow-up.js';
 import { readState } from './gateway-io.js';
-import type { ApplyOutcome, ApplyStepState, FollowUp, OutcomeStatus, RestoreReport, Snapshot, VerifyReport } from './model.js';
+import type { ApplyOutcome, ApplyStepState, FollowUp, OutcomeStatus, Snapshot, VerifyReport } from './model.js';
 import { preflight } from './preflight.js';
 import { restoreSnapshot } from './restore.js';
 import { takeSnapshot } from './snapshot.js';

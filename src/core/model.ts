@@ -435,7 +435,40 @@ export const deleteIdleStepSchema = z.object({
   }),
 });
 
-export const planStepSchema = z.discriminatedUnion('kind', [
+/**
+ * Plans stored (up to 14 days, for a roll back) before params were typed per kind lack
+ * a few params their display text carried: filled in here, once, when such a plan is
+ * read back. Plans written now have them and pass through unchanged.
+ */
+const LEGACY_PARAMS: Partial<Record<PlanStepKind, (step: Record<string, unknown>, params: Record<string, unknown>) => Record<string, unknown>>> = {
+  sysctl: (step, params) => ({ current: integerText(step['current']), ...params }),
+  hashsize: (step, params) => ({ current: integerText(step['current']), ...params }),
+  'persist-sysctl': (_step, params) => ({ values: sysctlLines(params['content']), ...params }),
+};
+
+function integerText(value: unknown): number | undefined {
+  return typeof value === 'string' && /^\d+$/.test(value) ? Number(value) : undefined;
+}
+
+/** `net.netfilter.<key> = <n>` lines of a sysctl.d text (anything else is left to the schema to refuse). */
+function sysctlLines(content: unknown): Record<string, number> | undefined {
+  if (typeof content !== 'string') return undefined;
+  const values: Record<string, number> = {};
+  for (const m of content.matchAll(/^net\.netfilter\.(nf_conntrack_[a-z0-9_]+)\s*=\s*(\d+)\s*$/gm)) values[m[1]!] = Number(m[2]);
+  return values;
+}
+
+function upgradeStoredStep(raw: unknown): unknown {
+  if (typeof raw !== 'object' || raw === null) return raw;
+  const step = raw as Record<string, unknown>;
+  const kind = planStepKindSchema.safeParse(step['kind']);
+  const params = step['params'];
+  const upgrade = kind.success ? LEGACY_PARAMS[kind.data] : undefined;
+  if (!upgrade || typeof params !== 'object' || params === null) return raw;
+  return { ...step, params: upgrade(step, params as Record<string, unknown>) };
+}
+
+const planStepUnion = z.discriminatedUnion('kind', [
   sysctlStepSchema,
   hashsizeStepSchema,
   persistSysctlStepSchema,
@@ -444,6 +477,7 @@ export const planStepSchema = z.discriminatedUnion('kind', [
   notrackFlowStepSchema,
   deleteIdleStepSchema,
 ]);
+export const planStepSchema = z.preprocess(upgradeStoredStep, planStepUnion);
 export type PlanStep = z.infer<typeof planStepSchema>;
 export type PlanStepOf<K extends PlanStepKind> = Extract<PlanStep, { kind: K }>;
 

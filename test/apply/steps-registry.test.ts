@@ -138,6 +138,31 @@ describe('params are typed per kind', () => {
     expect(rejected({ ...EXAMPLES['notrack-flow'], params: { ...EXAMPLES['notrack-flow'].params, backend: 'pf' } })).toBe(true);
   });
 
+  it('reads back plans stored before params were typed (kept 14 days for a roll back)', () => {
+    const stored = [
+      { ...common, id: 'tcp-timeout-established', kind: 'sysctl', key: 'nf_conntrack_tcp_timeout_established', current: '432000', proposed: '86400', params: { value: 86_400, freedNow: 1, atRisk: 0, countAfter: 2 } },
+      { ...common, id: 'hashsize', kind: 'hashsize', key: 'hashsize', current: '16384', proposed: '131072', params: { value: 131_072, via: '/sys/module/nf_conntrack/parameters/hashsize' } },
+      {
+        ...common,
+        id: 'persist-sysctl',
+        kind: 'persist-sysctl',
+        key: '/etc/sysctl.d/90-conntrack-ops.conf',
+        params: {
+          path: '/etc/sysctl.d/90-conntrack-ops.conf',
+          content: '# Managed by conntrack-ops: changes approved in chat. Edit through the bot.\nnet.netfilter.nf_conntrack_max = 524288\nnet.netfilter.nf_conntrack_tcp_timeout_established = 86400\n',
+          keys: 'nf_conntrack_max,nf_conntrack_tcp_timeout_established',
+          conflicts: '',
+        },
+      },
+    ];
+    const [sysctl, hashsize, persist] = stored.map((s) => planStepSchema.parse(s));
+    expect(sysctl?.params).toMatchObject({ value: 86_400, current: 432_000 });
+    expect(hashsize?.params).toMatchObject({ value: 131_072, current: 16_384 });
+    expect(persist?.params).toMatchObject({ values: { nf_conntrack_max: 524_288, nf_conntrack_tcp_timeout_established: 86_400 } });
+    // Nothing to fill the value in from: still refused.
+    expect(rejected({ ...stored[0], current: 'tracked' , params: { value: 86_400 } })).toBe(true);
+  });
+
   it('refuses an unknown kind', () => {
     expect(rejected({ ...EXAMPLES.sysctl, kind: 'reboot' })).toBe(true);
   });

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { bucketsFor, maxAllowedByMemory, memoryModel, roundDownSize, roundUpSize } from '../../src/plan/compute-sizing.js';
 import { GIB_KB, makeFacts, makeTable, saturatedFacts } from '../support/facts-fixtures.js';
-import { planFor, step, stepOf } from './plan-helpers.js';
+import { planFor, step } from './plan-helpers.js';
 
 describe('rounding and buckets', () => {
   it('rounds to powers of two up to 65,536 and multiples of 65,536 above', () => {
