@@ -15,7 +15,7 @@ import { QueueEvents, Worker, type Job } from 'bullmq';
 import { loadEnv } from '../../src/config/env.js';
 import { inventorySchema } from '../../src/config/inventory.js';
 import { freshSessions } from '../../src/gateway/session-pool.js';
-import { fillScenario, labDown, labDownAll, labUp, type Lab } from '../../src/lab/index.js';
+import { fillScenario, labDown, labDownAll, labUp, type Lab } from '../../lab/index.js';
 import { enqueueCheck } from '../../src/queue/producer.js';
 import { QUEUES, type CheckJob, type CheckResult } from '../../src/queue/jobs.js';
 import { openRuntime, type Runtime } from '../../src/runtime.js';

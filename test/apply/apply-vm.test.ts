@@ -1,5 +1,5 @@
 /**
- * Apply on the QEMU VM gateway (src/lab/vm): the init network namespace, where
+ * Apply on the QEMU VM gateway (lab/vm): the init network namespace, where
  * nf_conntrack_max and the hash size ARE writable. A saturated table, a REAL check and
  * its REAL plan (computePlan): raise max and hashsize, persist in sysctl.d and
  * modprobe.d; verify; roll back restores values and files.
@@ -8,7 +8,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readManaged } from '../../src/apply/gateway-io.js';
-import { vmUp, type VmGateway } from '../../src/lab/vm/index.js';
+import { vmUp, type VmGateway } from '../../lab/vm/index.js';
 import { approvedPlan, checkReport, openHarness, type Harness } from './helpers/harness.js';
 
 const skip = process.env.CTO_SKIP_VM_TESTS === '1' || process.env.CONNTRACK_OPS_SKIP_VM === '1';

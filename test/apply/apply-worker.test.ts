@@ -9,7 +9,7 @@ import { Worker } from 'bullmq';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ApplyOutcome } from '../../src/apply/model.js';
 import type { CheckReport, PlanStep } from '../../src/core/model.js';
-import { gatewayExec, labDown, labUp, type Lab } from '../../src/lab/index.js';
+import { gatewayExec, labDown, labUp, type Lab } from '../../lab/index.js';
 import { QUEUES, type ApplyJob } from '../../src/queue/jobs.js';
 import { enqueueApply } from '../../src/queue/producer.js';
 import { createApplyProcessor } from '../../src/worker/apply-processor.js';

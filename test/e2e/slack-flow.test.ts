@@ -14,7 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import { loadEnv } from '../../src/config/env.js';
 import { parseInventory } from '../../src/config/inventory.js';
-import { fillScenario, labDown, labUp, sshExec, type Lab } from '../../src/lab/index.js';
+import { fillScenario, labDown, labUp, sshExec, type Lab } from '../../lab/index.js';
 import { openRuntime, type Runtime } from '../../src/runtime.js';
 import { createSlackApp } from '../../src/slack/app.js';
 import { slackPublishers } from '../../src/slack/publish/index.js';

@@ -1,5 +1,5 @@
 /** An apply or roll back outcome for a terminal: each step before -> after, verify, notes. */
-import { applyOutcomeSchema } from '../apply/model.js';
+import { applyOutcomeSchema } from '../../src/apply/model.js';
 
 export function renderApplyOutcomeText(raw: unknown): string {
   const parsed = applyOutcomeSchema.safeParse(raw);

@@ -1,6 +1,6 @@
 /*
  * ctgen: fast traffic helpers for the conntrack-ops network-namespace lab.
- * Compiled at run time when gcc is present (src/lab/traffic.ts); agents/udpflood.mjs and
+ * Compiled at run time when gcc is present (lab/traffic.ts); agents/udpflood.mjs and
  * agents/responder.mjs are the Node fallbacks with the same flow layout.
  *
  *   ctgen flood --dst IP [--passes N] [--gap-ms G] [--settle-ms S] [--batch B] [--pps R] FLOW...

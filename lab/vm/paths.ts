@@ -9,8 +9,8 @@
 import { fileURLToPath } from 'node:url';
 import { dirname, join, resolve } from 'node:path';
 
-/** src/lab/vm -> repo root. */
-export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
+/** lab/vm -> repo root. */
+export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
 /** Guest-side files (init script, fill script, generator source). */
 export const GUEST_DIR = join(dirname(fileURLToPath(import.meta.url)), 'guest');

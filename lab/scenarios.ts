@@ -24,7 +24,7 @@ import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { z } from 'zod';
-import type { ConntrackStats } from '../core/model.js';
+import type { ConntrackStats } from '../src/core/model.js';
 import { netnsGuard, netnsInode, sleep } from './exec.js';
 import { conntrackCount, conntrackMax, conntrackStats, deleteUnassured, gatewayExec, openLab, tableFullLines, type Lab } from './lab.js';
 import { readState, withLock, writeState, type LabState } from './state.js';

@@ -1,17 +1,16 @@
 /**
- * `lab` terminal commands:
- *   lab up [--name N] [--firewall iptables|nft] [--clients N] [--sources N] [--inventory FILE] [--json]
- *   lab fill <name> <scenario...> [--json] [--heavy-hitter-share X] [--hold SECONDS]
- *   lab down <name> | --all [--orphans]
- *   lab list [--json]
+ * Lab terminal commands (`npm run lab -- ...`, see ./main.ts):
+ *   up [--name N] [--firewall iptables|nft] [--clients N] [--sources N] [--inventory FILE] [--json]
+ *   fill <name> <scenario...> [--json] [--heavy-hitter-share X] [--hold SECONDS]
+ *   down <name> | --all [--orphans]
+ *   list [--json]
  * Labs live on after the command exits (state in /tmp/conntrack-ops-lab/<name>/).
  */
-import { print, positiveInt } from './cli-output.js';
 import type { Command } from 'commander';
+import { print, positiveInt } from './cli-output.js';
 import { labDown, labDownAll, labUp, listLabs, openLab } from './lab.js';
 import { LAB_PREFIX } from './naming.js';
 import { fillScenario, SCENARIOS, scenarioSchema, type FillResult } from './scenarios.js';
-
 
 export function describeFill(r: FillResult): string {
   const lines = [
@@ -29,12 +28,8 @@ export function describeFill(r: FillResult): string {
   return lines.join('\n');
 }
 
-export function registerLabCommands(program: Command): void {
-  // Another module (lab/vm) may have created `lab` already: attach to it then.
-  const lab =
-    program.commands.find((c) => c.name() === 'lab') ??
-    program.command('lab').description('lab NAT gateways on this machine (root): network namespaces, and VMs under `lab vm`');
-
+/** Adds up / fill / down / list to the lab's command. */
+export function registerLabCommands(lab: Command): void {
   lab
     .command('up')
     .description('create a lab gateway (clients -> NAT gateway with sshd -> server)')

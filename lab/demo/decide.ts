@@ -4,12 +4,12 @@
  * user approves, the apply job runs, then an optional roll back.
  */
 import { QueueEvents } from 'bullmq';
-import { approvePlan, requestRollback, type DecisionOutcome } from '../approvals/decisions.js';
-import { ApprovalRules } from '../approvals/rules.js';
-import { approvableOptionalSteps } from '../core/model.js';
-import { includedByDefault } from '../apply/steps/registry.js';
-import { QUEUES } from '../queue/jobs.js';
-import type { Runtime } from '../runtime.js';
+import { approvePlan, requestRollback, type DecisionOutcome } from '../../src/approvals/decisions.js';
+import { ApprovalRules } from '../../src/approvals/rules.js';
+import { includedByDefault } from '../../src/apply/steps/registry.js';
+import { approvableOptionalSteps } from '../../src/core/model.js';
+import { QUEUES } from '../../src/queue/jobs.js';
+import type { Runtime } from '../../src/runtime.js';
 import { renderApplyOutcomeText } from './render-apply-text.js';
 
 export interface TerminalIo {

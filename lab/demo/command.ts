@@ -8,11 +8,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline/promises';
 import type { Command } from 'commander';
-import { parseInventory } from '../config/inventory.js';
-import { describeFill } from '../lab/cli.js';
-import { fillScenario, labDown, labUp, type Lab } from '../lab/index.js';
-import { runCheckViaQueue, openCliRuntime } from './check-command.js';
-import { renderReportText } from './render-text.js';
+import { parseInventory } from '../../src/config/inventory.js';
+import { describeFill } from '../cli.js';
+import { fillScenario, labDown, labUp, type Lab } from '../index.js';
+import { runCheckViaQueue, openCliRuntime } from '../../src/cli/check-command.js';
+import { renderReportText } from '../../src/cli/render-text.js';
 import { runDecisionInTerminal } from './decide.js';
 
 interface DemoOptions {

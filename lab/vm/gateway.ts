@@ -13,7 +13,7 @@
  * QEMU is watched by a small shell watchdog that kills it when the owning process dies
  * or its time to live runs out, so a crashed test run leaves no VM behind.
  */
-import { freePort } from '../../infra/redis.js';
+import { freePort } from '../../src/infra/redis.js';
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { closeSync, existsSync, openSync, readFileSync, statSync } from 'node:fs';
@@ -21,7 +21,7 @@ import { appendFile, copyFile, mkdir, readFile, readdir, rename, rm, writeFile }
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { execa } from 'execa';
-import { gatewayConfigSchema, type GatewayConfig } from '../../config/inventory.js';
+import { gatewayConfigSchema, type GatewayConfig } from '../../src/config/inventory.js';
 import { ensureInitramfs, ensureKernel, secretsCpio } from './initramfs.js';
 import { stateDirOf, stateRoot } from './paths.js';
 

@@ -14,14 +14,14 @@
  * (namespace guard). Everything is derived from the lab name so `labDown(name)` also
  * cleans up after a crash; `labDownAll(prefix)` sweeps leftovers.
  */
-import { parseConntrackStatsCli, zeroStats } from '../diagnostics/parsers/conntrack-stats.js';
+import { parseConntrackStatsCli, zeroStats } from '../src/diagnostics/parsers/conntrack-stats.js';
 import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
 import { z } from 'zod';
-import { gatewayConfigSchema, inventorySchema, type GatewayConfig } from '../config/inventory.js';
-import { conntrackStatsSchema, type ConntrackStats } from '../core/model.js';
-import { NETLINK_DELETE_SCRIPT } from '../apply/idle-delete.js';
+import { gatewayConfigSchema, inventorySchema, type GatewayConfig } from '../src/config/inventory.js';
+import { conntrackStatsSchema, type ConntrackStats } from '../src/core/model.js';
+import { NETLINK_DELETE_SCRIPT } from '../src/apply/idle-delete.js';
 import { LabCommandError, netnsInode, nsRun, pidAlive, run, sleep, type RunResult } from './exec.js';
 import {
   labOfResource,

@@ -1,24 +1,20 @@
 /**
- * `lab vm` terminal commands (QEMU VM gateways; see ./gateway.ts):
- *   lab vm up [--name N] [--memory MB] [--boot-max N] [--hashsize N] [--ttl S] [--inventory FILE] [--json]
- *   lab vm fill <name> saturated|healthy [--extra N] [--flows N] [--json]
- *   lab vm status <name> [--json]
- *   lab vm exec <name> <command...>
- *   lab vm down <name> | --all
- *   lab vm list [--json]
- * VMs started here outlive the command (until `down` or their TTL, default 1 h).
- *
- * registerVmCommands(program) attaches `vm` to the program's existing `lab` command
- * (src/lab/cli.ts creates it), or creates `lab` when there is none; it may also be given
- * the `lab` command itself.
+ * `vm` terminal commands of the lab (`npm run lab -- vm ...`; QEMU VM gateways, see ./gateway.ts):
+ *   vm up [--name N] [--memory MB] [--boot-max N] [--hashsize N] [--ttl S] [--inventory FILE] [--json]
+ *   vm fill <name> saturated|healthy [--extra N] [--flows N] [--json]
+ *   vm status <name> [--json]
+ *   vm exec <name> <command...>
+ *   vm down <name> | --all
+ *   vm list [--json]
+ * VMs started here outlive the command (until `down` or their TTL, default 1 h). `vm up`
+ * fetches the VM's prerequisites (QEMU, Debian's kernel) when they are missing.
  */
 import { print, positiveInt } from '../cli-output.js';
 import { readFile, rename, writeFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
-import { inventorySchema } from '../../config/inventory.js';
+import { inventorySchema } from '../../src/config/inventory.js';
 import { vmAttach, vmDown, vmList, vmUp, type FillResult, type VmGateway } from './gateway.js';
-
 
 function nonNegativeInt(v: string): number {
   const n = Number(v);
@@ -54,12 +50,8 @@ export function describeVmFill(name: string, r: FillResult): string {
   return lines.join('\n');
 }
 
-export function registerVmCommands(program: Command): void {
-  const lab =
-    program.name() === 'lab'
-      ? program
-      : (program.commands.find((c) => c.name() === 'lab') ??
-        program.command('lab').description('lab gateways for tests and the demo'));
+/** Adds `vm` and its commands to the lab's command. */
+export function registerVmCommands(lab: Command): void {
   const vm = lab
     .command('vm')
     .description('NAT gateway in a QEMU VM (software emulation): nf_conntrack_max and hashsize are writable there');
@@ -92,7 +84,7 @@ export function registerVmCommands(program: Command): void {
           [
             `vm ${g.name} is up in ${(s.bootMs / 1000).toFixed(1)} s (kernel ${s.kernel.kver}, nf_conntrack_max ${s.bootMax}, hashsize ${s.hashsize})`,
             `  ssh: ssh ${g.sshArgs({ newConnection: true }).map((a) => (/\s/.test(a) ? `'${a}'` : a)).join(' ')}`,
-            `  stop: lab vm down ${g.name} (or it stops by itself in ${opts.ttl} s)`,
+            `  stop: npm run lab -- vm down ${g.name} (or it stops by itself in ${opts.ttl} s)`,
             stringifyYaml({ gateways: { [g.name]: g.inventoryEntry } }).trimEnd(),
           ].join('\n'),
         );
