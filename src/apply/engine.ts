@@ -31,7 +31,6 @@ import { preflight } from './preflight.js';
 import { restoreSnapshot } from './restore.js';
 import { takeSnapshot } from './snapshot.js';
 import { inApplyOrder, stepModule } from './steps/registry.js';
-import type { StepResult } from './steps/types.js';
 import { LeaseLostError, type ApplyLease, type ApplyRecordStore } from './store.js';
 import { verifyApply } from './verify.js';
 
@@ -74,6 +73,31 @@ function errMessage(err: unknown): string {
 
 function initialState(step: PlanStep): ApplyStepState {
   return { stepId: step.id, kind: step.kind, key: step.key, status: 'pending', before: null, after: null, expected: step.proposed };
+}
+
+interface StepFailure {
+  step: PlanStep;
+  error: string;
+}
+
+/** What the approver chose and the check said is writable here; the rest is skipped or refused now. */
+function selectSteps(all: readonly PlanStep[], optionalSteps: readonly string[]): { states: ApplyStepState[]; selected: PlanStep[] } {
+  const chosen = new Set(optionalSteps);
+  const states = all.map(initialState);
+  const selected: PlanStep[] = [];
+  all.forEach((step, i) => {
+    const state = states[i]!;
+    if (step.optional && !chosen.has(step.id)) {
+      state.status = 'skipped';
+      state.detail = 'optional step, not selected by the approver';
+    } else if (!step.writable) {
+      state.status = 'refused';
+      state.detail = `not writable from this session per the check; ${step.whereToChange ? `change it at: ${step.whereToChange}` : 'change it where the setting lives'}`;
+    } else {
+      selected.push(step);
+    }
+  });
+  return { states, selected };
 }
 
 class Run {
@@ -197,35 +221,20 @@ export class ApplyEngine {
 
   private async runApply(plan: PlanRecord, lease: ApplyLease, opts: ApplyOptions, startedAt: string): Promise<ApplyOutcome> {
     const planId = plan.planId;
-    const all = plan.report.plan.steps;
-    const chosen = new Set(opts.optionalSteps ?? []);
-    const steps = all.map(initialState);
-    const selected: PlanStep[] = [];
-    all.forEach((step, i) => {
-      const state = steps[i]!;
-      if (step.optional && !chosen.has(step.id)) {
-        state.status = 'skipped';
-        state.detail = 'optional step, not selected by the approver';
-      } else if (!step.writable) {
-        state.status = 'refused';
-        state.detail = `not writable from this session per the check; ${step.whereToChange ? `change it at: ${step.whereToChange}` : 'change it where the setting lives'}`;
-      } else {
-        selected.push(step);
-      }
-    });
+    const { states, selected } = selectSteps(plan.report.plan.steps, opts.optionalSteps ?? []);
 
     let leaseSession: SessionLease;
     try {
       const config = findGateway(this.deps.inventory(), plan.gateway);
       leaseSession = await this.deps.sessions(plan.gateway, config);
     } catch (err) {
-      await this.deps.records.saveSteps(planId, lease, steps);
+      await this.deps.records.saveSteps(planId, lease, states);
       await this.deps.plans.transition(planId, ['applying'], 'apply-failed', { actor: opts.actor });
-      const outcome = { ...this.bare(planId, plan.gateway, 'apply', 'refused', opts.actor, startedAt, `Cannot reach ${plan.gateway}: ${errMessage(err)}. Nothing was changed.`), steps };
+      const outcome = { ...this.bare(planId, plan.gateway, 'apply', 'refused', opts.actor, startedAt, `Cannot reach ${plan.gateway}: ${errMessage(err)}. Nothing was changed.`), steps: states };
       await this.finish(plan, lease, outcome, 'refused');
       return outcome;
     }
-    const run = new Run(plan, lease, leaseSession.session, steps);
+    const run = new Run(plan, lease, leaseSession.session, states);
     try {
       const useSudo = findGateway(this.deps.inventory(), plan.gateway).sudo;
       const live = await readState(run.session);
@@ -239,107 +248,15 @@ export class ApplyEngine {
       // A step the check believed writable but is not: the environment differs from the plan.
       const problems = [...pre.problems, ...refusedNow.map((v) => `${v.step.key}: ${v.refusal}`)];
       const runnable = pre.verdicts.filter((v) => v.refusal === null).map((v) => v.step);
-      if (problems.length > 0 || runnable.length === 0) {
-        for (const s of run.steps) if (s.status === 'pending') s.status = 'not-run';
-        await this.save(run);
-        await this.deps.plans.transition(planId, ['applying'], 'apply-failed', { actor: opts.actor });
-        const message =
-          problems.length > 0
-            ? `Pre-flight refused the apply of plan ${planId}; nothing was changed.`
-            : `Nothing in plan ${planId} can be applied from this session; nothing was changed.`;
-        const outcome: ApplyOutcome = {
-          ...this.bare(planId, plan.gateway, 'apply', 'refused', opts.actor, startedAt, message),
-          steps: run.steps,
-          problems,
-          notes: run.steps.filter((s) => s.status === 'refused' && s.detail).map((s) => `${s.key}: ${s.detail}`),
-        };
-        await this.finish(plan, lease, outcome, 'refused');
-        return outcome;
-      }
+      if (problems.length > 0 || runnable.length === 0) return await this.refusedAtPreflight(run, problems, opts, startedAt);
 
       const snapshot = await takeSnapshot(run.session, runnable, live, pre.count);
       await this.deps.records.saveSnapshot(planId, lease, snapshot);
       await this.save(run, opts.onProgress);
 
-      const ordered = inApplyOrder(runnable);
-      let failure: { step: PlanStep; error: string } | null = null;
-      let deletes: VerifyReport['deletes'] = null;
-      for (const step of ordered) {
-        if (!lease.held()) throw new LeaseLostError(`lost the lease of plan ${planId} before ${step.id}`);
-        const state = this.stateOf(run, step.id);
-        state.status = 'running';
-        await this.save(run, opts.onProgress);
-        const t0 = performance.now();
-        try {
-          const r = await this.applyStep(run, step, snapshot, useSudo);
-          state.status = r.changed ? 'applied' : 'unchanged';
-          state.before = r.before;
-          state.after = r.after;
-          if (r.detail) state.detail = r.detail;
-          if (r.deletes) deletes = r.deletes;
-        } catch (err) {
-          if (err instanceof LeaseLostError) throw err;
-          state.status = 'failed';
-          state.detail = errMessage(err);
-          failure = { step, error: errMessage(err) };
-        }
-        state.durationMs = Math.round(performance.now() - t0);
-        await this.save(run, opts.onProgress);
-        await opts.afterStep?.(step.id);
-        if (failure) break;
-      }
-
-      if (failure) {
-        for (const s of run.steps) if (s.status === 'pending') s.status = 'not-run';
-        const restore = await restoreSnapshot(run.session, snapshot, runnable, run.steps, 'restore after failure');
-        await this.save(run, opts.onProgress);
-        await this.deps.plans.transition(planId, ['applying'], 'apply-failed', { actor: opts.actor });
-        const outcome: ApplyOutcome = {
-          ...this.bare(
-            planId,
-            plan.gateway,
-            'apply',
-            'apply-failed',
-            opts.actor,
-            startedAt,
-            `Step ${failure.step.id} (${failure.step.key}) failed: ${failure.error}. ` +
-              (restore.ok ? 'The snapshot was restored and verified.' : 'The restore did NOT fully succeed: see the restore checks; the gateway needs attention.'),
-          ),
-          steps: run.steps,
-          restore,
-          verify: restore.checks,
-          notes: restore.notes,
-          canRollBack: !restore.ok,
-        };
-        await this.finish(plan, lease, outcome, 'apply-failed');
-        return outcome;
-      }
-
-      const verifyReport = await verifyApply(run.session, plan.report.plan.steps, run.steps, snapshot, deletes);
-      const followUp = await this.scheduleFollowUp(plan, lease, opts, verifyReport);
-      await this.deps.plans.transition(planId, ['applying'], 'applied', { actor: opts.actor });
-      const changed = run.steps.filter((s) => s.status === 'applied').length;
-      const unchanged = run.steps.filter((s) => s.status === 'unchanged').length;
-      const outcome: ApplyOutcome = {
-        ...this.bare(
-          planId,
-          plan.gateway,
-          'apply',
-          'applied',
-          opts.actor,
-          startedAt,
-          `Applied plan ${planId}: ${changed} step(s) changed, ${unchanged} already in place` +
-            (verifyReport.ok ? '; verified.' : '; VERIFY FOUND PROBLEMS (see the checks).'),
-        ),
-        steps: run.steps,
-        verify: verifyReport.checks,
-        verifyReport,
-        notes: run.steps.filter((s) => (s.status === 'refused' || s.status === 'skipped') && s.detail).map((s) => `${s.key}: ${s.detail}`),
-        canRollBack: true,
-        followUp,
-      };
-      await this.finish(plan, lease, outcome, 'applied');
-      return outcome;
+      const { failure, deletes } = await this.runSteps(run, inApplyOrder(runnable), snapshot, useSudo, opts);
+      if (failure) return await this.failedAndRestored(run, snapshot, runnable, failure, opts, startedAt);
+      return await this.verified(run, snapshot, deletes, opts, startedAt);
     } catch (err) {
       // Lease lost or an unexpected error outside a step: report what is known, change nothing more.
       for (const s of run.steps) if (s.status === 'running') s.status = 'unknown';
@@ -360,6 +277,108 @@ export class ApplyEngine {
     } finally {
       leaseSession.release();
     }
+  }
+
+  /** Pre-flight said no (or nothing can run here): nothing was changed. */
+  private async refusedAtPreflight(run: Run, problems: string[], opts: ApplyOptions, startedAt: string): Promise<ApplyOutcome> {
+    const { plan } = run;
+    for (const s of run.steps) if (s.status === 'pending') s.status = 'not-run';
+    await this.save(run);
+    await this.deps.plans.transition(plan.planId, ['applying'], 'apply-failed', { actor: opts.actor });
+    const message =
+      problems.length > 0
+        ? `Pre-flight refused the apply of plan ${plan.planId}; nothing was changed.`
+        : `Nothing in plan ${plan.planId} can be applied from this session; nothing was changed.`;
+    const outcome: ApplyOutcome = {
+      ...this.bare(plan.planId, plan.gateway, 'apply', 'refused', opts.actor, startedAt, message),
+      steps: run.steps,
+      problems,
+      notes: run.steps.filter((s) => s.status === 'refused' && s.detail).map((s) => `${s.key}: ${s.detail}`),
+    };
+    await this.finish(plan, run.lease, outcome, 'refused');
+    return outcome;
+  }
+
+  /** The steps in order, each one's state stored before and after it; stops at the first failure. */
+  private async runSteps(
+    run: Run,
+    ordered: readonly PlanStep[],
+    snapshot: Snapshot,
+    useSudo: boolean,
+    opts: ApplyOptions,
+  ): Promise<{ failure: StepFailure | null; deletes: VerifyReport['deletes'] }> {
+    let deletes: VerifyReport['deletes'] = null;
+    for (const step of ordered) {
+      if (!run.lease.held()) throw new LeaseLostError(`lost the lease of plan ${run.plan.planId} before ${step.id}`);
+      const state = this.stateOf(run, step.id);
+      state.status = 'running';
+      await this.save(run, opts.onProgress);
+      const t0 = performance.now();
+      let failure: StepFailure | null = null;
+      try {
+        const r = await stepModule(step).apply(step, { session: run.session, planId: run.plan.planId, snapshot, useSudo, maxSlowDeletes: this.deps.maxSlowDeletes });
+        state.status = r.changed ? 'applied' : 'unchanged';
+        state.before = r.before;
+        state.after = r.after;
+        if (r.detail) state.detail = r.detail;
+        if (r.deletes) deletes = r.deletes;
+      } catch (err) {
+        if (err instanceof LeaseLostError) throw err;
+        state.status = 'failed';
+        state.detail = errMessage(err);
+        failure = { step, error: errMessage(err) };
+      }
+      state.durationMs = Math.round(performance.now() - t0);
+      await this.save(run, opts.onProgress);
+      await opts.afterStep?.(step.id);
+      if (failure) return { failure, deletes };
+    }
+    return { failure: null, deletes };
+  }
+
+  /** A step failed: restore the snapshot for every runnable step and verify it. */
+  private async failedAndRestored(run: Run, snapshot: Snapshot, runnable: readonly PlanStep[], failure: StepFailure, opts: ApplyOptions, startedAt: string): Promise<ApplyOutcome> {
+    const { plan } = run;
+    for (const s of run.steps) if (s.status === 'pending') s.status = 'not-run';
+    const restore = await restoreSnapshot(run.session, snapshot, runnable, run.steps, 'restore after failure');
+    await this.save(run, opts.onProgress);
+    await this.deps.plans.transition(plan.planId, ['applying'], 'apply-failed', { actor: opts.actor });
+    const message =
+      `Step ${failure.step.id} (${failure.step.key}) failed: ${failure.error}. ` +
+      (restore.ok ? 'The snapshot was restored and verified.' : 'The restore did NOT fully succeed: see the restore checks; the gateway needs attention.');
+    const outcome: ApplyOutcome = {
+      ...this.bare(plan.planId, plan.gateway, 'apply', 'apply-failed', opts.actor, startedAt, message),
+      steps: run.steps,
+      restore,
+      verify: restore.checks,
+      notes: restore.notes,
+      canRollBack: !restore.ok,
+    };
+    await this.finish(plan, run.lease, outcome, 'apply-failed');
+    return outcome;
+  }
+
+  /** Every step ran: verify, schedule the follow-up, applied. */
+  private async verified(run: Run, snapshot: Snapshot, deletes: VerifyReport['deletes'], opts: ApplyOptions, startedAt: string): Promise<ApplyOutcome> {
+    const { plan } = run;
+    const verifyReport = await verifyApply(run.session, plan.report.plan.steps, run.steps, snapshot, deletes);
+    const followUp = await this.scheduleFollowUp(plan, run.lease, opts, verifyReport);
+    await this.deps.plans.transition(plan.planId, ['applying'], 'applied', { actor: opts.actor });
+    const changed = run.steps.filter((s) => s.status === 'applied').length;
+    const unchanged = run.steps.filter((s) => s.status === 'unchanged').length;
+    const message =
+      `Applied plan ${plan.planId}: ${changed} step(s) changed, ${unchanged} already in place` + (verifyReport.ok ? '; verified.' : '; VERIFY FOUND PROBLEMS (see the checks).');
+    const outcome: ApplyOutcome = {
+      ...this.bare(plan.planId, plan.gateway, 'apply', 'applied', opts.actor, startedAt, message),
+      steps: run.steps,
+      verify: verifyReport.checks,
+      verifyReport,
+      notes: run.steps.filter((s) => (s.status === 'refused' || s.status === 'skipped') && s.detail).map((s) => `${s.key}: ${s.detail}`),
+      canRollBack: true,
+      followUp,
+    };
+    await this.finish(plan, run.lease, outcome, 'applied');
+    return outcome;
   }
 
   private stateOf(run: Run, stepId: string): ApplyStepState {
@@ -405,10 +424,6 @@ export class ApplyEngine {
       canRollBack: false,
       followUp: null,
     };
-  }
-
-  private async applyStep(run: Run, step: PlanStep, snapshot: Snapshot, useSudo: boolean): Promise<StepResult> {
-    return stepModule(step).apply(step, { session: run.session, planId: run.plan.planId, snapshot, useSudo, maxSlowDeletes: this.deps.maxSlowDeletes });
   }
 
   private async scheduleFollowUp(plan: PlanRecord, lease: ApplyLease, opts: ApplyOptions, v: VerifyReport): Promise<FollowUp | null> {
