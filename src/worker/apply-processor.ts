@@ -16,8 +16,8 @@ import type { Queues } from '../queue/producer.js';
 import type { GatewayLocks } from '../store/gateway-lock.js';
 import type { HistoryStore } from '../store/history-store.js';
 import type { PlanStore } from '../store/plan-store.js';
-import { silentApplyPublisher, type ApplyPublisher } from './apply-publisher.js';
 import { queuedFollowUps } from './follow-up-scheduler.js';
+import { silentApplyPublisher, type ApplyPublisher } from './ports.js';
 
 export interface ApplyDeps {
   inventory: () => Inventory;

@@ -14,7 +14,7 @@ import { checkJobSchema, type CheckJob, type CheckResult } from '../queue/jobs.j
 import type { GatewayLocks } from '../store/gateway-lock.js';
 import type { HistoryStore } from '../store/history-store.js';
 import type { PlanStore } from '../store/plan-store.js';
-import type { CheckPublisher, StepState } from './publisher.js';
+import type { CheckPublisher, StepState } from './ports.js';
 
 export interface CheckDeps {
   inventory: () => Inventory;

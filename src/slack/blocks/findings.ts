@@ -23,6 +23,7 @@ import {
   fields,
   header,
   int,
+  oneLine,
   pct,
   section,
   severityEmoji,
@@ -73,10 +74,6 @@ class Cuts {
 function evidenceValue(v: number | string): string {
   if (typeof v === 'number') return Number.isInteger(v) ? int(v) : String(Math.round(v * 1000) / 1000);
   return v;
-}
-
-function oneLine(s: string): string {
-  return s.replace(/\s+/g, ' ').trim();
 }
 
 /**
@@ -247,7 +244,7 @@ function footerBlocks(report: CheckReport, footer: Footer, planId: string): { bl
     case 'decision': {
       const i = footer.input;
       const verb = i.decision === 'approved' ? ':white_check_mark: *Approved*' : ':no_entry_sign: *Rejected*';
-      const next = i.decision === 'approved' ? ' — applying now; the result follows in this thread.' : '.';
+      const next = i.decision === 'approved' ? ' — applying now; this message will show the result.' : '.';
       const items = [`${verb} by ${user(i.by)} ${slackDate(i.at)}${next}`];
       if (i.reason && i.reason.trim() !== '') items.push(truncateMrkdwn(`Reason: ${esc(truncate(oneLine(i.reason), 500))}`, 600));
       items.push(`${i.requestedBy ? `Requested by ${user(i.requestedBy)} · ` : ''}${planRef}`);

@@ -19,6 +19,11 @@ export function esc(text: string): string {
   return text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
 }
 
+/** Whitespace runs (newlines included) as one space, trimmed. */
+export function oneLine(text: string): string {
+  return text.replace(/\s+/g, ' ').trim();
+}
+
 /** Text safe inside `inline code`: escaped, no backticks, one line. */
 export function code(text: string): string {
   return `\`${esc(text).replace(/`/g, 'ˋ').replace(/[\r\n]+/g, ' ') || ' '}\``;

@@ -4,14 +4,14 @@
  * and the terminal alike). This module only reads the payload and renders the outcome.
  */
 import type { App, BlockAction, ButtonAction, RespondFn } from '@slack/bolt';
-import type { WebClient } from '@slack/web-api';
 import { z } from 'zod';
 import { approvePlan, rejectPlan, requestRollback, type DecisionOutcome } from '../../approvals/decisions.js';
 import type { ApprovalRules } from '../../approvals/rules.js';
 import { metrics } from '../../metrics/registry.js';
 import type { Runtime } from '../../runtime.js';
 import type { PlanRecord, SlackMessageRef } from '../../store/plan-store.js';
-import { ACTION_IDS, BLOCK_IDS, renderDecision, renderExpired } from '../blocks/index.js';
+import { ACTION_IDS, BLOCK_IDS, renderDecision, renderExpired, withoutOverflow } from '../blocks/index.js';
+import { SlackMessageWriter } from '../publish/message-writer.js';
 
 const buttonSchema = z.object({
   planId: z.string().regex(/^[A-Za-z0-9-]{8,64}$/),
@@ -34,11 +34,6 @@ function readButton(body: BlockAction, action: ButtonAction): Button | null {
 function messageOf(plan: PlanRecord, button: Button): SlackMessageRef | null {
   if (plan.message) return plan.message;
   return button.channel && button.ts ? { channel: button.channel, ts: button.ts } : null;
-}
-
-async function updateMessage(client: WebClient, ref: SlackMessageRef | null, content: { text: string; blocks: unknown[] }): Promise<void> {
-  if (!ref) return;
-  await client.chat.update({ channel: ref.channel, ts: ref.ts, text: content.text, blocks: content.blocks as never });
 }
 
 async function tellUser(respond: RespondFn, text: string): Promise<void> {
@@ -64,8 +59,9 @@ export function tickedOptionalSteps(body: Pick<BlockAction, 'state'>): string[] 
 }
 
 export function registerActions(app: App, { rt, rules }: ActionDeps): void {
-  const handle = (name: 'approve' | 'approveAll' | 'reject' | 'rollback', decide: Decide, onSuccess: (o: Extract<DecisionOutcome, { ok: true }>, b: Button, client: WebClient, respond: RespondFn) => Promise<void>) =>
-    app.action<BlockAction<ButtonAction>>(ACTION_IDS[name], async ({ ack, body, action, respond, client }) => {
+  const writer = new SlackMessageWriter(app.client);
+  const handle = (name: 'approve' | 'approveAll' | 'reject' | 'rollback', decide: Decide, onSuccess: (o: Extract<DecisionOutcome, { ok: true }>, b: Button, respond: RespondFn) => Promise<void>) =>
+    app.action<BlockAction<ButtonAction>>(ACTION_IDS[name], async ({ ack, body, action, respond }) => {
       await ack();
       const button = readButton(body, action);
       if (!button) {
@@ -77,18 +73,20 @@ export function registerActions(app: App, { rt, rules }: ActionDeps): void {
       metrics.decisions.inc({ decision: name, outcome: outcome.ok ? 'ok' : outcome.reason });
       if (!outcome.ok) {
         if (outcome.reason === 'expired' && outcome.plan) {
-          await updateMessage(client, messageOf(outcome.plan, button), renderExpired({ report: outcome.plan.report, planId: outcome.plan.planId, expiresAt: outcome.plan.expiresAt }));
+          const ref = messageOf(outcome.plan, button);
+          if (ref) await writer.update(ref, withoutOverflow(renderExpired({ report: outcome.plan.report, planId: outcome.plan.planId, expiresAt: outcome.plan.expiresAt })));
         }
         await tellUser(respond, outcome.message);
         return;
       }
-      await onSuccess(outcome, button, client, respond);
+      await onSuccess(outcome, button, respond);
     });
 
-  const showDecision = async (o: Extract<DecisionOutcome, { ok: true }>, b: Button, client: WebClient): Promise<void> => {
+  const showDecision = async (o: Extract<DecisionOutcome, { ok: true }>, b: Button): Promise<void> => {
     const { plan } = o;
     const decision = plan.status === 'approved' ? 'approved' : 'rejected';
-    await updateMessage(client, messageOf(plan, b), renderDecision({ report: plan.report, planId: plan.planId, decision, by: b.userId, at: o.at, requestedBy: plan.requestedBy }));
+    const ref = messageOf(plan, b);
+    if (ref) await writer.update(ref, withoutOverflow(renderDecision({ report: plan.report, planId: plan.planId, decision, by: b.userId, at: o.at, requestedBy: plan.requestedBy })));
   };
   handle('approve', (r, ru, id, u, body) => approvePlan(r, ru, id, u, new Date(), { optionalSteps: tickedOptionalSteps(body) }), showDecision);
   handle('approveAll', (r, ru, id, u) => approvePlan(r, ru, id, u, new Date(), { optionalSteps: 'all' }), showDecision);
@@ -97,7 +95,7 @@ export function registerActions(app: App, { rt, rules }: ActionDeps): void {
     await ack();
   });
   handle('reject', (r, ru, id, u) => rejectPlan(r, ru, id, u), showDecision);
-  handle('rollback', (r, ru, id, u) => requestRollback(r, ru, id, u), async (o, _b, _c, respond) => {
+  handle('rollback', (r, ru, id, u) => requestRollback(r, ru, id, u), async (o, _b, respond) => {
     await tellUser(respond, `Roll back of ${o.plan.gateway} queued; the message will show the result.`);
   });
 }

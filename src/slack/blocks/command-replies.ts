@@ -1,7 +1,7 @@
 /**
  * Replies to `/conntrack help | status | history` and to malformed commands.
  */
-import { code, context, esc, header, int, pct, section, severityEmoji, slackDate, user } from './kit.js';
+import { code, context, esc, header, int, oneLine, pct, section, severityEmoji, slackDate, user } from './kit.js';
 import { BUDGETS, LIMITS, fitLines, truncate, truncateMrkdwn } from './limits.js';
 import type { Block, CommandHelp, HistoryRecordView, RenderedMessage, StatusInput } from './types.js';
 
@@ -13,10 +13,6 @@ export const COMMANDS: readonly CommandHelp[] = [
   { usage: '/conntrack history <gateway>', description: 'Checks, decisions, applies and roll backs on a gateway.' },
   { usage: '/conntrack help', description: 'This help.' },
 ];
-
-function oneLine(s: string): string {
-  return s.replace(/\s+/g, ' ').trim();
-}
 
 function usageLines(commands: readonly CommandHelp[]): string {
   return fitLines(

@@ -1,51 +1,23 @@
 /**
- * The live progress message of a check (updated as each step ends) and the result of
- * an apply or roll back, with a Roll back button.
+ * The result of an apply or roll back: per step before -> after, the verification, notes,
+ * and a Roll back button for approvers. It replaces the findings message of the plan.
  */
 import { ACTION_IDS } from './findings.js';
-import { actions, button, code, confirmDialog, context, duration, esc, header, section, slackDate, user, value } from './kit.js';
+import { actions, button, code, confirmDialog, context, duration, esc, header, oneLine, section, slackDate, user, value } from './kit.js';
 import { BUDGETS, LIMITS, fitLines, truncate, truncateMrkdwn } from './limits.js';
-import type { ApplyResultView, ApplyStepView, Block, ProgressStatus, ProgressStep, RenderedMessage } from './types.js';
-
-const STEP_EMOJI: Record<ProgressStatus, string> = {
-  pending: ':white_circle:',
-  running: ':hourglass_flowing_sand:',
-  done: ':white_check_mark:',
-  failed: ':x:',
-};
-
-function oneLine(s: string): string {
-  return s.replace(/\s+/g, ' ').trim();
-}
-
-/** The live-updated progress message: one line per step. */
-export function renderProgress(gateway: string, steps: readonly ProgressStep[]): RenderedMessage {
-  const gw = oneLine(gateway);
-  const lines = steps.map((s) => {
-    const detail = s.detail && s.detail.trim() !== '' ? ` — ${esc(truncate(oneLine(s.detail), BUDGETS.progressDetail))}` : '';
-    const name = s.status === 'running' ? `*${esc(oneLine(s.name))}*…` : esc(oneLine(s.name));
-    return truncateMrkdwn(`${STEP_EMOJI[s.status] ?? ':grey_question:'} ${name}${detail}`, BUDGETS.stepLine);
-  });
-  const fit = fitLines(lines, LIMITS.sectionText, (n) => `… and ${n} more step(s)`);
-  const done = steps.filter((s) => s.status === 'done').length;
-  const failed = steps.find((s) => s.status === 'failed');
-  const running = steps.find((s) => s.status === 'running');
-  const state = failed ? `failed at ${oneLine(failed.name)}` : running ? oneLine(running.name) : done === steps.length && steps.length > 0 ? 'done' : 'queued';
-  const blocks: Block[] = [
-    header(`:mag: Checking ${gw}`, 'progress_header'),
-    section(fit.text === '' ? '_Waiting for a worker…_' : fit.text, 'progress_steps'),
-    context([`${done}/${steps.length} step(s) done`], 'progress_footer'),
-  ];
-  return { text: truncate(`Checking ${gw}: ${state} (${done}/${steps.length})`, BUDGETS.fallbackText), blocks };
-}
+import type { ApplyResultView, ApplyStepView, Block, RenderedMessage } from './types.js';
 
 const STATUS_EMOJI: Record<string, string> = {
+  pending: ':white_circle:',
+  running: ':hourglass_flowing_sand:',
   applied: ':white_check_mark:',
   unchanged: ':heavy_minus_sign:',
   skipped: ':fast_forward:',
+  refused: ':no_entry:',
   failed: ':x:',
   'rolled-back': ':leftwards_arrow_with_hook:',
   'not-run': ':white_circle:',
+  unknown: ':warning:',
 };
 
 const OUTCOME_TITLE: Record<string, string> = {
@@ -54,13 +26,20 @@ const OUTCOME_TITLE: Record<string, string> = {
   failed: ':x: Apply failed',
   'rolled-back': ':leftwards_arrow_with_hook: Plan rolled back',
   'rollback-failed': ':rotating_light: Roll back failed',
+  'apply-failed': ':x: Apply failed',
+  refused: ':no_entry: Plan refused, nothing changed',
+  'already-applied': ':heavy_minus_sign: Plan already applied, nothing done',
+  interrupted: ':warning: Apply interrupted',
+  busy: ':hourglass: Gateway busy, nothing done',
+  'not-allowed': ':no_entry_sign: Nothing done',
 };
 
-function stepResultLine(s: ApplyStepView, i: number): string {
+/** `wanted` is what the plan proposed: shown for an apply whose step did not get there, never for a roll back (which restores). */
+function stepResultLine(s: ApplyStepView, i: number, isRollback: boolean): string {
   const emoji = STATUS_EMOJI[s.status] ?? ':grey_question:';
   const v = (x: string | number | null | undefined): string => code(truncate(oneLine(value(x)), BUDGETS.stepValue));
   let line = `${emoji} ${i + 1}. ${v(s.key)}: ${v(s.before)} → ${v(s.after)} _(${esc(oneLine(s.status))})_`;
-  if (s.expected !== undefined && s.expected !== null && String(s.expected) !== String(s.after ?? '')) line += ` — wanted ${v(s.expected)}`;
+  if (!isRollback && s.expected !== undefined && s.expected !== null && String(s.expected) !== String(s.after ?? '')) line += ` — wanted ${v(s.expected)}`;
   if (s.detail && s.detail.trim() !== '') line += `\n      ${esc(oneLine(s.detail))}`;
   return truncateMrkdwn(line, BUDGETS.stepLine);
 }
@@ -85,7 +64,7 @@ export function renderApplyResult(result: ApplyResultView): RenderedMessage {
   ].filter(Boolean);
   blocks.push(context([`${meta.join(' · ')}${summary ? ` · ${summary}` : ''}`], 'apply_meta'));
 
-  const lines = result.steps.map(stepResultLine);
+  const lines = result.steps.map((s, i) => stepResultLine(s, i, isRollback));
   const fit = fitLines(lines, LIMITS.sectionText, (n) => `… and ${n} more step(s)`);
   blocks.push(section(fit.text === '' ? '_No steps._' : fit.text, 'apply_steps'));
 
