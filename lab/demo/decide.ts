@@ -6,6 +6,7 @@
 import { QueueEvents } from 'bullmq';
 import { approvePlan, requestRollback, type DecisionOutcome } from '../../src/approvals/decisions.js';
 import { ApprovalRules } from '../../src/approvals/rules.js';
+import { includedByDefault } from '../../src/apply/steps/registry.js';
 import { approvableOptionalSteps } from '../../src/core/model.js';
 import { QUEUES } from '../../src/queue/jobs.js';
 import type { Runtime } from '../../src/runtime.js';
@@ -57,7 +58,7 @@ export async function runDecisionInTerminal(rt: Runtime, planId: string, io: Ter
   let optionalSteps: string[] = [];
   if (offered.length > 0) {
     io.say(`   optional steps: ${offered.map((s) => `${s.id} (${s.key})`).join('; ')}`);
-    const fallback = offered.filter((s) => s.kind === 'delete-idle-entries').map((s) => s.id).join(',') || 'none';
+    const fallback = offered.filter(includedByDefault).map((s) => s.id).join(',') || 'none';
     const picked = await io.ask(`   Include which optional steps (comma-separated ids, or none) [${fallback}]:`, fallback);
     optionalSteps = picked.trim() === 'none' ? [] : picked.split(',').map((s) => s.trim()).filter(Boolean);
   }

@@ -109,7 +109,7 @@ function persistStep(values: Record<string, number>): PlanStep {
     why: 'test',
     writable: true,
     optional: false,
-    params: { path: '/etc/sysctl.d/90-conntrack-ops.conf', content, keys: Object.keys(values).join(',') },
+    params: { path: '/etc/sysctl.d/90-conntrack-ops.conf', values, content, keys: Object.keys(values).join(',') },
   };
 }
 

@@ -76,7 +76,7 @@ describe.skipIf(skip)('apply on the VM gateway (init netns: max and hashsize wri
     const current = report.conntrack.max;
     const huge = 2 ** 31 - 1;
     const plan = await approvedPlan(h, report, [
-      { id: 'conntrack-max', kind: 'sysctl', key: 'nf_conntrack_max', current: String(current), proposed: String(huge), why: 'test', writable: true, optional: false, params: { value: huge } },
+      { id: 'conntrack-max', kind: 'sysctl', key: 'nf_conntrack_max', current: String(current), proposed: String(huge), why: 'test', writable: true, optional: false, params: { value: huge, current } },
     ]);
     const out = await h.engine.apply(plan.planId, { actor: 'U-approver' });
     expect(out.outcome).toBe('refused');

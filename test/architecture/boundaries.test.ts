@@ -24,14 +24,14 @@ function moduleSpecifiers(source: string): string[] {
   return SPECIFIER_PATTERNS.flatMap((re) => [...source.matchAll(re)].map((m) => m[1] ?? ''));
 }
 
-/** `<file>: imports '<specifier>' (lab/...)` for each specifier of `file` that lands in a forbidden top-level folder. */
-function boundaryViolations(file: string, source: string): string[] {
+/** `<file>: imports '<specifier>' (lab/...)` for each specifier of `file` that lands in a forbidden folder. */
+function boundaryViolations(file: string, source: string, forbidden: readonly string[] = FORBIDDEN_DIRS): string[] {
   const out: string[] = [];
   for (const spec of moduleSpecifiers(source)) {
     if (!spec.startsWith('.') && !isAbsolute(spec)) continue; // a package
     const target = relative(REPO_ROOT, resolve(dirname(join(REPO_ROOT, file)), spec));
-    const top = target.split(sep)[0] ?? '';
-    if (FORBIDDEN_DIRS.includes(top)) out.push(`${file}: imports '${spec}' (${target.split(sep).join('/')})`);
+    const path = target.split(sep).join('/');
+    if (forbidden.some((dir) => path === dir || path.startsWith(`${dir}/`))) out.push(`${file}: imports '${spec}' (${path})`);
   }
   return out;
 }
@@ -74,5 +74,30 @@ describe('import boundaries', () => {
     const violations: string[] = [];
     for (const file of files) violations.push(...boundaryViolations(file, await readFile(join(REPO_ROOT, file), 'utf8')));
     expect(violations).toEqual([]);
+  });
+});
+
+/** Inside the product: a layer does not reach into the layers that use it. */
+const LAYERS: ReadonlyArray<{ dir: string; forbidden: readonly string[]; why: string }> = [
+  { dir: 'src/core', forbidden: ['src/analysis', 'src/apply', 'src/check', 'src/gateway', 'src/plan', 'src/queue', 'src/slack', 'src/worker'], why: 'the model stands alone' },
+  { dir: 'src/apply', forbidden: ['src/queue', 'src/worker', 'src/slack'], why: 'the engine reports through ports (follow-up scheduler, progress)' },
+  { dir: 'src/gateway', forbidden: ['src/check', 'src/apply', 'src/worker'], why: 'the session contract lives with the sessions' },
+];
+
+describe('layers', () => {
+  for (const layer of LAYERS) {
+    it(`${layer.dir} imports nothing from ${layer.forbidden.join(', ')} (${layer.why})`, async () => {
+      const files = await tsFilesUnder(layer.dir);
+      expect(files.length).toBeGreaterThan(0);
+      const violations: string[] = [];
+      for (const file of files) violations.push(...boundaryViolations(file, await readFile(join(REPO_ROOT, file), 'utf8'), layer.forbidden));
+      expect(violations).toEqual([]);
+    });
+  }
+
+  it('a layer violation is named with its import', () => {
+    expect(boundaryViolations('src/apply/engine.ts', "import { enqueueCheck } from '../queue/producer.js';", ['src/queue'])).toEqual([
+      "src/apply/engine.ts: imports '../queue/producer.js' (src/queue/producer.js)",
+    ]);
   });
 });

@@ -8,6 +8,7 @@
  * "… and N more" and the full detail is returned as `overflow` for a thread reply.
  */
 import type { CheckReport, Finding, PlanStep } from '../../core/model.js';
+import { describeStep } from '../../apply/steps/registry.js';
 import {
   actions,
   checkboxes,
@@ -179,15 +180,8 @@ function numbersFields(report: CheckReport): string[] {
 
 /** One checkbox per optional step: what it does, in at most 75 characters. */
 export function optionalStepOption(step: PlanStep): { text: string; value: string; description: string } {
-  const text =
-    step.kind === 'notrack-management'
-      ? 'Exempt management SSH from tracking (NOTRACK)'
-      : step.kind === 'delete-idle-entries'
-        ? `Delete ${step.current.split(' ')[0] ?? ''} idle entries now`
-        : step.kind === 'notrack-flow'
-          ? `NOTRACK ${oneLine(step.key)}`
-          : oneLine(step.key);
-  return { text, value: step.id, description: oneLine(step.kind === 'delete-idle-entries' ? step.key : step.id) };
+  const { text, description } = describeStep(step);
+  return { text: oneLine(text), value: step.id, description: oneLine(description) };
 }
 
 function footerBlocks(report: CheckReport, footer: Footer, planId: string): { blocks: Block[]; status: string } {
