@@ -6,7 +6,7 @@
 import type { Job } from 'bullmq';
 import { findGateway, type Inventory } from '../config/inventory.js';
 import { readPoll } from '../diagnostics/poll-script.js';
-import type { SessionProvider } from '../check/run-check.js';
+import type { SessionProvider } from '../gateway/session-provider.js';
 import { logger } from '../infra/logger.js';
 import { DEFAULT_EPISODE_RULES, type EpisodeEvent, type EpisodeRules, type Transition } from '../monitor/episodes.js';
 import { failureOf, sampleOf } from '../monitor/poller.js';
