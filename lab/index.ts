@@ -29,6 +29,7 @@ export {
 } from './lab.js';
 export {
   fillScenario,
+  fillToPercent,
   stopHold,
   labTableSummary,
   fillOptionsSchema,

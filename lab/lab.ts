@@ -204,7 +204,7 @@ export async function labUp(options: LabUpOptions = {}): Promise<Lab> {
         ssh: null,
         generator: null,
         pids: {},
-        cursors: { udpWindow: 0, sport: 0, single: 0, tcpPort: 0 },
+        cursors: { udpWindow: 0, sport: 0, single: 0, tcpPort: 0, insertBlock: 0 },
       });
       await writeState(st);
       await run('ip', ['netns', 'add', names.gateway]);

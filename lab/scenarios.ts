@@ -148,22 +148,63 @@ async function insertDeadEstablished(lab: Lab, count: number, idleSeconds: numbe
   const timeout = Number((await gatewayExec(lab, ['cat', '/proc/sys/net/netfilter/nf_conntrack_tcp_timeout_established'])).stdout.trim());
   const remaining = timeout - idleSeconds;
   if (!(remaining > 0)) throw new Error(`dead-established: idle ${idleSeconds} s is not below the ESTABLISHED timeout ${timeout} s`);
-  const port = lab.ports.tcpIdle;
+  const port = await insertEstablished(lab, count, remaining, 'dead-established');
+  return { entries: count, idleSeconds, remainingSeconds: remaining, port };
+}
+
+/** NAT ports handed out per block of inserted entries (40000..64999). */
+const INSERT_BLOCK = 25_000;
+
+/**
+ * Writes `count` quiet, ASSURED ESTABLISHED entries of NATed connections with `remaining`
+ * seconds on their timers (`conntrack -R` of `-I` lines). Block k of 25,000 (counted over the
+ * lab's life) goes to server:tcpIdle (k = 0) or server:50000+k, NAT ports 40000+ within a
+ * block: every original and reply tuple is unique, and none is one a real lab flow uses.
+ */
+/** Returns the server port of the first block. */
+async function insertEstablished(lab: Lab, count: number, remaining: number, tag: string): Promise<number> {
   const ips = lab.clientIps;
+  // Later inserts take the next blocks (the first block of a lab's first insert is server:tcpIdle).
+  const firstBlock = await withLock(`insert-${lab.name}`, async () => {
+    const state = await readState(lab.name);
+    if (!state) throw new Error(`lab ${lab.name} has no state`);
+    const first = state.cursors.insertBlock;
+    state.cursors.insertBlock = (first + Math.ceil(count / INSERT_BLOCK)) % 15_000;
+    await writeState(state);
+    return first;
+  });
+  const portOf = (block: number) => (block === 0 ? lab.ports.tcpIdle : 50_000 + block);
   const lines = Array.from({ length: count }, (_, i) => {
-    // Client ports 33000+ (real lab connections use 10000-32767); NAT ports 40000+ (unique).
-    const sport = 33_000 + Math.floor(i / ips.length);
-    return `-I -p tcp -s ${ips[i % ips.length]} -d ${lab.serverAddress} --sport ${sport} --dport ${port} -r ${lab.serverAddress} -q ${lab.externalAddress} --reply-port-src ${port} --reply-port-dst ${40_000 + i} --state ESTABLISHED -u ASSURED,SEEN_REPLY -t ${remaining}`;
+    const block = firstBlock + Math.floor(i / INSERT_BLOCK);
+    const j = i % INSERT_BLOCK;
+    const port = portOf(block);
+    // Client ports 33000+ (real lab connections use 10000-32767); NAT ports 40000+ (unique per block).
+    const sport = 33_000 + Math.floor(j / ips.length);
+    return `-I -p tcp -s ${ips[j % ips.length]} -d ${lab.serverAddress} --sport ${sport} --dport ${port} -r ${lab.serverAddress} -q ${lab.externalAddress} --reply-port-src ${port} --reply-port-dst ${40_000 + j} --state ESTABLISHED -u ASSURED,SEEN_REPLY -t ${remaining}`;
   });
   // conntrack -R reads a file (stdin is a socketpair under Node, which it cannot open).
-  const file = join(lab.dir, 'dead-established.conntrack');
+  const file = join(lab.dir, `${tag}.conntrack`);
   await writeFile(file, lines.join('\n') + '\n');
   try {
     await gatewayExec(lab, ['conntrack', '-R', file]);
   } finally {
     await rm(file, { force: true });
   }
-  return { entries: count, idleSeconds, remainingSeconds: remaining, port };
+  return portOf(firstBlock);
+}
+
+/**
+ * Brings the table to `percent` of nf_conntrack_max with quiet ESTABLISHED entries that stay
+ * (an hour on their timers), for the watch: a utilisation that holds still between polls.
+ * Only adds; returns the count reached. Flush the server's entries (flushTable) to drain.
+ */
+export async function fillToPercent(labOrName: Lab | string, percent: number, remainingSeconds = 3600): Promise<{ count: number; max: number; inserted: number }> {
+  const lab = typeof labOrName === 'string' ? await openLab(labOrName) : labOrName;
+  if (!(percent > 0 && percent <= 100)) throw new Error(`percent must be in (0, 100], got ${percent}`);
+  const [count, max] = await Promise.all([conntrackCount(lab), conntrackMax(lab)]);
+  const want = Math.floor((max * percent) / 100) - count;
+  if (want > 0) await insertEstablished(lab, want, remainingSeconds, `fill-${Math.round(percent)}`);
+  return { count: await conntrackCount(lab), max, inserted: Math.max(0, want) };
 }
 
 /**

@@ -64,6 +64,8 @@ export const labStateSchema = z.object({
     sport: z.number().int(),
     single: z.number().int(),
     tcpPort: z.number().int().default(0),
+    /** Blocks of inserted ESTABLISHED entries used so far (each its own server port). */
+    insertBlock: z.number().int().default(0),
   }),
 });
 export type LabState = z.infer<typeof labStateSchema>;

@@ -6,6 +6,8 @@ import type { Redis } from 'ioredis';
 import type { Env } from './config/env.js';
 import { loadInventory, type Inventory } from './config/inventory.js';
 import { openRedis, type RedisHandle } from './infra/redis.js';
+import { WatchList } from './monitor/watch-list.js';
+import { WatchStore } from './monitor/watch-store.js';
 import { openQueues, type Queues } from './queue/producer.js';
 import { GatewayLocks } from './store/gateway-lock.js';
 import { HistoryStore } from './store/history-store.js';
@@ -20,6 +22,9 @@ export interface Runtime {
   plans: PlanStore;
   history: HistoryStore;
   locks: GatewayLocks;
+  /** The watch: which gateways are polled, and their episodes and samples. */
+  watchList: WatchList;
+  watchStore: WatchStore;
   inventory: () => Inventory;
   reloadInventory(): Promise<Inventory>;
   close(): Promise<void>;
@@ -31,6 +36,8 @@ export async function openRuntime(env: Env, opts: { inventory?: Inventory } = {}
   const redis = redisHandle.connect();
   const prefix = env.QUEUE_PREFIX;
   const queues = openQueues(redis, prefix);
+  const watchList = new WatchList(redis, prefix);
+  const watchStore = new WatchStore(redis, prefix);
   return {
     env,
     redisHandle,
@@ -39,12 +46,15 @@ export async function openRuntime(env: Env, opts: { inventory?: Inventory } = {}
     plans: new PlanStore(redis, prefix),
     history: new HistoryStore(redis, prefix),
     locks: new GatewayLocks(redis, prefix),
+    watchList,
+    watchStore,
     inventory: () => inventory,
     async reloadInventory() {
       inventory = await loadInventory(env.INVENTORY);
       return inventory;
     },
     async close() {
+      await watchStore.close();
       await queues.close();
       redis.disconnect();
       await redisHandle.stop();

@@ -9,6 +9,7 @@ import { openRuntime } from '../runtime.js';
 import { createSlackApp, missingSlackConfig } from '../slack/app.js';
 import { slackPublishers } from '../slack/publish/index.js';
 import { startWorkers } from '../worker/start.js';
+import { resumeWatching } from '../monitor/watch-control.js';
 import { CliError } from './errors.js';
 
 export function registerStartCommand(program: Command): void {
@@ -28,9 +29,11 @@ export function registerStartCommand(program: Command): void {
       }
       const rt = await openRuntime(env);
       const app = createSlackApp({ rt, env });
+      // The listener is the one place that creates the watch's job schedulers at start-up.
+      const resumed = await resumeWatching({ inventory: rt.inventory, watchList: rt.watchList, queues: rt.queues, defaultIntervalSeconds: env.WATCH_INTERVAL_SECONDS });
       const workers = opts.worker ? startWorkers(rt, { publishers: slackPublishers(rt, env) }) : null;
       await app.start(env.PORT);
-      logger.info({ env: redactedEnv(env), worker: opts.worker }, `conntrack-ops listening (${env.SLACK_MODE} mode)`);
+      logger.info({ env: redactedEnv(env), worker: opts.worker, watching: resumed.upserted }, `conntrack-ops listening (${env.SLACK_MODE} mode)`);
       await new Promise<void>((resolve) => {
         process.once('SIGINT', resolve);
         process.once('SIGTERM', resolve);

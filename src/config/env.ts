@@ -38,6 +38,12 @@ export const envSchema = z.object({
   /** Seconds after a verified apply until the follow-up check that says whether drops stopped. */
   FOLLOW_UP_DELAY_SECONDS: z.coerce.number().int().min(1).max(24 * 3600).default(300),
   WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(4),
+  /** The watch: default poll interval of a watched gateway (the inventory's watch.intervalSeconds overrides it). */
+  WATCH_INTERVAL_SECONDS: z.coerce.number().int().min(1).max(3600).default(30),
+  /** Polls one worker process runs at once (a poll is one light exec on a warm session). */
+  WATCH_CONCURRENCY: z.coerce.number().int().min(1).max(256).default(16),
+  /** An open episode's Slack message is refreshed (now %, growth) at most this often between events. */
+  EPISODE_REFRESH_SECONDS: z.coerce.number().int().min(5).max(3600).default(60),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 export type Env = z.infer<typeof envSchema>;

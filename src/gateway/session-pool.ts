@@ -81,6 +81,11 @@ export class SessionPool {
     return Boolean(entry?.session && !entry.session.closed);
   }
 
+  /** The gateways this pool keeps warm. */
+  watchedNames(): string[] {
+    return [...this.watched.keys()];
+  }
+
   unwatch(name: string): void {
     const entry = this.watched.get(name);
     if (!entry) return;

@@ -238,7 +238,7 @@ export function advance(state: WatchState, outcome: PollOutcome, rules: EpisodeR
     }
   } else if (verdict.wanted) {
     const last = episode;
-    if (last && last.resolvedAt && atMs - Date.parse(last.resolvedAt) <= rules.flapWindowMs) {
+    if (last && last.resolvedAt && atMs - Date.parse(last.resolvedAt) <= rules.flapWindowMs && sameFamily(last.kind, verdict.wanted.kind)) {
       const level = LEVEL_RANK[verdict.wanted.level] > LEVEL_RANK[last.level] ? verdict.wanted.level : last.level;
       episode = {
         ...last,
@@ -285,6 +285,11 @@ export function advance(state: WatchState, outcome: PollOutcome, rules: EpisodeR
     state: { gateway: state.gateway, lastSample: sample, recent, aboveWarnStreak, pollFailing: false, lastError: null, episode },
     events,
   };
+}
+
+/** A full table (utilisation, drops) and NAT port exhaustion are different troubles: one never reopens the other. */
+function sameFamily(a: EpisodeKind, b: EpisodeKind): boolean {
+  return (a === 'port-exhaustion') === (b === 'port-exhaustion');
 }
 
 function openEpisode(state: WatchState): Episode | null {

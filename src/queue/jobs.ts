@@ -6,7 +6,7 @@
 import { z } from 'zod';
 import { gatewayNameSchema } from '../config/inventory.js';
 
-export const QUEUES = { check: 'conntrack-check', apply: 'conntrack-apply' } as const;
+export const QUEUES = { check: 'conntrack-check', apply: 'conntrack-apply', poll: 'conntrack-poll' } as const;
 
 /** Where the result goes: a Slack channel (with the live-updated message) or a terminal waiting on the job. */
 export const originSchema = z.discriminatedUnion('kind', [
@@ -61,4 +61,13 @@ export function checkJobId(job: Pick<CheckJob, 'gateway' | 'requestId'>): string
 }
 export function applyJobId(job: Pick<ApplyJob, 'action' | 'planId'>): string {
   return `${job.action}-${job.planId}`;
+}
+
+/** One light poll of a watched gateway, produced by its job scheduler (src/monitor/schedulers.ts). */
+export const pollJobSchema = z.object({ gateway: gatewayNameSchema });
+export type PollJob = z.infer<typeof pollJobSchema>;
+
+/** The job scheduler of a watched gateway ('watch-gw-3'); one per gateway whatever the number of workers. */
+export function pollSchedulerId(gateway: string): string {
+  return `watch-${gateway}`;
 }

@@ -5,11 +5,13 @@
 import { Queue, QueueEvents } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { BulkAdder } from './bulk-adder.js';
-import { applyJobId, applyJobSchema, checkJobId, checkJobSchema, QUEUES, type ApplyJob, type CheckJob } from './jobs.js';
+import { applyJobId, applyJobSchema, checkJobId, checkJobSchema, QUEUES, type ApplyJob, type CheckJob, type PollJob } from './jobs.js';
 
 export interface Queues {
   check: Queue<CheckJob>;
   apply: Queue<ApplyJob>;
+  /** The watch's polls, produced by job schedulers (src/monitor/schedulers.ts). */
+  poll: Queue<PollJob>;
   close(): Promise<void>;
 }
 
@@ -35,11 +37,13 @@ export function openQueues(connection: Redis, prefix: string): Queues {
       removeOnFail: { age: 7 * 24 * 3600 },
     },
   });
+  const poll = new Queue<PollJob>(QUEUES.poll, { connection, prefix });
   return {
     check,
     apply,
+    poll,
     async close() {
-      await Promise.all([check.close(), apply.close()]);
+      await Promise.all([check.close(), apply.close(), poll.close()]);
     },
   };
 }

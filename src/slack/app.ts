@@ -11,6 +11,7 @@ import type { Runtime } from '../runtime.js';
 import { ApprovalRules } from '../approvals/rules.js';
 import { registerCommands } from './commands/slash-command.js';
 import { registerActions } from './actions/plan-buttons.js';
+import { registerEpisodeActions } from './actions/episode-buttons.js';
 
 
 export class MissingSlackConfigError extends Error {
@@ -77,5 +78,6 @@ export function createSlackApp({ rt, env, clientOptions }: SlackAppDeps): BoltAp
   );
   registerCommands(app, { rt, rules });
   registerActions(app, { rt, rules });
+  registerEpisodeActions(app, { rt });
   return app;
 }

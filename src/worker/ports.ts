@@ -11,6 +11,8 @@
 import type { FollowUpVerdict } from '../apply/follow-up.js';
 import type { ApplyOutcome, ApplyStepState } from '../apply/model.js';
 import type { CheckReport } from '../core/model.js';
+import type { EpisodeEvent, WatchState } from '../monitor/episodes.js';
+import type { WatchEntry } from '../monitor/watch-list.js';
 import type { ApplyJob } from '../queue/jobs.js';
 import type { PlanRecord, SlackMessageRef } from '../store/plan-store.js';
 
@@ -53,3 +55,22 @@ export const silentApplyPublisher: ApplyPublisher = {
   result: async () => undefined,
   failed: async () => undefined,
 };
+
+/** What one poll changed, for whoever shows episodes (Slack, the terminal). */
+export interface EpisodeUpdate {
+  gateway: string;
+  events: EpisodeEvent[];
+  state: WatchState;
+  /** Where `/conntrack watch` was asked (null: the inventory or the terminal). */
+  entry: WatchEntry | null;
+}
+
+export interface EpisodePublisher {
+  /**
+   * Show the update (one message per episode, edited in place; a thread reply per event).
+   * Returns the episode's message, the thread that automatic checks post into, if any.
+   */
+  publish(update: EpisodeUpdate): Promise<SlackMessageRef | null>;
+}
+
+export const silentEpisodePublisher: EpisodePublisher = { publish: async () => null };

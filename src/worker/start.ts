@@ -4,19 +4,23 @@
  */
 import { Worker } from 'bullmq';
 import { logger } from '../infra/logger.js';
-import { QUEUES, type ApplyJob, type CheckJob, type CheckResult } from '../queue/jobs.js';
+import { QUEUES, type ApplyJob, type CheckJob, type CheckResult, type PollJob } from '../queue/jobs.js';
+import { enqueueCheck } from '../queue/producer.js';
 import type { Runtime } from '../runtime.js';
 import { ApplyRecordStore } from '../apply/store.js';
 import { SessionPool } from '../gateway/session-pool.js';
 import { createCheckProcessor } from './check-processor.js';
-import { silentCheckPublisher, type ApplyPublisher, type CheckPublisher } from './ports.js';
+import { silentCheckPublisher, silentEpisodePublisher, type ApplyPublisher, type CheckPublisher, type EpisodePublisher } from './ports.js';
+import { createPollProcessor } from './poll-processor.js';
 import { createApplyProcessor } from './apply-processor.js';
 
 export interface WorkerOptions {
   concurrency?: number;
   /** Slack publishers (absent in terminal-only runs). */
-  publishers?: { check: (job: CheckJob) => CheckPublisher; apply: (job: ApplyJob) => ApplyPublisher };
+  publishers?: { check: (job: CheckJob) => CheckPublisher; apply: (job: ApplyJob) => ApplyPublisher; episode?: EpisodePublisher };
   pool?: SessionPool;
+  /** How often the warm sessions are matched to the watch list (default 30 s). */
+  warmSyncMs?: number;
 }
 
 export interface RunningWorkers {
@@ -60,16 +64,51 @@ export function startWorkers(rt: Runtime, opts: WorkerOptions = {}): RunningWork
     // Applies change gateways: one at a time per process, and a stalled apply is never silently re-run.
     { connection, prefix: rt.env.QUEUE_PREFIX, concurrency: 1, maxStalledCount: 0 },
   );
-  for (const w of [checkWorker, applyWorker]) {
+  const pollWorker = new Worker<PollJob>(
+    QUEUES.poll,
+    createPollProcessor({
+      inventory: rt.inventory,
+      keepWarm: (gateway, config) => pool.watch(gateway, config),
+      sessions: pool.provider,
+      store: rt.watchStore,
+      watchList: rt.watchList,
+      publisher: opts.publishers?.episode ?? silentEpisodePublisher,
+      enqueueCheck: (job) => enqueueCheck(rt.queues, job),
+    }),
+    // A poll is worth only its moment: a stalled one is not re-run.
+    { connection, prefix: rt.env.QUEUE_PREFIX, concurrency: rt.env.WATCH_CONCURRENCY, maxStalledCount: 0 },
+  );
+  const warm = keepWatchedWarm(rt, pool, opts.warmSyncMs ?? 30_000);
+  for (const w of [checkWorker, applyWorker, pollWorker]) {
     w.on('failed', (job, err) => logger.warn({ job: job?.id, err: err.message }, 'job failed'));
     w.on('error', (err) => logger.error({ err: err.message }, 'worker error'));
   }
   return {
     pool,
     async close() {
-      await Promise.all([checkWorker.close(), applyWorker.close()]);
+      warm.stop();
+      await Promise.all([checkWorker.close(), applyWorker.close(), pollWorker.close()]);
       connection.disconnect();
       if (!opts.pool) pool.close();
     },
   };
+}
+
+/**
+ * Warm sessions from start-up: one per watched gateway in this process (the pool never opens
+ * two), matched to the watch list again every `everyMs` (watch / unwatch from any process).
+ */
+function keepWatchedWarm(rt: Runtime, pool: SessionPool, everyMs: number): { stop(): void } {
+  const sync = async () => {
+    const inventory = rt.inventory();
+    const entries = await rt.watchList.all();
+    const wanted = new Set(entries.map((e) => e.gateway).filter((g) => Object.hasOwn(inventory.gateways, g)));
+    for (const name of pool.watchedNames()) if (!wanted.has(name)) pool.unwatch(name);
+    await Promise.allSettled([...wanted].map((g) => pool.watch(g, inventory.gateways[g]!)));
+  };
+  const run = () => void sync().catch((err: unknown) => logger.warn({ err: (err as Error).message }, 'warm session sync failed'));
+  run();
+  const timer = setInterval(run, everyMs);
+  timer.unref();
+  return { stop: () => clearInterval(timer) };
 }

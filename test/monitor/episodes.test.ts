@@ -162,6 +162,18 @@ describe('episodes: storms', () => {
     expect(p.state.episode?.flaps).toBe(3);
   });
 
+  it('port exhaustion right after a full-table episode is a new episode, not a flap of the old one', () => {
+    const p = new Poller();
+    p.poll(97);
+    p.poll(20);
+    p.poll(20);
+    p.poll(20);
+    p.poll(20, { add: { drop: 4096, insertFailed: 4096 } });
+    expect(p.names()).toEqual(['opened', 'resolved', 'opened']);
+    expect(p.events[2]).toMatchObject({ kind: 'port-exhaustion' });
+    expect(p.events[2]!.episodeId).not.toBe(p.events[0]!.episodeId);
+  });
+
   it('after the flap window a new episode opens with a new id', () => {
     const rules = { ...DEFAULT_EPISODE_RULES, flapWindowMs: 60_000 };
     let s = initialWatchState('gw-3');

@@ -11,6 +11,8 @@ export const COMMANDS: readonly CommandHelp[] = [
   { usage: '/conntrack check all', description: 'Check every gateway of the inventory.' },
   { usage: '/conntrack status [gateway]', description: 'Last check of each gateway and the jobs running now.' },
   { usage: '/conntrack history <gateway>', description: 'Checks, decisions, applies and roll backs on a gateway.' },
+  { usage: '/conntrack watch <gateway>|all [every 30s]', description: 'Poll a gateway on a schedule; an episode message appears here (or in the incident channel) when it fills up.' },
+  { usage: '/conntrack unwatch <gateway>', description: 'Stop polling a gateway.' },
   { usage: '/conntrack help', description: 'This help.' },
 ];
 
@@ -62,6 +64,19 @@ export function renderStatus(input: StatusInput): RenderedMessage {
   const jobs = input.running.map((j) => `:hourglass_flowing_sand: ${esc(truncate(oneLine(j.name), 40))} ${esc(truncate(oneLine(j.gateway), 80))} ${code(truncate(j.id, 80))}`);
   const jfit = fitLines(jobs, LIMITS.sectionText - 40, (n) => `… and ${n} more job(s)`);
   blocks.push(section(`*Running or queued*\n${jobs.length > 0 ? jfit.text : '_Nothing running._'}`, 'status_jobs'));
+  if (input.watched !== undefined) {
+    const watched = input.watched.map((w) => {
+      const name = `*${esc(truncate(oneLine(w.gateway), 80))}* every ${int(w.intervalSeconds)} s`;
+      const poll = w.lastPollAt ? ` · last poll ${slackDate(w.lastPollAt, '{time_secs}')}${w.lastPercent !== null ? ` ${pct(w.lastPercent)}` : ''}` : ' · not polled yet';
+      const failing = w.pollError ? ` · :warning: polls failing: ${esc(truncate(oneLine(w.pollError), 120))}` : '';
+      const ep = w.openEpisode
+        ? ` · ${severityEmoji(w.openEpisode.level)} ${esc(w.openEpisode.level)} (${esc(w.openEpisode.kind)}) since ${slackDate(w.openEpisode.openedAt)}, peak ${pct(w.openEpisode.peakPercent)}`
+        : '';
+      return truncateMrkdwn(`:eyes: ${name}${poll}${failing}${ep}`, BUDGETS.stepLine);
+    });
+    const wfit = fitLines(watched, LIMITS.sectionText - 40, (n) => `… and ${n} more watched gateway(s)`);
+    blocks.push(section(`*Watched*\n${watched.length > 0 ? wfit.text : '_No gateway is watched. `/conntrack watch <gateway>` starts._'}`, 'status_watched'));
+  }
   const worst = checks[0];
   const text = worst
     ? `conntrack status: ${checks.length} gateway(s), fullest ${oneLine(worst[0])} at ${pct(worst[1].percent)}; ${input.running.length} job(s) running`

@@ -58,7 +58,8 @@ export function renderEpisodeMessage(view: EpisodeView): RenderedMessage {
     `*Now:* ${pct(e.lastPercent)} (${int(e.lastCount)} / ${int(e.max)})`,
     `*Peak:* ${pct(e.peakPercent)}`,
     `*Drops during the episode:* ${dropsText(e.drops)}`,
-    `*Growth:* ${resolved ? '—' : esc(growthText(view.growth))}`,
+    // a table that grows toward max matters; NAT ports run out at 64,512 per destination, whatever the table
+    `*Growth:* ${resolved || e.kind === 'port-exhaustion' ? '—' : esc(growthText(view.growth))}`,
   ];
   if (e.flaps > 0) items.push(`*Flaps:* came back ${int(e.flaps)} time${e.flaps === 1 ? '' : 's'}`);
   if (e.tableFullLines > 0) items.push(`*"table full" lines:* ${int(e.tableFullLines)}`);

@@ -197,6 +197,17 @@ export interface StatusInput {
   gateway: string | null;
   lastChecks: Record<string, LastCheckView>;
   running: RunningJobView[];
+  /** What the watch polls: interval, last poll, open episode. */
+  watched?: WatchedView[];
+}
+
+export interface WatchedView {
+  gateway: string;
+  intervalSeconds: number;
+  lastPollAt: string | null;
+  lastPercent: number | null;
+  pollError: string | null;
+  openEpisode: { level: string; kind: string; openedAt: string; peakPercent: number } | null;
 }
 
 /** Structural twin of the history store's HistoryRecord. */

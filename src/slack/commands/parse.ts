@@ -11,6 +11,8 @@ export type ConntrackCommand =
   | { kind: 'check'; target: { all: true } | { all: false; gateway: string } }
   | { kind: 'status'; gateway: string | null }
   | { kind: 'history'; gateway: string }
+  | { kind: 'watch'; target: { all: true } | { all: false; gateway: string }; intervalSeconds: number | null }
+  | { kind: 'unwatch'; gateway: string }
   | { kind: 'apply' }
   | { kind: 'help' };
 
@@ -53,6 +55,26 @@ export function parseConntrackCommand(text: string): ParseResult {
       if (tooMany) return tooMany;
       const gw = gateway(arg, 'history');
       return gw.ok ? { ok: true, command: { kind: 'history', gateway: gw.name } } : gw;
+    }
+    case 'watch': {
+      // watch <gw>|all [every 30s]
+      const rest = extra.map((w) => w.toLowerCase());
+      let intervalSeconds: number | null = null;
+      if (rest.length > 0) {
+        const every = rest[0] === 'every' ? rest.slice(1).join('') : null;
+        const m = every === null ? null : /^(\d{1,4})(s|m)?$/.exec(every);
+        if (!m) return { ok: false, error: 'use `watch <gateway>|all [every 30s]`' };
+        intervalSeconds = Number(m[1]) * (m[2] === 'm' ? 60 : 1);
+        if (intervalSeconds < 1 || intervalSeconds > 3600) return { ok: false, error: 'the interval is 1 s to 60 min' };
+      }
+      if (arg?.toLowerCase() === 'all') return { ok: true, command: { kind: 'watch', target: { all: true }, intervalSeconds } };
+      const gw = gateway(arg, 'watch');
+      return gw.ok ? { ok: true, command: { kind: 'watch', target: { all: false, gateway: gw.name }, intervalSeconds } } : gw;
+    }
+    case 'unwatch': {
+      if (tooMany) return tooMany;
+      const gw = gateway(arg, 'unwatch');
+      return gw.ok ? { ok: true, command: { kind: 'unwatch', gateway: gw.name } } : gw;
     }
     case 'apply':
       return { ok: true, command: { kind: 'apply' } };

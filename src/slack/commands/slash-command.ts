@@ -10,6 +10,9 @@ import type { Runtime } from '../../runtime.js';
 import type { ApprovalRules } from '../../approvals/rules.js';
 import { renderHelp, renderHistory, renderStatus, renderUsage } from '../blocks/index.js';
 import { parseConntrackCommand } from './parse.js';
+import { unwatchGateway, watchGateways, type WatchControlDeps } from '../../monitor/watch-control.js';
+import type { WatchedView } from '../blocks/types.js';
+import { utilisationPercent } from '../../monitor/episodes.js';
 
 export interface CommandDeps {
   rt: Runtime;
@@ -73,9 +76,40 @@ export function registerCommands(app: App, { rt }: CommandDeps): void {
         metrics.ackSeconds.observe((performance.now() - started) / 1000);
         break;
       }
+      case 'watch': {
+        const inventory = rt.inventory();
+        const known = Object.keys(inventory.gateways);
+        const targets = cmd.target.all ? known : [cmd.target.gateway];
+        const unknown = targets.filter((g) => !inventory.gateways[g]);
+        if (unknown.length || targets.length === 0) {
+          metrics.commands.inc({ subcommand: 'watch', outcome: 'unknown-gateway' });
+          await ack({ response_type: 'ephemeral', ...renderUsage(targets.length === 0 ? 'the inventory has no gateways' : `unknown gateway "${unknown[0]}". Known: ${known.join(', ') || 'none'}`) });
+          return;
+        }
+        await ack();
+        const { entries } = await watchGateways(watchDeps(rt), targets, { intervalSeconds: cmd.intervalSeconds ?? undefined, channel: command.channel_id, by: command.user_id });
+        const where = rt.env.INCIDENT_CHANNEL ? `<#${rt.env.INCIDENT_CHANNEL}>` : 'this channel';
+        await respond({
+          response_type: 'in_channel',
+          text: `:eyes: <@${command.user_id}> started watching ${entries.map((e) => `*${e.gateway}* (every ${e.intervalSeconds} s)`).join(', ')}. An episode message appears in ${where} at ${inventory.gateways[targets[0]!]?.thresholds.warnPercent ?? 80} % or on any drop.`,
+        });
+        metrics.commands.inc({ subcommand: 'watch', outcome: 'ok' });
+        break;
+      }
+      case 'unwatch': {
+        await ack();
+        const was = await unwatchGateway(watchDeps(rt), cmd.gateway);
+        await respond({
+          response_type: was ? 'in_channel' : 'ephemeral',
+          text: was ? `:see_no_evil: <@${command.user_id}> stopped watching *${cmd.gateway}*.` : `*${cmd.gateway}* was not watched.`,
+        });
+        metrics.commands.inc({ subcommand: 'unwatch', outcome: was ? 'ok' : 'not-watched' });
+        break;
+      }
       case 'status': {
         await ack();
-        const [last, active, waiting, delayed] = await Promise.all([
+        const [watched, last, active, waiting, delayed] = await Promise.all([
+          watchedViews(rt, cmd.gateway),
           rt.history.lastChecks(),
           rt.queues.check.getActive(),
           rt.queues.check.getWaiting(),
@@ -85,7 +119,7 @@ export function registerCommands(app: App, { rt }: CommandDeps): void {
           .filter((j) => !cmd.gateway || j.data.gateway === cmd.gateway)
           .map((j) => ({ id: j.id ?? '?', gateway: j.data.gateway, name: j.name }));
         const lastChecks = cmd.gateway ? Object.fromEntries(Object.entries(last).filter(([g]) => g === cmd.gateway)) : last;
-        await respond({ response_type: 'ephemeral', ...renderStatus({ gateway: cmd.gateway, lastChecks, running }) });
+        await respond({ response_type: 'ephemeral', ...renderStatus({ gateway: cmd.gateway, lastChecks, running, watched }) });
         metrics.commands.inc({ subcommand: 'status', outcome: 'ok' });
         break;
       }
@@ -98,4 +132,26 @@ export function registerCommands(app: App, { rt }: CommandDeps): void {
       }
     }
   });
+}
+
+function watchDeps(rt: Runtime): WatchControlDeps {
+  return { inventory: rt.inventory, watchList: rt.watchList, queues: rt.queues, defaultIntervalSeconds: rt.env.WATCH_INTERVAL_SECONDS };
+}
+
+async function watchedViews(rt: Runtime, gateway: string | null): Promise<WatchedView[]> {
+  const entries = (await rt.watchList.all()).filter((e) => gateway === null || e.gateway === gateway);
+  return Promise.all(
+    entries.map(async (e) => {
+      const s = await rt.watchStore.state(e.gateway);
+      const ep = s.episode?.status === 'open' ? s.episode : null;
+      return {
+        gateway: e.gateway,
+        intervalSeconds: e.intervalSeconds,
+        lastPollAt: s.lastSample?.at ?? null,
+        lastPercent: s.lastSample ? utilisationPercent(s.lastSample.count, s.lastSample.max) : null,
+        pollError: s.pollFailing ? s.lastError : null,
+        openEpisode: ep ? { level: ep.level, kind: ep.kind, openedAt: ep.openedAt, peakPercent: ep.peakPercent } : null,
+      };
+    }),
+  );
 }

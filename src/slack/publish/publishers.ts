@@ -3,9 +3,10 @@ import { WebClient, type WebClientOptions } from '@slack/web-api';
 import type { Env } from '../../config/env.js';
 import type { ApplyJob, CheckJob } from '../../queue/jobs.js';
 import type { Runtime } from '../../runtime.js';
-import { silentApplyPublisher, silentCheckPublisher, type ApplyPublisher, type CheckPublisher } from '../../worker/ports.js';
+import { silentApplyPublisher, silentCheckPublisher, type ApplyPublisher, type CheckPublisher, type EpisodePublisher } from '../../worker/ports.js';
 import { SlackApplyPublisher } from './apply-message.js';
 import { SlackCheckPublisher } from './check-message.js';
+import { SlackEpisodePublisher } from './episode-message.js';
 import { SlackMessageWriter } from './message-writer.js';
 
 export function slackWebClient(env: Env, options: WebClientOptions = {}): WebClient {
@@ -16,10 +17,11 @@ export function slackPublishers(
   rt: Runtime,
   env: Env,
   client: WebClient = slackWebClient(env),
-): { check: (job: CheckJob) => CheckPublisher; apply: (job: ApplyJob) => ApplyPublisher } {
+): { check: (job: CheckJob) => CheckPublisher; apply: (job: ApplyJob) => ApplyPublisher; episode: EpisodePublisher } {
   const writer = new SlackMessageWriter(client);
   return {
     check: (job) => (job.origin.kind === 'slack' ? new SlackCheckPublisher(writer, job.origin) : silentCheckPublisher),
     apply: (job) => (job.origin.kind === 'slack' ? new SlackApplyPublisher(writer, rt.plans, job.action) : silentApplyPublisher),
+    episode: new SlackEpisodePublisher(writer, rt.watchStore, env.INCIDENT_CHANNEL ?? null, env.EPISODE_REFRESH_SECONDS * 1000),
   };
 }

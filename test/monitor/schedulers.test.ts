@@ -1,0 +1,53 @@
+/** The watch's job schedulers on a real Redis with a real BullMQ worker. */
+import { Queue, Worker } from 'bullmq';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { openRedis, type RedisHandle } from '../../src/infra/redis.js';
+import { QUEUES, type PollJob } from '../../src/queue/jobs.js';
+import { syncSchedulers } from '../../src/monitor/schedulers.js';
+import { WatchList, type WatchEntry } from '../../src/monitor/watch-list.js';
+
+function entry(gateway: string, intervalSeconds: number): WatchEntry {
+  return { gateway, intervalSeconds, channel: null, by: 'test', since: new Date().toISOString() };
+}
+
+describe('watch schedulers (real Redis, real BullMQ)', () => {
+  let redis: RedisHandle;
+  beforeAll(async () => {
+    redis = await openRedis(process.env.REDIS_URL);
+  });
+  afterAll(async () => {
+    await redis.stop();
+  });
+
+  it('one scheduler per watched gateway; unwatching removes exactly that one; polls arrive at the interval', async () => {
+    const prefix = `sched${Date.now()}`;
+    const conn = redis.connect();
+    const queue = new Queue<PollJob>(QUEUES.poll, { connection: conn, prefix });
+    const list = new WatchList(conn, prefix);
+    await list.add(entry('gw-a', 1));
+    await list.add(entry('gw-b', 1));
+    expect(await syncSchedulers(queue, await list.all())).toEqual({ upserted: ['gw-a', 'gw-b'], removed: [] });
+    // syncing again changes nothing (no duplicate schedulers)
+    await syncSchedulers(queue, await list.all());
+    expect((await queue.getJobSchedulers(0, -1)).map((s) => s.key).sort()).toEqual(['watch-gw-a', 'watch-gw-b']);
+
+    const seen: Record<string, number> = {};
+    const worker = new Worker<PollJob>(QUEUES.poll, async (job) => {
+      seen[job.data.gateway] = (seen[job.data.gateway] ?? 0) + 1;
+    }, { connection: redis.connect(), prefix, concurrency: 4 });
+    await new Promise((r) => setTimeout(r, 3_500));
+    expect(seen['gw-a']).toBeGreaterThanOrEqual(2);
+    expect(seen['gw-a']).toBeLessThanOrEqual(5);
+    expect(seen['gw-b']).toBeGreaterThanOrEqual(2);
+
+    expect(await list.remove('gw-b')).toBe(true);
+    expect(await syncSchedulers(queue, await list.all())).toEqual({ upserted: ['gw-a'], removed: ['gw-b'] });
+    const before = seen['gw-b'] ?? 0;
+    await new Promise((r) => setTimeout(r, 2_500));
+    expect(seen['gw-b']).toBe(before);
+    expect(seen['gw-a']).toBeGreaterThan(2);
+    await worker.close();
+    await queue.close();
+    conn.disconnect();
+  }, 30_000);
+});
