@@ -22,7 +22,8 @@ export interface CheckDeps {
   plans: PlanStore;
   history: HistoryStore;
   locks: GatewayLocks;
-  publisherFor: (job: CheckJob) => CheckPublisher;
+  /** `jobId`: attempts of one job show their progress in one message. */
+  publisherFor: (job: CheckJob, jobId: string) => CheckPublisher;
   planTtlMinutes: number;
   /** How long to wait before re-trying a job whose gateway is busy. */
   busyRetryMs?: number;
@@ -44,7 +45,7 @@ export function createCheckProcessor(deps: CheckDeps) {
       await job.moveToDelayed(Date.now() + (deps.busyRetryMs ?? 2_000), token);
       throw new DelayedError();
     }
-    const publisher = deps.publisherFor(data);
+    const publisher = deps.publisherFor(data, job.id ?? 'unknown');
     const steps: StepState[] = CHECK_STEPS.map((s) => ({ name: CHECK_STEP_LABELS[s], status: 'pending' }));
     try {
       const config = findGateway(deps.inventory(), data.gateway);

@@ -17,7 +17,7 @@ import { createApplyProcessor } from './apply-processor.js';
 export interface WorkerOptions {
   concurrency?: number;
   /** Slack publishers (absent in terminal-only runs). */
-  publishers?: { check: (job: CheckJob) => CheckPublisher; apply: (job: ApplyJob) => ApplyPublisher; episode?: EpisodePublisher };
+  publishers?: { check: (job: CheckJob, jobId: string) => CheckPublisher; apply: (job: ApplyJob) => ApplyPublisher; episode?: EpisodePublisher };
   pool?: SessionPool;
   /** How often the warm sessions are matched to the watch list (default 30 s). */
   warmSyncMs?: number;

@@ -15,6 +15,7 @@ import { codeBlockBody } from '../../src/slack/blocks/kit.js';
 import { SlackApplyPublisher } from '../../src/slack/publish/apply-message.js';
 import { OVERFLOW_REPLIES, SlackCheckPublisher } from '../../src/slack/publish/check-message.js';
 import { SlackMessageWriter } from '../../src/slack/publish/message-writer.js';
+import { JobMessageStore } from '../../src/store/job-messages.js';
 import { PlanStore, type PlanRecord } from '../../src/store/plan-store.js';
 import { hugeReport, realisticReport } from '../slack-blocks/fixtures.js';
 import { joinedCodeBlocks, startSlackApi, type SlackApiServer } from '../support/slack-api/index.js';
@@ -49,6 +50,22 @@ function newPlan(report: CheckReport, origin: PlanRecord['origin'] = slackOrigin
 }
 
 describe('check publisher', () => {
+  it('a retried job (a new publisher per attempt, maybe on another worker) keeps updating one message', async () => {
+    const store = new JobMessageStore(redis, `{cto-test-publishers-${process.pid}}`);
+    const jobId = `check-gw-3-retry-${Date.now()}`;
+    const first = new SlackCheckPublisher(writer, slackOrigin, { store, jobId });
+    await first.progress('gw-3', [{ name: 'SSH connect', status: 'running' }]);
+    await first.failed('gw-3', [{ name: 'SSH connect', status: 'failed' }], 'connection reset');
+    const second = new SlackCheckPublisher(writer, slackOrigin, { store, jobId });
+    await second.progress('gw-3', [{ name: 'SSH connect', status: 'running' }]);
+    const report = realisticReport();
+    await second.findings(report, await newPlan(report));
+    const messages = slack.messages(CHANNEL);
+    expect(messages).toHaveLength(1);
+    expect(messages[0]!.versions).toHaveLength(4);
+    expect(messages[0]!.text).toContain(report.gateway);
+  });
+
   it('one message: progress posted, updated per step, then replaced by the findings; no overflow, no thread', async () => {
     const p = new SlackCheckPublisher(writer, slackOrigin);
     await p.progress('gw-3', [{ name: 'SSH connect', status: 'running' }, { name: 'Dump table', status: 'pending' }]);

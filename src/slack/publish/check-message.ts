@@ -12,6 +12,7 @@ import type { PlanRecord } from '../../store/plan-store.js';
 import type { CheckPublisher, StepState } from '../../worker/ports.js';
 import { renderFindings, renderFollowUp, renderOverflowReplies, renderProgress, withoutOverflow, type RenderedMessage } from '../blocks/index.js';
 import { section } from '../blocks/kit.js';
+import type { JobMessageStore } from '../../store/job-messages.js';
 import type { MessagePlace, SlackMessageRef, SlackMessageWriter } from './message-writer.js';
 
 type SlackOrigin = Extract<Origin, { kind: 'slack' }>;
@@ -25,6 +26,8 @@ export class SlackCheckPublisher implements CheckPublisher {
   constructor(
     private readonly writer: SlackMessageWriter,
     private readonly origin: SlackOrigin,
+    /** Where an earlier attempt of the same job left its message (absent: a new message per publisher). */
+    private readonly attempts?: { store: JobMessageStore; jobId: string },
   ) {}
 
   private get place(): MessagePlace {
@@ -32,7 +35,10 @@ export class SlackCheckPublisher implements CheckPublisher {
   }
 
   private async show(content: RenderedMessage): Promise<SlackMessageRef> {
+    const first = this.message === null;
+    if (first && this.attempts) this.message = await this.attempts.store.get(this.attempts.jobId);
     this.message = await this.writer.show(this.message, this.place, content);
+    if (first && this.attempts) await this.attempts.store.set(this.attempts.jobId, this.message);
     return this.message;
   }
 
