@@ -8,7 +8,8 @@
  *   - else the TypeScript itself (src/cli/main.ts) through tsx, in this process.
  *
  * Where there is no source (the Docker image ships dist/ only), the build is what there is.
- * CONNTRACK_OPS_RUN=dist|source forces one of the two (an error if it cannot run).
+ * CONNTRACK_OPS_RUN=dist|source forces one of the two; CONNTRACK_OPS_RUN_VERBOSE=1 says on
+ * stderr which one runs.
  */
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -62,6 +63,7 @@ function choose() {
 }
 
 const mode = choose();
+if (process.env['CONNTRACK_OPS_RUN_VERBOSE'] === '1') process.stderr.write(`conntrack-ops: running ${mode === 'dist' ? 'dist/src/cli/main.js' : 'src/cli/main.ts through tsx'}\n`);
 if (mode === 'dist') {
   if (!existsSync(built)) throw new Error(`${built} does not exist: run npm run build`);
   await import(pathToFileURL(built).href);
