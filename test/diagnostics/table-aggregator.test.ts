@@ -4,15 +4,10 @@ import { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { tableSummarySchema, type TableSummary } from '../../src/core/model.js';
-import {
-  aggregateLines,
-  HeavyHitters,
-  MAX_LINE_CHARS,
-  PortIndex,
-  SpaceSaving,
-  TableAggregator,
-  type PortKey,
-} from '../../src/analysis/table-aggregator.js';
+import { aggregateLines, MAX_LINE_CHARS } from '../../src/analysis/table/aggregate-lines.js';
+import { TableAggregator } from '../../src/analysis/table/aggregator.js';
+import { PortIndex, type PortKey } from '../../src/analysis/table/port-index.js';
+import { HeavyHitters, SpaceSaving } from '../../src/analysis/table/space-saving.js';
 import { parseConntrackLine } from '../../src/diagnostics/parsers/conntrack-line.js';
 import { generateLines } from './helpers/generate-lines.js';
 

@@ -6,7 +6,8 @@
  */
 import { readFileSync } from 'node:fs';
 import { parseConntrackLine } from '../../../src/diagnostics/parsers/conntrack-line.js';
-import { SpaceSaving, TableAggregator } from '../../../src/analysis/table-aggregator.js';
+import { TableAggregator } from '../../../src/analysis/table/aggregator.js';
+import { SpaceSaving } from '../../../src/analysis/table/space-saving.js';
 const lines = readFileSync(process.argv[2]!, 'latin1').split('\n');
 function time(name: string, fn: () => void) {
   const ts: number[] = [];

@@ -5,7 +5,7 @@
  * discarding reader and 3 times through aggregateLines, interleaved; prints medians.
  */
 import { spawn } from 'node:child_process';
-import { aggregateLines } from '../../../src/analysis/table-aggregator.js';
+import { aggregateLines } from '../../../src/analysis/table/aggregate-lines.js';
 
 const [cmd, ...args] = process.argv.slice(2);
 if (cmd === undefined) throw new Error('usage: dump-overhead.ts <command...>');

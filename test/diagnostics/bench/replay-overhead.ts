@@ -8,7 +8,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { aggregateLines } from '../../../src/analysis/table-aggregator.js';
+import { aggregateLines } from '../../../src/analysis/table/aggregate-lines.js';
 
 const file = process.argv[2];
 if (file === undefined) throw new Error('usage: replay-overhead.ts <dump file> [dump ms]');
