@@ -9,7 +9,7 @@ import { TableAggregator } from '../../src/analysis/table/aggregator.js';
 import { PortIndex, type PortKey } from '../../src/analysis/table/port-index.js';
 import { HeavyHitters, SpaceSaving } from '../../src/analysis/table/space-saving.js';
 import { parseConntrackLine } from '../../src/diagnostics/parsers/conntrack-line.js';
-import { generateLines } from './helpers/generate-lines.js';
+import { generateLines, mulberry32 } from '../support/synthetic-conntrack.js';
 
 const fixture = (name: string): string => readFileSync(new URL(`../fixtures/${name}`, import.meta.url), 'utf8');
 const ctx = { establishedTimeout: 432_000, idleThresholds: [0, 3600, 86_400] };
@@ -20,11 +20,10 @@ const withoutTiming = (s: TableSummary): Omit<TableSummary, 'durationMs'> => {
 
 /** Split text into chunks of pseudo-random sizes (1..max bytes), as Buffers or strings. */
 function* chunked(text: string, max: number, seed: number, asBuffer: boolean): Generator<string | Buffer> {
-  let x = seed;
+  const rnd = mulberry32(seed);
   let i = 0;
   while (i < text.length) {
-    x = (x * 1103515245 + 12345) & 0x7fffffff;
-    const n = 1 + (x % max);
+    const n = 1 + (rnd() % max);
     const part = text.slice(i, i + n);
     yield asBuffer ? Buffer.from(part) : part;
     i += n;
