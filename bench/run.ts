@@ -18,7 +18,7 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { labDown, labDownAll } from '../src/lab/index.js';
+import { labDown, labDownAll } from '../lab/index.js';
 import { REPO_ROOT } from './lib/child.js';
 import { machineInfo, type MachineInfo } from './lib/machine.js';
 import { fmtInt, fmtMs, round } from './lib/stats.js';

@@ -1,10 +1,21 @@
 #!/usr/bin/env bash
-# Installs what conntrack-ops' demo and tests need, only when it is missing.
-# Debian packages (needs root): redis-server, OpenSSH, conntrack, iptables, nftables, iproute2, sudo;
-# QEMU + a Debian kernel for the VM gateway tests (scripts/vm/ensure-vm-prereqs.sh);
-# then npm dependencies.
+# Installs what conntrack-ops' demo, lab and tests need, only when it is missing.
+# Debian packages (needs root): redis-server, OpenSSH, conntrack, iptables, nftables, iproute2, sudo,
+# gcc + libc6-dev (the lab's native traffic generator, lab/native/ctgen.c);
+# with --vm (npm test) also QEMU + a Debian kernel for the VM gateway tests
+# (scripts/vm/ensure-vm-prereqs.sh; CONNTRACK_OPS_SKIP_VM=1 skips them); then npm dependencies.
+# `npm run lab -- vm up` fetches the VM's prerequisites itself when they are missing (lab/vm/initramfs.ts).
+#
+#   scripts/ensure-prereqs.sh [--vm]
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+with_vm=0
+case "${1:-}" in
+  --vm) with_vm=1 ;;
+  '') ;;
+  *) echo "usage: $0 [--vm]" >&2; exit 2 ;;
+esac
 
 declare -A need=(
   [redis-server]=redis-server
@@ -18,6 +29,8 @@ declare -A need=(
   # the tests log in as a non-root gateway user limited by docs/sudoers.conntrack-ops
   [sudo]=sudo
   [visudo]=sudo
+  # the lab compiles its UDP generator (lab/native/ctgen.c); without it a slower Node one fills
+  [gcc]=gcc
 )
 missing=()
 for bin in "${!need[@]}"; do
@@ -25,6 +38,7 @@ for bin in "${!need[@]}"; do
     missing+=("${need[$bin]}")
   fi
 done
+[ -f /usr/include/stdio.h ] || missing+=(libc6-dev)
 if [ "${#missing[@]}" -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     echo "conntrack-ops needs these Debian packages: ${missing[*]} (run as root, or install them)" >&2
@@ -36,7 +50,7 @@ if [ "${#missing[@]}" -gt 0 ]; then
   apt-get install -y -qq --no-install-recommends $(printf '%s\n' "${missing[@]}" | sort -u) >/dev/null
 fi
 
-if [ -x scripts/vm/ensure-vm-prereqs.sh ] && [ "${CONNTRACK_OPS_SKIP_VM:-0}" != 1 ]; then
+if [ "$with_vm" = 1 ] && [ "${CONNTRACK_OPS_SKIP_VM:-0}" != 1 ]; then
   bash scripts/vm/ensure-vm-prereqs.sh
 fi
 

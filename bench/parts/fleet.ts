@@ -15,11 +15,11 @@ import { QueueEvents, Worker, type Job } from 'bullmq';
 import { loadEnv } from '../../src/config/env.js';
 import { inventorySchema } from '../../src/config/inventory.js';
 import { freshSessions } from '../../src/gateway/session-pool.js';
-import { fillScenario, labDown, labDownAll, labUp, type Lab } from '../../src/lab/index.js';
+import { fillScenario, labDown, labDownAll, labUp, type Lab } from '../../lab/index.js';
 import { enqueueCheck } from '../../src/queue/producer.js';
 import { QUEUES, type CheckJob, type CheckResult } from '../../src/queue/jobs.js';
 import { openRuntime, type Runtime } from '../../src/runtime.js';
-import { silentPublisher } from '../../src/worker/publisher.js';
+import { silentCheckPublisher } from '../../src/worker/ports.js';
 import { round, summarize, type Summary } from '../lib/stats.js';
 
 export const FLEET_PREFIX = 'cto-bnq';
@@ -138,7 +138,7 @@ export async function benchFleet(opts: {
         plans: runtime.plans,
         history: runtime.history,
         locks: runtime.locks,
-        publisherFor: () => silentPublisher,
+        publisherFor: () => silentCheckPublisher,
         planTtlMinutes: env.PLAN_TTL_MINUTES,
       }),
       { connection: workerConn, prefix: env.QUEUE_PREFIX, concurrency: opts.concurrency },

@@ -32,7 +32,7 @@ import {
   labUp,
   type FillResult,
   type Lab,
-} from '../../src/lab/index.js';
+} from '../../lab/index.js';
 import { ratio, summarize, type Summary } from '../lib/stats.js';
 
 export const BA_TARGET = 1.25;

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Prerequisites of the QEMU VM gateway (src/lab/vm/): installs only what is missing,
+# Prerequisites of the QEMU VM gateway (lab/vm/): installs only what is missing,
 # with apt-get, and fetches Debian's kernel into a cache dir WITHOUT installing it
 # (apt-get download + dpkg-deb -x: the host's /boot and /lib/modules are not touched).
 #

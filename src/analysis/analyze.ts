@@ -3,7 +3,7 @@
  * first. Pure: no I/O, the same input always gives the same output.
  */
 import type { Thresholds } from '../config/inventory.js';
-import type { Finding, GatewayFacts, Severity, TableSummary } from '../core/model.js';
+import { severityRank, type Finding, type GatewayFacts, type TableSummary } from '../core/model.js';
 import { buildContext, type ManagementContext } from './context.js';
 import { dropFindings } from './findings/drops.js';
 import { establishedTimeoutFindings } from './findings/established-timeout.js';
@@ -19,10 +19,8 @@ import { timeWaitFindings } from './findings/timewait.js';
 
 export type { ManagementContext } from './context.js';
 
-export const SEVERITY_RANK: Readonly<Record<Severity, number>> = { critical: 0, warning: 1, info: 2, ok: 3 };
-
 export function sortFindings(findings: readonly Finding[]): Finding[] {
-  return [...findings].sort((a, b) => SEVERITY_RANK[a.severity] - SEVERITY_RANK[b.severity]);
+  return [...findings].sort((a, b) => severityRank(a.severity) - severityRank(b.severity));
 }
 
 export function analyze(

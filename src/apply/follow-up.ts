@@ -5,7 +5,22 @@
  */
 import { z } from 'zod';
 import type { CheckReport } from '../core/model.js';
+import type { PlanRecord } from '../store/plan-store.js';
 import type { FollowUp } from './model.js';
+
+/** What the follow-up check of an applied plan needs. */
+export interface FollowUpRequest {
+  plan: PlanRecord;
+  /** Who approved the apply. */
+  actor: string;
+  /** Where the apply was asked for (the follow-up reports there). */
+  origin: PlanRecord['origin'];
+}
+
+/** The port the apply engine schedules its follow-up check through (the worker queues it). */
+export interface FollowUpScheduler {
+  schedule(request: FollowUpRequest): Promise<{ jobId: string; dueAt: string }>;
+}
 
 export const followUpVerdictSchema = z.object({
   stopped: z.boolean(),

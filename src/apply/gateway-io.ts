@@ -6,7 +6,8 @@
 import { parseConntrackStatsCli } from '../diagnostics/parsers/conntrack-stats.js';
 import { z } from 'zod';
 import type { ConntrackStats } from '../core/model.js';
-import { commands, MANAGED_FILES, type GatewayCommand, type ManagedFile, type StdinCommand } from '../gateway/commands.js';
+import { MANAGED_FILES, type ManagedFile } from '../core/managed.js';
+import { commands, type GatewayCommand, type StdinCommand } from '../gateway/commands.js';
 import { CommandFailedError } from '../gateway/errors.js';
 import type { ExecResult, GatewaySession } from '../gateway/ssh-session.js';
 import type { ManagedFileSnapshot } from './model.js';

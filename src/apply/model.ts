@@ -9,7 +9,7 @@
  */
 import { z } from 'zod';
 import { conntrackStatsSchema, planStepKindSchema } from '../core/model.js';
-import { notrackRuleSchema } from '../gateway/commands.js';
+import { notrackRuleSchema } from '../core/notrack.js';
 
 /** Status of one step, as stored per plan and shown to people. */
 export const stepStatusSchema = z.enum([

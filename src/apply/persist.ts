@@ -1,10 +1,9 @@
 /**
- * Contents of the managed persistence files, rebuilt from the plan step's validated
+ * Contents of the managed persistence files, rebuilt from the plan step's typed
  * values (never copied as free text), each marked with the plan that wrote it.
  */
 import { z } from 'zod';
-import type { PlanStep } from '../core/model.js';
-import { netfilterKeySchema } from '../gateway/commands.js';
+import { netfilterKeySchema } from '../core/model.js';
 
 export const MANAGED_MARK = '# managed by conntrack-ops';
 
@@ -27,23 +26,9 @@ export function parseSysctlText(text: string): Map<string, number> {
   return values;
 }
 
-/** The values a persist-sysctl step writes (from params.content, validated line by line). */
-export function persistedSysctlValues(step: PlanStep): Map<string, number> {
-  const content = z.string().parse(step.params['content'] ?? step.proposed);
-  return parseSysctlText(content);
-}
-
 export function sysctlFileFor(planId: string, values: ReadonlyMap<string, number>): string {
   const lines = [...values].map(([k, v]) => `net.netfilter.${k} = ${v}`);
   return [header(planId), '# Changes approved in chat; edit through the bot (a roll back restores the previous file).', ...lines, ''].join('\n');
-}
-
-export function persistedHashsize(step: PlanStep): number {
-  const fromParams = step.params['hashsize'];
-  if (fromParams !== undefined) return z.coerce.number().int().min(1024).max(2 ** 26).parse(fromParams);
-  const m = /hashsize=(\d+)/.exec(step.proposed);
-  if (!m) throw new Error(`persist-modprobe step ${step.id} names no hashsize`);
-  return z.coerce.number().int().min(1024).max(2 ** 26).parse(m[1]);
 }
 
 export function modprobeFileFor(planId: string, hashsize: number): string {

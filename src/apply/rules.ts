@@ -1,61 +1,18 @@
 /**
- * NOTRACK rules of `notrack-management` / `notrack-flow` steps. The rules are rebuilt
- * from the step's validated params (never from its display text) and rendered by the
- * fixed templates; each one is checked before it is added, so it is added once.
+ * NOTRACK rules on the gateway: read our nft table, check, add (once) and remove one
+ * rule, all through the fixed templates. Which rules a step has is its module's call
+ * (steps/notrack-*.ts, from the rule model in core/notrack.ts).
  */
 import { z } from 'zod';
-import type { PlanStep } from '../core/model.js';
-import { commands, NFT_CHAINS, nftRuleBody, notrackRuleSchema, notrackTagSchema, type NotrackRule } from '../gateway/commands.js';
+import { NFT_CHAINS, NFT_TABLE } from '../core/managed.js';
+import type { FirewallBackend, NotrackRule } from '../core/notrack.js';
+import { commands, nftChainOf, nftRuleBody } from '../gateway/commands.js';
 import { CommandFailedError } from '../gateway/errors.js';
 import type { GatewaySession } from '../gateway/ssh-session.js';
 import { run } from './gateway-io.js';
 
-const managementParamsSchema = z.object({
-  backend: z.enum(['iptables', 'nft']),
-  family: z.enum(['ipv4', 'ipv6']),
-  source: z.string(),
-  port: z.coerce.number().int().min(1).max(65535),
-  tag: notrackTagSchema,
-});
-
-const flowParamsSchema = z.object({
-  backend: z.enum(['iptables', 'nft']),
-  family: z.enum(['ipv4', 'ipv6']),
-  source: z.string(),
-  destination: z.string(),
-  tag: notrackTagSchema,
-});
-
-export interface StepRules {
-  backend: 'iptables' | 'nft';
-  rules: NotrackRule[];
-}
-
-/** The rules a NOTRACK step adds (validated; throws on params that do not fit the templates). */
-export function rulesOfStep(step: PlanStep): StepRules {
-  if (step.kind === 'notrack-management') {
-    const p = managementParamsSchema.parse(step.params);
-    return {
-      backend: p.backend,
-      rules: [
-        notrackRuleSchema.parse({ family: p.family, chain: 'PREROUTING', saddr: p.source, proto: 'tcp', dport: p.port, tag: p.tag }),
-        notrackRuleSchema.parse({ family: p.family, chain: 'OUTPUT', daddr: p.source, proto: 'tcp', sport: p.port, tag: p.tag }),
-      ],
-    };
-  }
-  if (step.kind === 'notrack-flow') {
-    const p = flowParamsSchema.parse(step.params);
-    const rules = (['PREROUTING', 'OUTPUT'] as const).flatMap((chain) => [
-      notrackRuleSchema.parse({ family: p.family, chain, saddr: p.source, daddr: p.destination, tag: p.tag }),
-      notrackRuleSchema.parse({ family: p.family, chain, saddr: p.destination, daddr: p.source, tag: p.tag }),
-    ]);
-    return { backend: p.backend, rules };
-  }
-  throw new Error(`step ${step.id} (${step.kind}) has no NOTRACK rules`);
-}
-
-export function describeRule(backend: 'iptables' | 'nft', r: NotrackRule): string {
-  if (backend === 'nft') return `nft inet conntrack_ops ${r.chain.toLowerCase()}: ${nftRuleBody(r)}`;
+export function describeRule(backend: FirewallBackend, r: NotrackRule): string {
+  if (backend === 'nft') return `nft ${NFT_TABLE} ${nftChainOf(r)}: ${nftRuleBody(r)}`;
   return commands.iptablesNotrack('add', r).shell;
 }
 
@@ -110,11 +67,11 @@ export async function readNft(session: GatewaySession): Promise<NftState> {
 
 export function findNftRule(state: NftState, r: NotrackRule): NftRuleLine | undefined {
   const body = normalizeNft(nftRuleBody(r));
-  return state.rules.find((l) => l.chain === r.chain.toLowerCase() && l.body === body);
+  return state.rules.find((l) => l.chain === nftChainOf(r) && l.body === body);
 }
 
 /** Whether the rule is in place now. */
-export async function ruleExists(session: GatewaySession, backend: 'iptables' | 'nft', r: NotrackRule, nft?: NftState): Promise<boolean> {
+export async function ruleExists(session: GatewaySession, backend: FirewallBackend, r: NotrackRule, nft?: NftState): Promise<boolean> {
   if (backend === 'nft') return findNftRule(nft ?? (await readNft(session)), r) !== undefined;
   const cmd = commands.iptablesNotrack('check', r);
   const res = await run(session, cmd, { allowFailure: true, timeoutMs: 15_000 });
@@ -124,7 +81,7 @@ export async function ruleExists(session: GatewaySession, backend: 'iptables' | 
 }
 
 /** Add the rule unless it is there. Returns true when it was added. */
-export async function ensureRule(session: GatewaySession, backend: 'iptables' | 'nft', r: NotrackRule): Promise<boolean> {
+export async function ensureRule(session: GatewaySession, backend: FirewallBackend, r: NotrackRule): Promise<boolean> {
   if (backend === 'iptables') {
     if (await ruleExists(session, backend, r)) return false;
     await run(session, commands.iptablesNotrack('add', r), { timeoutMs: 15_000 });
@@ -145,7 +102,7 @@ export async function ensureRule(session: GatewaySession, backend: 'iptables' | 
 }
 
 /** Remove the rule if present. Returns true when something was removed. */
-export async function removeRule(session: GatewaySession, backend: 'iptables' | 'nft', r: NotrackRule): Promise<boolean> {
+export async function removeRule(session: GatewaySession, backend: FirewallBackend, r: NotrackRule): Promise<boolean> {
   if (backend === 'iptables') {
     let removed = false;
     // -D removes one copy; a rule added twice by hand is removed until none is left (bounded).

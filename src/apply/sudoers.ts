@@ -9,7 +9,9 @@
  * that it is current and that `visudo -c` accepts it.
  */
 import { TIMEOUT_KEYS } from '../core/model.js';
-import { commands, MANAGED_FILES, NFT_CHAINS, NFT_TABLE_NAME, type GatewayCommand, type NotrackRule } from '../gateway/commands.js';
+import { MANAGED_FILES, NFT_CHAINS, NFT_TABLE } from '../core/managed.js';
+import { addressFamily, managementRules } from '../core/notrack.js';
+import { commands, type GatewayCommand } from '../gateway/commands.js';
 
 /** Absolute paths on Debian/Ubuntu (usrmerge). Adjust for other distributions. */
 export const BINARIES: Record<string, string> = {
@@ -85,11 +87,9 @@ export interface SudoersInput {
 }
 
 export function renderSudoers(input: SudoersInput): string {
-  const family = input.family ?? (input.managementSource.includes(':') ? 'ipv6' : 'ipv4');
-  const mgmt: NotrackRule[] = [
-    { family, chain: 'PREROUTING', saddr: input.managementSource, proto: 'tcp', dport: input.sshPort, tag: 'conntrack-ops:mgmt-ssh' },
-    { family, chain: 'OUTPUT', daddr: input.managementSource, proto: 'tcp', sport: input.sshPort, tag: 'conntrack-ops:mgmt-ssh' },
-  ];
+  const family = input.family ?? addressFamily(input.managementSource) ?? 'ipv4';
+  // The very rules a notrack-management step of this source and port adds.
+  const mgmt = managementRules({ family, source: input.managementSource, port: input.sshPort });
   const groups: Array<[string, string, string[]]> = [
     [
       'CTO_READ',
@@ -130,14 +130,14 @@ export function renderSudoers(input: SudoersInput): string {
     ],
     [
       'CTO_RULES',
-      `NOTRACK for management SSH from ${input.managementSource} to port ${input.sshPort} (iptables raw, or the nft table inet ${NFT_TABLE_NAME})`,
+      `NOTRACK for management SSH from ${input.managementSource} to port ${input.sshPort} (iptables raw, or the nft table ${NFT_TABLE})`,
       [
         ...mgmt.flatMap((r) => (['check', 'add', 'delete'] as const).map((op) => sudoersLine(commands.iptablesNotrack(op, r)))),
         sudoersLine(commands.nftListOurs()),
         sudoersLine(commands.nftAddTable()),
         ...NFT_CHAINS.map((c) => sudoersLine(commands.nftAddChain(c))),
         ...mgmt.map((r) => sudoersLine(commands.nftAddRule(r))),
-        `${BINARIES['nft']} ^delete rule inet ${NFT_TABLE_NAME} (prerouting|output) handle [0-9]+$`,
+        `${BINARIES['nft']} ^delete rule ${NFT_TABLE} (${NFT_CHAINS.join('|')}) handle [0-9]+$`,
         sudoersLine(commands.nftDeleteTable()),
       ],
     ],

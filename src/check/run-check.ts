@@ -11,6 +11,7 @@ import { aggregateLines } from '../analysis/table/aggregate-lines.js';
 import { FACTS_SCRIPT, TABLE_DUMP_COMMAND, parseFacts } from '../diagnostics/facts-script.js';
 import { droppedForLackOfRoom } from '../diagnostics/parsers/conntrack-stats.js';
 import { commands } from '../gateway/commands.js';
+import type { SessionLease, SessionProvider } from '../gateway/session-provider.js';
 import type { GatewaySession } from '../gateway/ssh-session.js';
 import { computePlan, IDLE_THRESHOLDS } from '../plan/compute.js';
 import { DEFAULT_ESTABLISHED_TIMEOUT } from '../analysis/kernel-defaults.js';
@@ -32,14 +33,6 @@ export interface ProgressEvent {
 }
 export type ProgressSink = (event: ProgressEvent) => void | Promise<void>;
 
-/** Supplies a session (a fresh connection, or a warm one from the pool) and says whether to close it. */
-export interface SessionLease {
-  session: GatewaySession;
-  /** True when the lease came from a warm pool (the session stays open afterwards). */
-  reused: boolean;
-  release(): void;
-}
-export type SessionProvider = (gatewayName: string, config: GatewayConfig) => Promise<SessionLease>;
 
 export interface CheckOptions {
   gatewayName: string;

@@ -1,18 +1,13 @@
 #!/usr/bin/env node
 /**
- * conntrack-ops terminal entry: check, lab, demo, start (Slack listener + worker).
+ * conntrack-ops terminal entry: check, start (Slack listener + worker). The lab and the
+ * demo have their own command (lab/main.ts: npm run lab, npm run demo).
  */
-import { Command, CommanderError } from 'commander';
-import { ZodError } from 'zod';
-import { InventoryError } from '../config/inventory.js';
-import { GatewayError } from '../gateway/errors.js';
+import { Command } from 'commander';
 import { logger } from '../infra/logger.js';
-import { registerLabCommands } from '../lab/cli.js';
-import { registerVmCommands } from '../lab/vm/cli.js';
 import { registerCheckCommand } from './check-command.js';
-import { registerDemoCommand } from './demo-command.js';
 import { registerStartCommand } from './start-command.js';
-import { CliError } from './errors.js';
+import { runProgram } from './run-program.js';
 
 // Terminal commands print a report for people: the JSON log lines of the in-process worker
 // and SSH pool (info) would interleave with it. The bot (`start`) keeps its level.
@@ -24,25 +19,6 @@ const program = new Command()
   .exitOverride();
 
 registerCheckCommand(program);
-registerLabCommands(program);
-registerVmCommands(program);
-registerDemoCommand(program);
 registerStartCommand(program);
 
-function exitCodeFor(err: unknown): number {
-  if (err instanceof CliError) return err.exitCode;
-  if (err instanceof InventoryError || err instanceof ZodError) return 2;
-  if (err instanceof GatewayError) return 3;
-  return 1;
-}
-
-try {
-  await program.parseAsync(process.argv);
-  process.exit(0);
-} catch (err) {
-  if (err instanceof CommanderError) process.exit(err.exitCode);
-  const message = err instanceof Error ? err.message : String(err);
-  process.stderr.write(`error: ${message}\n`);
-  if (err instanceof GatewayError && err.hint) process.stderr.write(`hint: ${err.hint}\n`);
-  process.exit(exitCodeFor(err));
-}
+await runProgram(program);

@@ -55,6 +55,10 @@ export const gatewayConfigSchema = z.object({
    * Used for the management-SSH NOTRACK step; learned from $SSH_CONNECTION when absent.
    */
   managementSource: z.string().optional(),
+  /** Other names this gateway goes by in alerts (Prometheus `instance` hosts), matched besides `host`. */
+  aliases: z.array(hostSchema).default([]),
+  /** The watch: poll interval for this gateway (default WATCH_INTERVAL_SECONDS, 30). */
+  watch: z.object({ intervalSeconds: z.number().int().min(1).max(3600).optional() }).default({}),
 });
 export type GatewayConfig = z.infer<typeof gatewayConfigSchema>;
 

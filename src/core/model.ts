@@ -6,6 +6,8 @@
  * payloads) is a zod schema so it is validated when it is read back.
  */
 import { z } from 'zod';
+import { MANAGED_FILES, NOTRACK_TAG } from './managed.js';
+import { addressFamily, addressFamilySchema, firewallBackendSchema, portSchema } from './notrack.js';
 
 /** One conntrack entry, parsed from a `conntrack -L` or `/proc/net/nf_conntrack` line. */
 export interface Tuple {
@@ -50,6 +52,11 @@ export const TIMEOUT_KEYS = [
   'nf_conntrack_generic_timeout',
 ] as const;
 export type TimeoutKey = (typeof TIMEOUT_KEYS)[number];
+/** The timeout idle ESTABLISHED entries live by (the one the plan lowers, and deletes against). */
+export const ESTABLISHED_TIMEOUT_KEY = 'nf_conntrack_tcp_timeout_established' satisfies TimeoutKey;
+
+/** sysctl keys conntrack-ops may read or write (net.netfilter.<key>). */
+export const netfilterKeySchema = z.string().regex(/^nf_conntrack_[a-z0-9_]{1,60}$/, 'not a nf_conntrack sysctl key');
 
 export const conntrackStatsSchema = z.object({
   found: z.number(),
@@ -218,8 +225,21 @@ export const tableSummarySchema = z.object({
 });
 export type TableSummary = z.infer<typeof tableSummarySchema>;
 
-export const severitySchema = z.enum(['critical', 'warning', 'info', 'ok']);
+/** Severities, worst first: the one order every list of findings is sorted by. */
+export const SEVERITIES = ['critical', 'warning', 'info', 'ok'] as const;
+export const severitySchema = z.enum(SEVERITIES);
 export type Severity = z.infer<typeof severitySchema>;
+
+/** Critical or a warning: something to act on (info and ok are not). */
+export function isSerious(severity: Severity): boolean {
+  return severityRank(severity) <= severityRank('warning');
+}
+
+/** 0 for the worst severity; anything unknown ranks after 'ok'. */
+export function severityRank(severity: string): number {
+  const i = (SEVERITIES as readonly string[]).indexOf(severity);
+  return i < 0 ? SEVERITIES.length : i;
+}
 
 export const FINDING_IDS = [
   'table-saturated',
@@ -249,8 +269,8 @@ export const findingSchema = z.object({
 });
 export type Finding = z.infer<typeof findingSchema>;
 
-/** What a plan step does on the gateway; each kind has one apply/verify/rollback implementation. */
-export const planStepKindSchema = z.enum([
+/** What a plan step does on the gateway; each kind has one module in src/apply/steps. */
+export const PLAN_STEP_KINDS = [
   'sysctl',
   'hashsize',
   'persist-sysctl',
@@ -258,12 +278,16 @@ export const planStepKindSchema = z.enum([
   'notrack-management',
   'notrack-flow',
   'delete-idle-entries',
-]);
+] as const;
+export const planStepKindSchema = z.enum(PLAN_STEP_KINDS);
 export type PlanStepKind = z.infer<typeof planStepKindSchema>;
 
-export const planStepSchema = z.object({
+/**
+ * What every step has. key / current / proposed are display strings for people (the
+ * `--json` output, Slack, the terminal); what the apply acts on is the kind's typed params.
+ */
+const stepCommon = {
   id: z.string(),
-  kind: planStepKindSchema,
   /** sysctl short name (nf_conntrack_max), 'hashsize', a file path, or a rule description. */
   key: z.string(),
   current: z.string(),
@@ -274,10 +298,193 @@ export const planStepSchema = z.object({
   whereToChange: z.string().optional(),
   /** Steps that are offered but not part of the default approval (e.g. NOTRACK, deletes). */
   optional: z.boolean(),
-  /** Extra typed parameters for the step's template (ports, addresses, thresholds). */
-  params: z.record(z.string(), z.union([z.string(), z.number()])).default({}),
+};
+
+const sysctlValueSchema = z.number().int().min(0).max(2 ** 31 - 1);
+const countSchema = z.number().int().min(0);
+/** Hash sizes the kernel accepts and the bot proposes. */
+export const hashsizeValueSchema = z.number().int().min(1024).max(2 ** 26);
+
+/** One netfilter sysctl set to a value (key: its short name, which the command templates validate). */
+export const sysctlStepSchema = z.object({
+  ...stepCommon,
+  kind: z.literal('sysctl'),
+  params: z.strictObject({
+    /** The value to set. */
+    value: sysctlValueSchema,
+    /** The value the plan was computed with (drift check before the apply). */
+    current: sysctlValueSchema,
+    // Numbers behind the proposal (nf_conntrack_max sizing, timeout effects), for people.
+    observedNeed: countSchema.optional(),
+    target: countSchema.optional(),
+    memoryCap: countSchema.optional(),
+    entryBytes: countSchema.optional(),
+    bucketBytes: countSchema.optional(),
+    tableBytes: countSchema.optional(),
+    memoryBudgetBytes: countSchema.optional(),
+    freedNow: countSchema.optional(),
+    atRisk: countSchema.optional(),
+    countAfter: countSchema.optional(),
+    expectedAfter: countSchema.optional(),
+    freed: z.number().int().optional(),
+  }),
 });
+
+/** The number of hash buckets, raised through the module parameter. */
+export const hashsizeStepSchema = z.object({
+  ...stepCommon,
+  kind: z.literal('hashsize'),
+  params: z.strictObject({
+    value: hashsizeValueSchema,
+    /** Buckets when the plan was computed (drift check). */
+    current: countSchema,
+    /** Where the value is written: the module parameter, or the buckets sysctl. */
+    via: z.string(),
+  }),
+});
+
+/** The managed sysctl.d file: these values, loaded with `sysctl -p` of that file only. */
+export const persistSysctlStepSchema = z.object({
+  ...stepCommon,
+  kind: z.literal('persist-sysctl'),
+  params: z.strictObject({
+    path: z.literal(MANAGED_FILES.sysctl),
+    /** Short key -> value, the lines of the file. */
+    values: z.record(netfilterKeySchema, sysctlValueSchema).refine((v) => Object.keys(v).length > 0, 'no value to persist'),
+    /** The file as shown to people (the apply writes it from `values`, with the plan id). */
+    content: z.string(),
+    keys: z.string(),
+    /** Other files that would override ours at boot. */
+    conflicts: z.string().optional(),
+  }),
+});
+
+/** The managed modprobe.d file: `options nf_conntrack hashsize=<n>`. */
+export const persistModprobeStepSchema = z.object({
+  ...stepCommon,
+  kind: z.literal('persist-modprobe'),
+  params: z.strictObject({
+    path: z.literal(MANAGED_FILES.modprobe),
+    hashsize: hashsizeValueSchema,
+    content: z.string(),
+  }),
+});
+
+/** Rendered rules and nft setup, for people reading the plan (the apply rebuilds them from the values). */
+const notrackDisplay = {
+  setup: z.string().optional(),
+  table: z.string().optional(),
+};
+
+/** Addresses of a NOTRACK step must be of its family (the rule templates refuse anything else). */
+function addressesOfFamily(family: 'ipv4' | 'ipv6', addresses: readonly string[], ctx: z.core.$RefinementCtx): void {
+  for (const a of addresses) {
+    if (addressFamily(a) !== family) ctx.addIssue({ code: 'custom', message: `${a} is not an ${family} address or prefix` });
+  }
+}
+
+/** NOTRACK for management SSH (source -> the gateway's sshd port, and the replies). */
+export const notrackManagementStepSchema = z.object({
+  ...stepCommon,
+  kind: z.literal('notrack-management'),
+  params: z
+    .strictObject({
+      backend: firewallBackendSchema,
+      family: addressFamilySchema,
+      source: z.string(),
+      port: portSchema,
+      tag: z.literal(NOTRACK_TAG.management),
+      ruleIn: z.string().optional(),
+      ruleOut: z.string().optional(),
+      ...notrackDisplay,
+    })
+    .superRefine((p, ctx) => addressesOfFamily(p.family, [p.source], ctx)),
+});
+
+/** NOTRACK for a heavy flow that is not NATed (both directions). */
+export const notrackFlowStepSchema = z.object({
+  ...stepCommon,
+  kind: z.literal('notrack-flow'),
+  params: z
+    .strictObject({
+      backend: firewallBackendSchema,
+      family: addressFamilySchema,
+      source: z.string(),
+      destination: z.string(),
+      tag: z.literal(NOTRACK_TAG.flow),
+      rules: z.string().optional(),
+      ...notrackDisplay,
+    })
+    .superRefine((p, ctx) => addressesOfFamily(p.family, [p.source, p.destination], ctx)),
+});
+
+/** Delete ESTABLISHED TCP entries idle longer than the new timeout, by exact tuple. */
+export const deleteIdleStepSchema = z.object({
+  ...stepCommon,
+  kind: z.literal('delete-idle-entries'),
+  params: z.strictObject({
+    proto: z.literal('tcp'),
+    state: z.literal('ESTABLISHED'),
+    /** The new ESTABLISHED timeout: entries silent longer than this go. */
+    idleAtLeastSeconds: z.number().int().min(1),
+    /** The ESTABLISHED timeout idle times were computed with. */
+    timeoutUsed: z.number().int().min(1),
+    remainingAtMost: countSchema,
+    /** Entries the check found (selected again at apply time). */
+    expected: countSchema,
+  }),
+});
+
+/**
+ * Plans stored (up to 14 days, for a roll back) before params were typed per kind lack
+ * a few params their display text carried: filled in here, once, when such a plan is
+ * read back. Plans written now have them and pass through unchanged.
+ */
+const LEGACY_PARAMS: Partial<Record<PlanStepKind, (step: Record<string, unknown>, params: Record<string, unknown>) => Record<string, unknown>>> = {
+  sysctl: (step, params) => ({ current: integerText(step['current']), ...params }),
+  hashsize: (step, params) => ({ current: integerText(step['current']), ...params }),
+  'persist-sysctl': (_step, params) => ({ values: sysctlLines(params['content']), ...params }),
+};
+
+function integerText(value: unknown): number | undefined {
+  return typeof value === 'string' && /^\d+$/.test(value) ? Number(value) : undefined;
+}
+
+/** `net.netfilter.<key> = <n>` lines of a sysctl.d text (anything else is left to the schema to refuse). */
+function sysctlLines(content: unknown): Record<string, number> | undefined {
+  if (typeof content !== 'string') return undefined;
+  const values: Record<string, number> = {};
+  for (const m of content.matchAll(/^net\.netfilter\.(nf_conntrack_[a-z0-9_]+)\s*=\s*(\d+)\s*$/gm)) values[m[1]!] = Number(m[2]);
+  return values;
+}
+
+function upgradeStoredStep(raw: unknown): unknown {
+  if (typeof raw !== 'object' || raw === null) return raw;
+  const step = raw as Record<string, unknown>;
+  const kind = planStepKindSchema.safeParse(step['kind']);
+  const params = step['params'];
+  const upgrade = kind.success ? LEGACY_PARAMS[kind.data] : undefined;
+  if (!upgrade || typeof params !== 'object' || params === null) return raw;
+  return { ...step, params: upgrade(step, params as Record<string, unknown>) };
+}
+
+const planStepUnion = z.discriminatedUnion('kind', [
+  sysctlStepSchema,
+  hashsizeStepSchema,
+  persistSysctlStepSchema,
+  persistModprobeStepSchema,
+  notrackManagementStepSchema,
+  notrackFlowStepSchema,
+  deleteIdleStepSchema,
+]);
+export const planStepSchema = z.preprocess(upgradeStoredStep, planStepUnion);
 export type PlanStep = z.infer<typeof planStepSchema>;
+export type PlanStepOf<K extends PlanStepKind> = Extract<PlanStep, { kind: K }>;
+
+// Every kind has a schema and every schema is a kind (a compile error otherwise).
+type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
+const kindsMatch: Same<PlanStep['kind'], PlanStepKind> = true;
+void kindsMatch;
 
 /** The optional steps an approver may choose (and nothing else may be chosen): optional and writable here. */
 export function approvableOptionalSteps(steps: readonly PlanStep[]): PlanStep[] {

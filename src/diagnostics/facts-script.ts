@@ -17,6 +17,7 @@
  * session is not root and passwordless sudo works (else they run as the user and
  * their sections report what the user may see).
  */
+import { HASHSIZE_PATH } from '../core/managed.js';
 import { gatewayFactsSchema, TIMEOUT_KEYS, type GatewayFacts, type NatRule } from '../core/model.js';
 import {
   ESTABLISHED_TIMEOUT_HEADER,
@@ -105,9 +106,9 @@ run sysctl grep -H . /proc/sys/net/netfilter/nf_conntrack_*
 # one \`test -w\` per file: under sudo that is exactly what the sudoers allow-list permits
 # (never \`sudo sh -c\`); a key outside the list reads as not writable
 begin writable
-for f in /proc/sys/net/netfilter/nf_conntrack_* /sys/module/nf_conntrack/parameters/hashsize; do [ -e "$f" ] || continue; if $S test -w "$f" 2>/dev/null; then w=1; else w=0; fi; printf '%s=%s\\n' "\${f##*/}" "$w"; done
+for f in /proc/sys/net/netfilter/nf_conntrack_* ${HASHSIZE_PATH}; do [ -e "$f" ] || continue; if $S test -w "$f" 2>/dev/null; then w=1; else w=0; fi; printf '%s=%s\\n' "\${f##*/}" "$w"; done
 end writable 0
-run hashsize cat /sys/module/nf_conntrack/parameters/hashsize
+run hashsize cat ${HASHSIZE_PATH}
 tool conntrack-stats conntrack -S
 run proc-stat cat /proc/net/stat/nf_conntrack
 run meminfo grep -E '^(MemTotal|MemFree|MemAvailable):' /proc/meminfo

@@ -4,6 +4,9 @@
  * no free text from a user ever reaches a shell.
  */
 import { z } from 'zod';
+import { HASHSIZE_PATH, MANAGED_FILES, NFT_CHAINS, NFT_TABLE, type ManagedFile, type NftChain } from '../core/managed.js';
+import { hashsizeValueSchema, netfilterKeySchema } from '../core/model.js';
+import { notrackRuleSchema, portSchema, type NotrackRule } from '../core/notrack.js';
 
 declare const commandBrand: unique symbol;
 
@@ -21,31 +24,8 @@ function command(label: string, shell: string, privileged: boolean): GatewayComm
   return { label, shell, privileged } as GatewayCommand;
 }
 
-/** sysctl keys conntrack-ops may read or write (net.netfilter.<key>). */
-export const netfilterKeySchema = z.string().regex(/^nf_conntrack_[a-z0-9_]{1,60}$/, 'not a nf_conntrack sysctl key');
-export const ipv4Schema = z.ipv4();
 export const ipSchema = z.union([z.ipv4(), z.ipv6()]);
-export const portSchema = z.number().int().min(1).max(65535);
 const nonNegativeInt = z.number().int().min(0).max(2 ** 31 - 1);
-
-/** Paths of the files conntrack-ops manages on a gateway (fixed, never user given). */
-export const MANAGED_FILES = {
-  sysctl: '/etc/sysctl.d/90-conntrack-ops.conf',
-  modprobe: '/etc/modprobe.d/conntrack-ops.conf',
-} as const;
-export type ManagedFile = keyof typeof MANAGED_FILES;
-
-/** Comment tag carried by every firewall rule conntrack-ops adds. */
-export const RULE_TAG = 'conntrack-ops';
-
-/** Single-quote a validated value for sh (values are validated first; this is belt and braces). */
-function q(value: string): string {
-  return `'${value.replace(/'/g, `'\\''`)}'`;
-}
-
-/** The kernel parameter the hash size is set through. */
-export const HASHSIZE_PATH = '/sys/module/nf_conntrack/parameters/hashsize';
-const hashsizeSchema = z.number().int().min(1024).max(2 ** 26);
 
 /** A command whose input travels on stdin (the value never appears on the command line). */
 export interface StdinCommand {
@@ -66,42 +46,6 @@ const managedContentSchema = z
   .max(16_384)
   .regex(/^[\x20-\x7e\n]*$/, 'managed file content must be printable ASCII lines');
 
-/** Tags carried (as iptables/nft comments) by the NOTRACK rules conntrack-ops adds. */
-export const NOTRACK_TAGS = ['conntrack-ops:mgmt-ssh', 'conntrack-ops:flow'] as const;
-export const notrackTagSchema = z.enum(NOTRACK_TAGS);
-export type NotrackTag = z.infer<typeof notrackTagSchema>;
-
-/** The nft table conntrack-ops owns (nothing else is ever added to or removed from it by the bot). */
-export const NFT_TABLE_NAME = 'conntrack_ops';
-export const NFT_CHAINS = ['prerouting', 'output'] as const;
-
-const ipv4Prefix = z.string().regex(/^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}(\/([12]?\d|3[0-2]))?$/, 'not an IPv4 address or prefix');
-const ipv6Prefix = z.string().regex(/^[0-9a-fA-F:]*:[0-9a-fA-F:.]*(\/(\d{1,2}|1[01]\d|12[0-8]))?$/, 'not an IPv6 address or prefix');
-
-/** One raw-table NOTRACK rule (iptables chain names; nft chains are the lower-case twins). */
-export const notrackRuleSchema = z
-  .object({
-    family: z.enum(['ipv4', 'ipv6']),
-    chain: z.enum(['PREROUTING', 'OUTPUT']),
-    saddr: z.string().optional(),
-    daddr: z.string().optional(),
-    proto: z.literal('tcp').optional(),
-    sport: portSchema.optional(),
-    dport: portSchema.optional(),
-    tag: notrackTagSchema,
-  })
-  .superRefine((r, ctx) => {
-    const addr = r.family === 'ipv4' ? ipv4Prefix : ipv6Prefix;
-    for (const k of ['saddr', 'daddr'] as const) {
-      const v = r[k];
-      if (v !== undefined && !addr.safeParse(v).success) ctx.addIssue({ code: 'custom', path: [k], message: `${v} is not an ${r.family} address or prefix` });
-    }
-    if ((r.sport !== undefined || r.dport !== undefined) && r.proto === undefined) {
-      ctx.addIssue({ code: 'custom', path: ['proto'], message: 'ports need proto tcp' });
-    }
-  });
-export type NotrackRule = z.infer<typeof notrackRuleSchema>;
-
 function iptablesMatch(r: NotrackRule): string {
   const parts: string[] = [r.chain];
   if (r.saddr) parts.push('-s', r.saddr);
@@ -111,6 +55,11 @@ function iptablesMatch(r: NotrackRule): string {
   if (r.dport !== undefined) parts.push('--dport', String(r.dport));
   parts.push('-m', 'comment', '--comment', r.tag, '-j', 'CT', '--notrack');
   return parts.join(' ');
+}
+
+/** The nft chain of a rule (the lower-case twin of its iptables chain). */
+export function nftChainOf(r: NotrackRule): NftChain {
+  return r.chain === 'PREROUTING' ? 'prerouting' : 'output';
 }
 
 /** nft rule body (after `nft add rule inet conntrack_ops <chain>`); the comment is quoted for nft. */
@@ -157,7 +106,7 @@ export const commands = {
   },
 
   readHashsize(): GatewayCommand {
-    return command('read hashsize', 'cat /sys/module/nf_conntrack/parameters/hashsize', false);
+    return command('read hashsize', `cat ${HASHSIZE_PATH}`, false);
   },
 
   /**
@@ -165,7 +114,7 @@ export const commands = {
    * command line; tee's exit status is honest, unlike `sysctl -w`). Read it back.
    */
   writeHashsize(value: number): StdinCommand {
-    const v = hashsizeSchema.parse(value);
+    const v = hashsizeValueSchema.parse(value);
     return { command: command(`hashsize=${v}`, `tee ${HASHSIZE_PATH}`, true), stdin: `${v}\n` };
   },
 
@@ -209,41 +158,6 @@ export const commands = {
 
   conntrackStats(): GatewayCommand {
     return command('conntrack -S', 'conntrack -S', true);
-  },
-
-  /**
-   * Management SSH NOTRACK (iptables raw): both directions, tagged.
-   * Deprecated: two commands joined by && (with sudo only the first runs as root) and a tag
-   * other than the plan's; the apply uses `iptablesNotrack` (one rule per command line).
-   */
-  iptablesNotrackManagement(op: 'add' | 'delete' | 'check', source: string, sshPort: number): GatewayCommand {
-    const src = ipv4Schema.parse(source);
-    const port = portSchema.parse(sshPort);
-    const flag = { add: '-I', delete: '-D', check: '-C' }[op];
-    const tag = q(`${RULE_TAG} management-ssh`);
-    const inRule = `iptables -t raw ${flag} PREROUTING -p tcp -s ${src} --dport ${port} -m comment --comment ${tag} -j NOTRACK`;
-    const outRule = `iptables -t raw ${flag} OUTPUT -p tcp -d ${src} --sport ${port} -m comment --comment ${tag} -j NOTRACK`;
-    return command(`iptables raw ${op} management NOTRACK`, `${inRule} && ${outRule}`, true);
-  },
-
-  /**
-   * Management SSH NOTRACK (nftables): a table of our own, so removal never touches other rules.
-   * Deprecated: `nft -f -` cannot be allow-listed narrowly for sudo; the apply uses
-   * nftAddTable / nftAddChain / nftAddRule / nftDeleteRule.
-   */
-  nftNotrackManagement(op: 'add' | 'delete' | 'check', source: string, sshPort: number): GatewayCommand {
-    const src = ipSchema.parse(source);
-    const port = portSchema.parse(sshPort);
-    const fam = src.includes(':') ? 'ip6' : 'ip';
-    if (op === 'check') return command('nft check management NOTRACK', 'nft list table inet conntrack_ops', true);
-    if (op === 'delete') return command('nft delete management NOTRACK', 'nft delete table inet conntrack_ops', true);
-    const ruleset = [
-      'table inet conntrack_ops {',
-      `  chain prerouting { type filter hook prerouting priority raw; ${fam} saddr ${src} tcp dport ${port} notrack comment "${RULE_TAG} management-ssh"; }`,
-      `  chain output { type filter hook output priority raw; ${fam} daddr ${src} tcp sport ${port} notrack comment "${RULE_TAG} management-ssh"; }`,
-      '}',
-    ].join('\n');
-    return command('nft add management NOTRACK', `nft -f - <<'EOF'\n${ruleset}\nEOF`, true);
   },
 
   // ------------------------------------------------------------------ apply / roll back
@@ -310,35 +224,35 @@ export const commands = {
 
   /** nft: list our table with handles (exit 1 when it does not exist). */
   nftListOurs(): GatewayCommand {
-    return command('nft list conntrack_ops', `nft -a list table inet ${NFT_TABLE_NAME}`, true);
+    return command('nft list conntrack_ops', `nft -a list table ${NFT_TABLE}`, true);
   },
 
   nftAddTable(): GatewayCommand {
-    return command('nft add table conntrack_ops', `nft add table inet ${NFT_TABLE_NAME}`, true);
+    return command('nft add table conntrack_ops', `nft add table ${NFT_TABLE}`, true);
   },
 
-  nftAddChain(chain: (typeof NFT_CHAINS)[number]): GatewayCommand {
+  nftAddChain(chain: NftChain): GatewayCommand {
     const c = z.enum(NFT_CHAINS).parse(chain);
     return command(
       `nft add chain ${c}`,
-      `nft add chain inet ${NFT_TABLE_NAME} ${c} '{ type filter hook ${c} priority raw; policy accept; }'`,
+      `nft add chain ${NFT_TABLE} ${c} '{ type filter hook ${c} priority raw; policy accept; }'`,
       true,
     );
   },
 
   nftAddRule(rule: NotrackRule): GatewayCommand {
     const r = notrackRuleSchema.parse(rule);
-    return command(`nft add rule ${r.chain.toLowerCase()} ${r.tag}`, `nft add rule inet ${NFT_TABLE_NAME} ${r.chain.toLowerCase()} '${nftRuleBody(r)}'`, true);
+    return command(`nft add rule ${nftChainOf(r)} ${r.tag}`, `nft add rule ${NFT_TABLE} ${nftChainOf(r)} '${nftRuleBody(r)}'`, true);
   },
 
-  nftDeleteRule(chain: (typeof NFT_CHAINS)[number], handle: number): GatewayCommand {
+  nftDeleteRule(chain: NftChain, handle: number): GatewayCommand {
     const c = z.enum(NFT_CHAINS).parse(chain);
     const h = z.number().int().min(1).max(2 ** 31 - 1).parse(handle);
-    return command(`nft delete rule ${c} handle ${h}`, `nft delete rule inet ${NFT_TABLE_NAME} ${c} handle ${h}`, true);
+    return command(`nft delete rule ${c} handle ${h}`, `nft delete rule ${NFT_TABLE} ${c} handle ${h}`, true);
   },
 
   nftDeleteTable(): GatewayCommand {
-    return command('nft delete table conntrack_ops', `nft delete table inet ${NFT_TABLE_NAME}`, true);
+    return command('nft delete table conntrack_ops', `nft delete table ${NFT_TABLE}`, true);
   },
 
   /** ESTABLISHED TCP entries with their conntrack id (the delete-idle step selects from these). */
@@ -365,3 +279,18 @@ export const commands = {
     return command('netlink delete (python3)', `python3 -I -c '${script}'`, true);
   },
 } as const;
+
+/**
+ * A NOTRACK rule as people read it in a plan: the iptables command line exactly as it
+ * is run, or the nft rule as `nft add rule <table> <chain> <body>` (run with the body quoted).
+ */
+export function notrackRuleText(backend: 'iptables' | 'nft', rule: NotrackRule): string {
+  if (backend === 'iptables') return commands.iptablesNotrack('add', rule).shell;
+  const r = notrackRuleSchema.parse(rule);
+  return `nft add rule ${NFT_TABLE} ${nftChainOf(r)} ${nftRuleBody(r)}`;
+}
+
+/** The commands that create the bot's nft table and chains, as one line for people. */
+export function nftSetupText(): string {
+  return [commands.nftAddTable(), ...NFT_CHAINS.map((c) => commands.nftAddChain(c))].map((c) => c.shell).join('; ');
+}

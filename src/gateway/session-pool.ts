@@ -7,7 +7,7 @@
  * and applies reuse it. Unwatched gateways get a fresh connection per lease.
  */
 import type { GatewayConfig } from '../config/inventory.js';
-import type { SessionLease, SessionProvider } from '../check/run-check.js';
+import type { SessionLease, SessionProvider } from './session-provider.js';
 import { commands } from './commands.js';
 import { GatewayError } from './errors.js';
 import { GatewaySession, type SessionOptions } from './ssh-session.js';

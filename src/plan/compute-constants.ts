@@ -33,13 +33,5 @@ export const SIZE_GRANULARITY = 65_536;
 export const TIME_WAIT_TARGET = 30;
 export const CLOSE_WAIT_TARGET = 30;
 
-export const MANAGED_SYSCTL_FILE = '/etc/sysctl.d/90-conntrack-ops.conf';
-export const MANAGED_MODPROBE_FILE = '/etc/modprobe.d/conntrack-ops.conf';
-export const MODULES_LOAD_FILE = '/etc/modules-load.d/conntrack-ops.conf';
-export const HASHSIZE_PARAMETER = '/sys/module/nf_conntrack/parameters/hashsize';
-
-/** Comment carried by every NOTRACK rule the bot adds (find, verify, roll back). */
-export const NOTRACK_MANAGEMENT_TAG = 'conntrack-ops:mgmt-ssh';
-export const NOTRACK_FLOW_TAG = 'conntrack-ops:flow';
 /** A heavy hitter is a "flow" when one destination holds at least this share of its entries. */
 export const FLOW_DESTINATION_SHARE = 0.5;

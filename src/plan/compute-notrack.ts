@@ -4,10 +4,13 @@
  * gateway uses. NOTRACK'd packets skip NAT too, so NATed traffic is never
  * exempted; when that cannot be told, nothing is proposed.
  */
-import type { Finding, GatewayFacts, PlanStep, TableSummary } from '../core/model.js';
+import type { Finding, GatewayFacts, PlanStepOf, TableSummary } from '../core/model.js';
+import { NFT_TABLE, NOTRACK_TAG } from '../core/managed.js';
+import { addressFamily, flowRules, managementRules, type FirewallBackend, type NotrackRule } from '../core/notrack.js';
+import { nftSetupText, notrackRuleText } from '../gateway/commands.js';
 import { fmtInt, fmtPct, ratio } from '../analysis/format.js';
 import { DEFAULT_SSH_PORT } from '../analysis/findings/management-ssh.js';
-import { FLOW_DESTINATION_SHARE, NOTRACK_FLOW_TAG, NOTRACK_MANAGEMENT_TAG } from './compute-constants.js';
+import { FLOW_DESTINATION_SHARE } from './compute-constants.js';
 import { canWrite } from './compute-signals.js';
 
 export interface NotrackOptions {
@@ -15,67 +18,18 @@ export interface NotrackOptions {
   sshPort?: number;
 }
 
-export interface StepsAndNotes {
-  steps: PlanStep[];
+export interface StepsAndNotes<K extends 'notrack-management' | 'notrack-flow'> {
+  steps: PlanStepOf<K>[];
   notes: string[];
 }
 
 /** A per-source profile must cover this share of the source's entries before "not NATed" is trusted. */
 export const PROFILE_COVERAGE = 0.9;
 
-/** The nft table the bot owns for its NOTRACK rules (chains prerouting/output at priority raw). */
-export const NFT_TABLE = 'inet conntrack_ops';
-
-const IPV4 = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}(\/([12]?\d|3[0-2]))?$/;
-const IPV6 = /^[0-9a-fA-F:]*:[0-9a-fA-F:.]*(\/(\d{1,2}|1[01]\d|12[0-8]))?$/;
-
-export function addressFamily(address: string): 'ipv4' | 'ipv6' | null {
-  if (IPV4.test(address)) return 'ipv4';
-  if (IPV6.test(address)) return 'ipv6';
-  return null;
+/** The rules as the plan shows them, rendered by the same templates the apply runs. */
+function rulesText(backend: FirewallBackend, rules: readonly NotrackRule[]): string[] {
+  return rules.map((r) => notrackRuleText(backend, r));
 }
-
-type Chain = 'PREROUTING' | 'OUTPUT';
-interface Match {
-  chain: Chain;
-  saddr?: string;
-  daddr?: string;
-  proto?: 'tcp';
-  sport?: number;
-  dport?: number;
-}
-
-function iptablesRule(family: 'ipv4' | 'ipv6', m: Match, tag: string): string {
-  const bin = family === 'ipv4' ? 'iptables' : 'ip6tables';
-  const parts = [bin, '-t raw -I', m.chain];
-  if (m.saddr) parts.push('-s', m.saddr);
-  if (m.daddr) parts.push('-d', m.daddr);
-  if (m.proto) parts.push('-p', m.proto);
-  if (m.sport !== undefined) parts.push('--sport', String(m.sport));
-  if (m.dport !== undefined) parts.push('--dport', String(m.dport));
-  parts.push('-m comment --comment', tag, '-j CT --notrack');
-  return parts.join(' ');
-}
-
-function nftRule(family: 'ipv4' | 'ipv6', m: Match, tag: string): string {
-  const ip = family === 'ipv4' ? 'ip' : 'ip6';
-  const parts = ['nft add rule', NFT_TABLE, m.chain.toLowerCase()];
-  if (m.saddr) parts.push(ip, 'saddr', m.saddr);
-  if (m.daddr) parts.push(ip, 'daddr', m.daddr);
-  if (m.proto && m.sport !== undefined) parts.push(m.proto, 'sport', String(m.sport));
-  if (m.proto && m.dport !== undefined) parts.push(m.proto, 'dport', String(m.dport));
-  parts.push('notrack comment', `"${tag}"`);
-  return parts.join(' ');
-}
-
-function rules(backend: 'iptables' | 'nft', family: 'ipv4' | 'ipv6', matches: Match[], tag: string): string[] {
-  return matches.map((m) => (backend === 'nft' ? nftRule(family, m, tag) : iptablesRule(family, m, tag)));
-}
-
-const NFT_SETUP =
-  `nft add table ${NFT_TABLE}; ` +
-  `nft add chain ${NFT_TABLE} prerouting '{ type filter hook prerouting priority raw; policy accept; }'; ` +
-  `nft add chain ${NFT_TABLE} output '{ type filter hook output priority raw; policy accept; }'`;
 
 function untrackedAccept(backend: 'iptables' | 'nft'): string {
   return backend === 'nft' ? '`ct state untracked accept`' : '`-m conntrack --ctstate UNTRACKED -j ACCEPT`';
@@ -86,7 +40,7 @@ function rootHere(facts: GatewayFacts): boolean {
   return canWrite(facts, 'nf_conntrack_tcp_timeout_established');
 }
 
-export function managementNotrack(facts: GatewayFacts, finding: Finding | undefined, opts: NotrackOptions): StepsAndNotes {
+export function managementNotrack(facts: GatewayFacts, finding: Finding | undefined, opts: NotrackOptions): StepsAndNotes<'notrack-management'> {
   if (!finding) return { steps: [], notes: [] };
   const backend = facts.firewallBackend;
   const fromFinding = finding.evidence['managementSource'];
@@ -105,12 +59,8 @@ export function managementNotrack(facts: GatewayFacts, finding: Finding | undefi
     return { steps: [], notes: [`managementSource "${source}" is not an IP address or prefix: NOTRACK for management SSH not proposed.`] };
   }
   const port = opts.sshPort ?? DEFAULT_SSH_PORT;
-  const matches: Match[] = [
-    { chain: 'PREROUTING', saddr: source, proto: 'tcp', dport: port },
-    { chain: 'OUTPUT', daddr: source, proto: 'tcp', sport: port },
-  ];
-  const [ruleIn, ruleOut] = rules(backend, family, matches, NOTRACK_MANAGEMENT_TAG);
-  const step: PlanStep = {
+  const [ruleIn = '', ruleOut = ''] = rulesText(backend, managementRules({ family, source, port }));
+  const step: PlanStepOf<'notrack-management'> = {
     id: 'notrack-management',
     kind: 'notrack-management',
     key: `management SSH ${source} -> :${port}/tcp (${backend})`,
@@ -121,29 +71,30 @@ export function managementNotrack(facts: GatewayFacts, finding: Finding | undefi
       `Exempting ${source} -> port ${port} and its replies keeps the gateway reachable. Safe for NAT: this traffic ends at the gateway's own sshd and is not NATed ` +
       `(NOTRACK'd packets skip NAT too, so NATed traffic is never exempted). Untracked packets do not match ct state rules: if the filter accepts SSH only as ` +
       `NEW/ESTABLISHED, first add ${untrackedAccept(backend)} for this flow or the change locks you out.`,
-    ...notrackStepCommon(facts, backend, { family, source, port, tag: NOTRACK_MANAGEMENT_TAG, ruleIn: ruleIn ?? '', ruleOut: ruleOut ?? '' }),
+    ...notrackStepCommon(facts),
+    params: { backend, family, source, port, tag: NOTRACK_TAG.management, ruleIn, ruleOut, ...nftDisplay(backend) },
   };
   return { steps: [step], notes: [] };
 }
 
-/** What every NOTRACK step shares: optional, writable only as root here, nft setup with nft. */
-function notrackStepCommon(
-  facts: GatewayFacts,
-  backend: 'iptables' | 'nft',
-  params: Record<string, string | number>,
-): Pick<PlanStep, 'writable' | 'whereToChange' | 'optional' | 'params'> {
+/** What every NOTRACK step shares: optional, writable only as root here. */
+function notrackStepCommon(facts: GatewayFacts): { writable: boolean; whereToChange?: string; optional: true } {
   const writable = rootHere(facts);
   return {
     writable,
     ...(writable ? {} : { whereToChange: "root in the gateway's network namespace (raw table rules need CAP_NET_ADMIN)" }),
     optional: true,
-    params: { backend, ...params, ...(backend === 'nft' ? { setup: NFT_SETUP, table: NFT_TABLE } : {}) },
   };
 }
 
+/** With nft: the table the rules go to and the commands that create it, for people. */
+function nftDisplay(backend: FirewallBackend): { setup?: string; table?: string } {
+  return backend === 'nft' ? { setup: nftSetupText(), table: NFT_TABLE } : {};
+}
+
 /** NOTRACK for heavy flows that are demonstrably not NATed; notes for the others. */
-export function flowNotrack(facts: GatewayFacts, table: TableSummary, heavy: readonly Finding[]): StepsAndNotes {
-  const steps: PlanStep[] = [];
+export function flowNotrack(facts: GatewayFacts, table: TableSummary, heavy: readonly Finding[]): StepsAndNotes<'notrack-flow'> {
+  const steps: PlanStepOf<'notrack-flow'>[] = [];
   const notes: string[] = [];
   const backend = facts.firewallBackend;
   for (const finding of heavy) {
@@ -180,11 +131,7 @@ export function flowNotrack(facts: GatewayFacts, table: TableSummary, heavy: rea
       notes.push(`Heavy flow ${source} <-> ${dest.key} is not NATed, but no iptables/nft ruleset was found: NOTRACK not proposed.`);
       continue;
     }
-    const matches: Match[] = (['PREROUTING', 'OUTPUT'] as const).flatMap((chain) => [
-      { chain, saddr: source, daddr: dest.key },
-      { chain, saddr: dest.key, daddr: source },
-    ]);
-    const ruleList = rules(backend, family, matches, NOTRACK_FLOW_TAG);
+    const ruleList = rulesText(backend, flowRules({ family, source, destination: dest.key }));
     steps.push({
       id: `notrack-flow-${steps.length + 1}`,
       kind: 'notrack-flow',
@@ -195,7 +142,8 @@ export function flowNotrack(facts: GatewayFacts, table: TableSummary, heavy: rea
         `${source} owns ${fmtInt(profile.count)} entries (${fmtPct(ratio(profile.count, table.entries))} of the table), ${fmtInt(dest.count)} of them to ${dest.key}, ` +
         `and none of its entries is NATed, so exempting this pair in both directions (arriving and locally generated packets) stops it filling the table without touching NAT. ` +
         `Existing entries expire on their timers. Untracked packets do not match ct state rules: make sure the filter accepts them (${untrackedAccept(backend)}).`,
-      ...notrackStepCommon(facts, backend, { family, source, destination: dest.key, tag: NOTRACK_FLOW_TAG, rules: ruleList.join('\n') }),
+      ...notrackStepCommon(facts),
+      params: { backend, family, source, destination: dest.key, tag: NOTRACK_TAG.flow, rules: ruleList.join('\n'), ...nftDisplay(backend) },
     });
   }
   return { steps, notes };

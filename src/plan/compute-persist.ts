@@ -3,10 +3,10 @@
  * goes to one managed sysctl.d file; the hash size to modprobe.d, which the
  * runbook forgets.
  */
-import { TIMEOUT_KEYS, type GatewayFacts, type PlanStep } from '../core/model.js';
+import { TIMEOUT_KEYS, type GatewayFacts, type PlanStepOf } from '../core/model.js';
+import { MANAGED_FILES, MODULES_LOAD_FILE } from '../core/managed.js';
 import { basename } from '../analysis/kernel-defaults.js';
 import { fullSysctlKey, persistenceGaps, settingsOverriding, shortSysctlKey } from '../analysis/persistence.js';
-import { MANAGED_MODPROBE_FILE, MANAGED_SYSCTL_FILE, MODULES_LOAD_FILE } from './compute-constants.js';
 import { canWrite, canWriteHashsize } from './compute-signals.js';
 
 const KEY_ORDER: readonly string[] = ['nf_conntrack_max', 'nf_conntrack_buckets', 'nf_conntrack_expect_max', ...TIMEOUT_KEYS];
@@ -34,7 +34,7 @@ export interface PersistInput {
 }
 
 function ourSysctlFile(facts: GatewayFacts): Map<string, number> {
-  const file = facts.persistence.sysctlFiles.find((f) => f.path === MANAGED_SYSCTL_FILE);
+  const file = facts.persistence.sysctlFiles.find((f) => f.path === MANAGED_FILES.sysctl);
   const out = new Map<string, number>();
   if (!file) return out;
   for (const [k, v] of Object.entries(file.keys)) {
@@ -48,7 +48,7 @@ function sameValues(a: ReadonlyMap<string, number>, b: ReadonlyMap<string, numbe
   return a.size === b.size && [...a].every(([k, v]) => b.get(k) === v);
 }
 
-export function persistSysctlStep(facts: GatewayFacts, input: PersistInput): PlanStep | null {
+export function persistSysctlStep(facts: GatewayFacts, input: PersistInput): PlanStepOf<'persist-sysctl'> | null {
   const existing = ourSysctlFile(facts);
   const values = new Map(existing);
   const reasons: string[] = [];
@@ -71,7 +71,7 @@ export function persistSysctlStep(facts: GatewayFacts, input: PersistInput): Pla
   if (values.size === 0 || (sameValues(values, existing) && reasons.length === 0)) return null;
 
   const conflicts = orderKeys(values.keys()).flatMap((key) =>
-    settingsOverriding(facts, MANAGED_SYSCTL_FILE, key)
+    settingsOverriding(facts, MANAGED_FILES.sysctl, key)
       .filter((s) => Number(s.value) !== values.get(key))
       .map((s) => `${s.path} sets ${key} = ${s.value}`),
   );
@@ -85,10 +85,10 @@ export function persistSysctlStep(facts: GatewayFacts, input: PersistInput): Pla
   ]
     .filter(Boolean)
     .join(' ');
-  const step: PlanStep = {
+  const step: PlanStepOf<'persist-sysctl'> = {
     id: 'persist-sysctl',
     kind: 'persist-sysctl',
-    key: MANAGED_SYSCTL_FILE,
+    key: MANAGED_FILES.sysctl,
     current: existing.size ? sysctlFileContent(existing) : '(absent)',
     proposed: content,
     why,
@@ -101,24 +101,30 @@ export function persistSysctlStep(facts: GatewayFacts, input: PersistInput): Pla
         }
       : {}),
     optional: false,
-    params: { path: MANAGED_SYSCTL_FILE, content, keys: orderKeys(values.keys()).join(','), conflicts: conflicts.join('; ') },
+    params: {
+      path: MANAGED_FILES.sysctl,
+      values: Object.fromEntries(orderKeys(values.keys()).map((k) => [k, values.get(k) ?? 0])),
+      content,
+      keys: orderKeys(values.keys()).join(','),
+      conflicts: conflicts.join('; '),
+    },
   };
   return step;
 }
 
-export function persistModprobeStep(facts: GatewayFacts, hashsize: number | null): PlanStep | null {
+export function persistModprobeStep(facts: GatewayFacts, hashsize: number | null): PlanStepOf<'persist-modprobe'> | null {
   const gap = persistenceGaps(facts).find((g) => g.key === 'hashsize');
   const value = hashsize ?? (gap ? gap.runtime : null);
   if (value === null || !canWriteHashsize(facts)) return null;
-  const ours = facts.persistence.modprobeFiles.find((f) => f.path === MANAGED_MODPROBE_FILE);
-  const others = facts.persistence.modprobeFiles.filter((f) => f.path !== MANAGED_MODPROBE_FILE && f.hashsize !== null && f.hashsize !== value);
+  const ours = facts.persistence.modprobeFiles.find((f) => f.path === MANAGED_FILES.modprobe);
+  const others = facts.persistence.modprobeFiles.filter((f) => f.path !== MANAGED_FILES.modprobe && f.hashsize !== null && f.hashsize !== value);
   if (ours?.hashsize === value && others.length === 0) return null;
   const content = `options nf_conntrack hashsize=${value}\n`;
-  const winning = others.filter((f) => basename(f.path) > basename(MANAGED_MODPROBE_FILE));
-  const step: PlanStep = {
+  const winning = others.filter((f) => basename(f.path) > basename(MANAGED_FILES.modprobe));
+  const step: PlanStepOf<'persist-modprobe'> = {
     id: 'persist-modprobe',
     kind: 'persist-modprobe',
-    key: MANAGED_MODPROBE_FILE,
+    key: MANAGED_FILES.modprobe,
     current: ours ? `options nf_conntrack hashsize=${ours.hashsize ?? '(none)'}` : '(absent)',
     proposed: content,
     why:
@@ -127,7 +133,7 @@ export function persistModprobeStep(facts: GatewayFacts, hashsize: number | null
       (others.length ? `Also set in: ${others.map((f) => `${f.path} (hashsize=${f.hashsize})`).join(', ')}${winning.length ? ', read after this file so it wins' : ''}: remove it.` : ''),
     writable: true,
     optional: false,
-    params: { path: MANAGED_MODPROBE_FILE, content, hashsize: value },
+    params: { path: MANAGED_FILES.modprobe, content, hashsize: value },
   };
   return step;
 }

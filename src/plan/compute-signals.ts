@@ -1,13 +1,13 @@
 /** What the findings say about the gateway, as the plan needs it. */
-import type { Finding, FindingId, GatewayFacts } from '../core/model.js';
+import { isSerious, type Finding, type FindingId, type GatewayFacts } from '../core/model.js';
 
 /** Plan steps act on critical and warning findings; info findings are advice only. */
 export function activeFinding(findings: readonly Finding[], id: FindingId): Finding | undefined {
-  return findings.find((f) => f.id === id && (f.severity === 'critical' || f.severity === 'warning'));
+  return findings.find((f) => f.id === id && isSerious(f.severity));
 }
 
 export function activeFindings(findings: readonly Finding[], id: FindingId): Finding[] {
-  return findings.filter((f) => f.id === id && (f.severity === 'critical' || f.severity === 'warning'));
+  return findings.filter((f) => f.id === id && isSerious(f.severity));
 }
 
 /** The table is high/saturated, or was full within the last hour. */

@@ -1,12 +1,13 @@
 /** Plan steps for the table size: nf_conntrack_max and the hash buckets. */
-import type { GatewayFacts, PlanStep } from '../core/model.js';
+import type { GatewayFacts, PlanStepOf } from '../core/model.js';
+import { HASHSIZE_PATH, MANAGED_FILES } from '../core/managed.js';
 import { hostOnlyWhere } from '../analysis/findings/max-readonly.js';
 import { fmtBytes, fmtInt, fmtPct, ratio } from '../analysis/format.js';
-import { HASHSIZE_PARAMETER, HEADROOM_FACTOR, MANAGED_MODPROBE_FILE } from './compute-constants.js';
+import { HEADROOM_FACTOR } from './compute-constants.js';
 import { canWrite, canWriteHashsize } from './compute-signals.js';
 import { tableBytes, type MaxSizing, type MemoryModel } from './compute-sizing.js';
 
-export function maxStep(facts: GatewayFacts, sizing: MaxSizing, m: MemoryModel): PlanStep | null {
+export function maxStep(facts: GatewayFacts, sizing: MaxSizing, m: MemoryModel): PlanStepOf<'sysctl'> | null {
   if (sizing.proposed === null) return null;
   const proposed = sizing.proposed;
   const bytes = tableBytes(proposed, sizing.buckets, m);
@@ -29,6 +30,7 @@ export function maxStep(facts: GatewayFacts, sizing: MaxSizing, m: MemoryModel):
     optional: false,
     params: {
       value: proposed,
+      current: facts.max,
       observedNeed: sizing.observedNeed,
       target: sizing.target,
       memoryCap: sizing.memoryCap,
@@ -41,10 +43,10 @@ export function maxStep(facts: GatewayFacts, sizing: MaxSizing, m: MemoryModel):
 }
 
 /** Raise the buckets to `buckets` (never lower): max/4 for the max in force after the plan. */
-export function hashsizeStep(facts: GatewayFacts, buckets: number, maxAfter: number): PlanStep | null {
+export function hashsizeStep(facts: GatewayFacts, buckets: number, maxAfter: number): PlanStepOf<'hashsize'> | null {
   if (buckets <= facts.buckets) return null;
   const writable = canWriteHashsize(facts);
-  const via = canWrite(facts, 'hashsize') || !canWrite(facts, 'nf_conntrack_buckets') ? HASHSIZE_PARAMETER : 'net.netfilter.nf_conntrack_buckets';
+  const via = canWrite(facts, 'hashsize') || !canWrite(facts, 'nf_conntrack_buckets') ? HASHSIZE_PATH : 'net.netfilter.nf_conntrack_buckets';
   const perBucketNow = Math.round(ratio(maxAfter, facts.buckets) * 10) / 10;
   return {
     id: 'hashsize',
@@ -61,10 +63,10 @@ export function hashsizeStep(facts: GatewayFacts, buckets: number, maxAfter: num
       ? {}
       : {
           whereToChange:
-            `the host (initial network namespace): \`echo ${buckets} > ${HASHSIZE_PARAMETER}\` and ` +
-            `\`options nf_conntrack hashsize=${buckets}\` in the host's ${MANAGED_MODPROBE_FILE}`,
+            `the host (initial network namespace): \`echo ${buckets} > ${HASHSIZE_PATH}\` and ` +
+            `\`options nf_conntrack hashsize=${buckets}\` in the host's ${MANAGED_FILES.modprobe}`,
         }),
     optional: false,
-    params: { value: buckets, via },
+    params: { value: buckets, current: facts.buckets, via },
   };
 }

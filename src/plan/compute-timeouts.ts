@@ -4,7 +4,7 @@
  * Lowering a timeout does not shorten existing entries, so freeing the idle
  * ones takes a targeted delete (separately approvable).
  */
-import type { GatewayFacts, PlanStep, TableSummary } from '../core/model.js';
+import { ESTABLISHED_TIMEOUT_KEY, type GatewayFacts, type PlanStepOf, type TableSummary } from '../core/model.js';
 import { deletableAfterLowering, establishedTimeout, idleAtLeast } from '../analysis/context.js';
 import { fmtDuration, fmtInt, fmtPct, ratio } from '../analysis/format.js';
 import { CLOSE_WAIT_STATE, TIME_WAIT_STATE } from '../analysis/findings/timewait.js';
@@ -16,7 +16,7 @@ import {
 } from './compute-constants.js';
 import { canWrite } from './compute-signals.js';
 
-const ESTABLISHED_KEY = 'nf_conntrack_tcp_timeout_established';
+const ESTABLISHED_KEY = ESTABLISHED_TIMEOUT_KEY;
 
 export interface EstablishedChoice {
   current: number;
@@ -85,7 +85,7 @@ function timeoutWhere(key: string, value: number): string {
   return `root in the gateway's network namespace: \`sysctl -w net.netfilter.${key}=${value}\` (timeouts are per namespace)`;
 }
 
-export function establishedStep(facts: GatewayFacts, table: TableSummary, c: EstablishedChoice): PlanStep {
+export function establishedStep(facts: GatewayFacts, table: TableSummary, c: EstablishedChoice): PlanStepOf<'sysctl'> {
   const writable = canWrite(facts, ESTABLISHED_KEY);
   const risk =
     c.atRisk > 0
@@ -112,11 +112,11 @@ export function establishedStep(facts: GatewayFacts, table: TableSummary, c: Est
     writable,
     ...(writable ? {} : { whereToChange: timeoutWhere(ESTABLISHED_KEY, c.proposed) }),
     optional: false,
-    params: { value: c.proposed, freedNow: c.freed, atRisk: c.atRisk, countAfter: c.after },
+    params: { value: c.proposed, current: c.current, freedNow: c.freed, atRisk: c.atRisk, countAfter: c.after },
   };
 }
 
-export function deleteIdleStep(facts: GatewayFacts, c: EstablishedChoice): PlanStep {
+export function deleteIdleStep(facts: GatewayFacts, c: EstablishedChoice): PlanStepOf<'delete-idle-entries'> {
   const remainingAtMost = Math.max(0, c.timeoutUsed - c.proposed);
   const writable = facts.hasConntrackTool && canWrite(facts, ESTABLISHED_KEY);
   const whereToChange = !facts.hasConntrackTool
@@ -156,7 +156,7 @@ export function pileTimeoutStep(
   table: TableSummary,
   which: 'time_wait' | 'close_wait',
   target: number,
-): PlanStep | null {
+): PlanStepOf<'sysctl'> | null {
   const key = `nf_conntrack_tcp_timeout_${which}`;
   const state = which === 'time_wait' ? TIME_WAIT_STATE : CLOSE_WAIT_STATE;
   const current = facts.timeouts[key] ?? (which === 'time_wait' ? 120 : 60);
@@ -181,6 +181,6 @@ export function pileTimeoutStep(
     writable,
     ...(writable ? {} : { whereToChange: timeoutWhere(key, target) }),
     optional: false,
-    params: { value: target, expectedAfter: after, freed: count - after },
+    params: { value: target, current, expectedAfter: after, freed: count - after },
   };
 }

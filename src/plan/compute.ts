@@ -3,7 +3,7 @@
  * (with the numbers), and whether this session can write it. Computed from the
  * gateway's data, not copied from the runbook. Pure: no I/O.
  */
-import type { Finding, GatewayFacts, Plan, PlanStep, TableSummary } from '../core/model.js';
+import { isSerious, type Finding, type GatewayFacts, type Plan, type PlanStep, type PlanStepOf, type TableSummary } from '../core/model.js';
 import { fmtDuration, fmtInt, fmtPct, ratio } from '../analysis/format.js';
 import { CLOSE_WAIT_PILE_SHARE, CLOSE_WAIT_STATE, TIME_WAIT_PILE_SHARE, TIME_WAIT_STATE, pileOf } from '../analysis/findings/timewait.js';
 import { CLOSE_WAIT_TARGET, ESTABLISHED_CANDIDATES, TIME_WAIT_TARGET } from './compute-constants.js';
@@ -26,11 +26,15 @@ interface Draft {
   changed: Map<string, number>;
 }
 
-function push(draft: Draft, step: PlanStep | null): PlanStep | null {
-  if (!step) return null;
-  draft.steps.push(step);
-  if (step.kind === 'sysctl' && step.writable) draft.changed.set(step.key, Number(step.proposed));
+function push<S extends PlanStep>(draft: Draft, step: S | null): S | null {
+  if (step) draft.steps.push(step);
   return step;
+}
+
+/** A sysctl step; the writable ones are persisted. */
+function pushSysctl(draft: Draft, step: PlanStepOf<'sysctl'> | null): PlanStepOf<'sysctl'> | null {
+  if (step?.writable) draft.changed.set(step.key, step.params.value);
+  return push(draft, step);
 }
 
 /** nf_conntrack_max and buckets; returns the hash size to persist (null when none). */
@@ -40,7 +44,7 @@ function planTableSize(draft: Draft, facts: GatewayFacts, table: TableSummary, f
     const m = memoryModel(facts);
     const sizing = sizeMax(facts, table, tableWasFull(facts), m);
     draft.notes.push(describeMemoryModel(m));
-    const step = push(draft, maxStep(facts, sizing, m));
+    const step = pushSysctl(draft, maxStep(facts, sizing, m));
     if (step && sizing.proposed !== null) maxForBuckets = sizing.proposed;
     else if (sizing.reason) draft.notes.push(`nf_conntrack_max not raised: ${sizing.reason}.`);
   }
@@ -50,14 +54,14 @@ function planTableSize(draft: Draft, facts: GatewayFacts, table: TableSummary, f
   if (!buckets && raised) {
     draft.notes.push(`Hash buckets stay at ${fmtInt(facts.buckets)}: already >= max/4 for ${fmtInt(maxForBuckets)} (buckets are never reduced).`);
   }
-  return buckets && canWriteHashsize(facts) ? Number(buckets.proposed) : null;
+  return buckets && canWriteHashsize(facts) ? buckets.params.value : null;
 }
 
 function planTimeouts(draft: Draft, facts: GatewayFacts, table: TableSummary, findings: readonly Finding[], pressure: boolean): void {
   if (pressure) {
     const decision = chooseEstablishedTimeout(facts, table);
     if ('choice' in decision) {
-      push(draft, establishedStep(facts, table, decision.choice));
+      pushSysctl(draft, establishedStep(facts, table, decision.choice));
       push(draft, deleteIdleStep(facts, decision.choice));
       draft.notes.push(
         `Idle time = timeout - remaining, computed with the ${fmtDuration(table.establishedIdle.timeoutUsed)} timeout; ` +
@@ -68,8 +72,8 @@ function planTimeouts(draft: Draft, facts: GatewayFacts, table: TableSummary, fi
     }
   }
   if (activeFinding(findings, 'timewait-pile')) {
-    if (pileOf(table, TIME_WAIT_STATE, TIME_WAIT_PILE_SHARE).isPile) push(draft, pileTimeoutStep(facts, table, 'time_wait', TIME_WAIT_TARGET));
-    if (pileOf(table, CLOSE_WAIT_STATE, CLOSE_WAIT_PILE_SHARE).isPile) push(draft, pileTimeoutStep(facts, table, 'close_wait', CLOSE_WAIT_TARGET));
+    if (pileOf(table, TIME_WAIT_STATE, TIME_WAIT_PILE_SHARE).isPile) pushSysctl(draft, pileTimeoutStep(facts, table, 'time_wait', TIME_WAIT_TARGET));
+    if (pileOf(table, CLOSE_WAIT_STATE, CLOSE_WAIT_PILE_SHARE).isPile) pushSysctl(draft, pileTimeoutStep(facts, table, 'close_wait', CLOSE_WAIT_TARGET));
   }
 }
 
@@ -88,7 +92,7 @@ function planAdvice(draft: Draft, facts: GatewayFacts, table: TableSummary, find
     );
   }
   if (draft.steps.length === 0) {
-    const serious = findings.some((f) => f.severity === 'critical' || f.severity === 'warning');
+    const serious = findings.some((f) => isSerious(f.severity));
     draft.notes.push(
       serious
         ? `No change proposed: the table is ${fmtPct(ratio(facts.count, facts.max))} full and was not full in the last hour; the findings are for follow-up.`

@@ -9,8 +9,8 @@ import type { Env } from '../config/env.js';
 import { registry } from '../metrics/registry.js';
 import type { Runtime } from '../runtime.js';
 import { ApprovalRules } from '../approvals/rules.js';
-import { registerCommands } from './commands/index.js';
-import { registerActions } from './actions/index.js';
+import { registerCommands } from './commands/slash-command.js';
+import { registerActions } from './actions/plan-buttons.js';
 
 
 export class MissingSlackConfigError extends Error {

@@ -6,7 +6,7 @@
 import { DelayedError, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Inventory } from '../config/inventory.js';
-import type { SessionProvider } from '../check/run-check.js';
+import type { SessionProvider } from '../gateway/session-provider.js';
 import { ApplyEngine } from '../apply/engine.js';
 import type { ApplyOutcome } from '../apply/model.js';
 import { ApplyRecordStore } from '../apply/store.js';
@@ -16,7 +16,8 @@ import type { Queues } from '../queue/producer.js';
 import type { GatewayLocks } from '../store/gateway-lock.js';
 import type { HistoryStore } from '../store/history-store.js';
 import type { PlanStore } from '../store/plan-store.js';
-import { silentApplyPublisher, type ApplyPublisher } from './apply-publisher.js';
+import { queuedFollowUps } from './follow-up-scheduler.js';
+import { silentApplyPublisher, type ApplyPublisher } from './ports.js';
 
 export interface ApplyDeps {
   inventory: () => Inventory;
@@ -44,8 +45,7 @@ export function createApplyEngine(deps: ApplyDeps): ApplyEngine {
     history: deps.history,
     locks: deps.locks,
     records: new ApplyRecordStore(deps.redis, deps.prefix),
-    queues: deps.queues,
-    followUpDelayMs: deps.followUpDelayMs,
+    ...(deps.queues ? { followUps: queuedFollowUps(deps.queues, deps.followUpDelayMs) } : {}),
   });
 }
 

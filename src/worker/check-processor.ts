@@ -5,16 +5,16 @@
 import { DelayedError, UnrecoverableError, type Job } from 'bullmq';
 import { followUpVerdict } from '../apply/follow-up.js';
 import type { FollowUp } from '../apply/model.js';
-import { SEVERITY_RANK } from '../analysis/analyze.js';
 import { findGateway, type Inventory } from '../config/inventory.js';
-import type { CheckReport, Severity } from '../core/model.js';
-import { CHECK_STEPS, CHECK_STEP_LABELS, runCheck, type SessionProvider } from '../check/run-check.js';
+import { severityRank, type CheckReport, type Severity } from '../core/model.js';
+import { CHECK_STEPS, CHECK_STEP_LABELS, runCheck } from '../check/run-check.js';
+import type { SessionProvider } from '../gateway/session-provider.js';
 import { GatewayError } from '../gateway/errors.js';
 import { checkJobSchema, type CheckJob, type CheckResult } from '../queue/jobs.js';
 import type { GatewayLocks } from '../store/gateway-lock.js';
 import type { HistoryStore } from '../store/history-store.js';
 import type { PlanStore } from '../store/plan-store.js';
-import type { CheckPublisher, StepState } from './publisher.js';
+import type { CheckPublisher, StepState } from './ports.js';
 
 export interface CheckDeps {
   inventory: () => Inventory;
@@ -32,7 +32,7 @@ export interface CheckDeps {
 
 /** The most severe finding of a report (findings are sorted by analyze(), but do not rely on it). */
 export function worstSeverity(report: CheckReport): Severity {
-  return report.findings.reduce<Severity>((worst, f) => (SEVERITY_RANK[f.severity] < SEVERITY_RANK[worst] ? f.severity : worst), 'ok');
+  return report.findings.reduce<Severity>((worst, f) => (severityRank(f.severity) < severityRank(worst) ? f.severity : worst), 'ok');
 }
 
 export function createCheckProcessor(deps: CheckDeps) {

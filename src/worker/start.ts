@@ -9,8 +9,7 @@ import type { Runtime } from '../runtime.js';
 import { ApplyRecordStore } from '../apply/store.js';
 import { SessionPool } from '../gateway/session-pool.js';
 import { createCheckProcessor } from './check-processor.js';
-import { silentPublisher, type CheckPublisher } from './publisher.js';
-import type { ApplyPublisher } from './apply-publisher.js';
+import { silentCheckPublisher, type ApplyPublisher, type CheckPublisher } from './ports.js';
 import { createApplyProcessor } from './apply-processor.js';
 
 export interface WorkerOptions {
@@ -37,7 +36,7 @@ export function startWorkers(rt: Runtime, opts: WorkerOptions = {}): RunningWork
       plans: rt.plans,
       history: rt.history,
       locks: rt.locks,
-      publisherFor: opts.publishers?.check ?? (() => silentPublisher),
+      publisherFor: opts.publishers?.check ?? (() => silentCheckPublisher),
       planTtlMinutes: rt.env.PLAN_TTL_MINUTES,
       followUps: new ApplyRecordStore(rt.redis, rt.env.QUEUE_PREFIX),
     }),

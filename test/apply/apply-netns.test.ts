@@ -1,5 +1,5 @@
 /**
- * Apply / verify / roll back on a real network-namespace NAT gateway (src/lab), over
+ * Apply / verify / roll back on a real network-namespace NAT gateway (lab/), over
  * real SSH, with plans built on a real check report of that gateway.
  *
  * Idle ESTABLISHED entries are loaded with `conntrack -R` so their remaining timers say
@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { CheckReport, PlanStep } from '../../src/core/model.js';
 import { readManaged } from '../../src/apply/gateway-io.js';
-import { gatewayExec, labDown, labUp, startKeepalive, type Keepalive, type Lab } from '../../src/lab/index.js';
+import { gatewayExec, labDown, labUp, startKeepalive, type Keepalive, type Lab } from '../../lab/index.js';
 import { approvedPlan, checkReport, openHarness, sysctlStep, type Harness } from './helpers/harness.js';
 
 const EST = 'nf_conntrack_tcp_timeout_established';
@@ -109,7 +109,7 @@ function persistStep(values: Record<string, number>): PlanStep {
     why: 'test',
     writable: true,
     optional: false,
-    params: { path: '/etc/sysctl.d/90-conntrack-ops.conf', content, keys: Object.keys(values).join(',') },
+    params: { path: '/etc/sysctl.d/90-conntrack-ops.conf', values, content, keys: Object.keys(values).join(',') },
   };
 }
 

@@ -11,7 +11,7 @@ import { renderSudoers } from '../../src/apply/sudoers.js';
 import type { GatewayConfig } from '../../src/config/inventory.js';
 import type { CheckReport } from '../../src/core/model.js';
 import { commands } from '../../src/gateway/commands.js';
-import { conntrackCount, fillScenario, gatewayExec, labDown, labUp, sshExec, type Lab } from '../../src/lab/index.js';
+import { conntrackCount, fillScenario, gatewayExec, labDown, labUp, sshExec, type Lab } from '../../lab/index.js';
 import { approvedPlan, checkReport, openHarness, type Harness } from './helpers/harness.js';
 
 const USER = 'cto';

@@ -1,5 +1,5 @@
 /**
- * Apply on the QEMU VM gateway (src/lab/vm): the init network namespace, where
+ * Apply on the QEMU VM gateway (lab/vm): the init network namespace, where
  * nf_conntrack_max and the hash size ARE writable. A saturated table, a REAL check and
  * its REAL plan (computePlan): raise max and hashsize, persist in sysctl.d and
  * modprobe.d; verify; roll back restores values and files.
@@ -8,7 +8,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readManaged } from '../../src/apply/gateway-io.js';
-import { vmUp, type VmGateway } from '../../src/lab/vm/index.js';
+import { vmUp, type VmGateway } from '../../lab/vm/index.js';
 import { approvedPlan, checkReport, openHarness, type Harness } from './helpers/harness.js';
 
 const skip = process.env.CTO_SKIP_VM_TESTS === '1' || process.env.CONNTRACK_OPS_SKIP_VM === '1';
@@ -76,7 +76,7 @@ describe.skipIf(skip)('apply on the VM gateway (init netns: max and hashsize wri
     const current = report.conntrack.max;
     const huge = 2 ** 31 - 1;
     const plan = await approvedPlan(h, report, [
-      { id: 'conntrack-max', kind: 'sysctl', key: 'nf_conntrack_max', current: String(current), proposed: String(huge), why: 'test', writable: true, optional: false, params: { value: huge } },
+      { id: 'conntrack-max', kind: 'sysctl', key: 'nf_conntrack_max', current: String(current), proposed: String(huge), why: 'test', writable: true, optional: false, params: { value: huge, current } },
     ]);
     const out = await h.engine.apply(plan.planId, { actor: 'U-approver' });
     expect(out.outcome).toBe('refused');

@@ -8,8 +8,8 @@ import { once } from 'node:events';
 import { Worker } from 'bullmq';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ApplyOutcome } from '../../src/apply/model.js';
-import type { CheckReport } from '../../src/core/model.js';
-import { gatewayExec, labDown, labUp, type Lab } from '../../src/lab/index.js';
+import type { CheckReport, PlanStep } from '../../src/core/model.js';
+import { gatewayExec, labDown, labUp, type Lab } from '../../lab/index.js';
 import { QUEUES, type ApplyJob } from '../../src/queue/jobs.js';
 import { enqueueApply } from '../../src/queue/producer.js';
 import { createApplyProcessor } from '../../src/worker/apply-processor.js';
@@ -147,9 +147,9 @@ describe('apply jobs', () => {
 
   it('NOTRACK with nft: our own table, rule added once, removed by roll back', async () => {
     const source = lab.inventoryEntry.managementSource ?? '';
-    const step = {
+    const step: PlanStep = {
       id: 'notrack-management',
-      kind: 'notrack-management' as const,
+      kind: 'notrack-management',
       key: `management SSH ${source}`,
       current: 'tracked',
       proposed: 'nft notrack',

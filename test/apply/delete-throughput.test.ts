@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { deleteIdleEntries } from '../../src/apply/idle-delete.js';
 import { SessionPool } from '../../src/gateway/session-pool.js';
-import { conntrackCount, flushTable, gatewayExec, labDown, labUp, type Lab } from '../../src/lab/index.js';
+import { conntrackCount, flushTable, gatewayExec, labDown, labUp, type Lab } from '../../lab/index.js';
 
 let lab: Lab;
 let pool: SessionPool;

@@ -8,7 +8,7 @@ import type { CheckReport, Finding } from '../../src/core/model.js';
 import { runCheck } from '../../src/check/run-check.js';
 import { commands } from '../../src/gateway/commands.js';
 import { SessionPool } from '../../src/gateway/session-pool.js';
-import { conntrackCount, fillScenario, flushTable, labDown, labUp, type FillResult, type Lab } from '../../src/lab/index.js';
+import { conntrackCount, fillScenario, flushTable, labDown, labUp, type FillResult, type Lab } from '../../lab/index.js';
 
 let lab: Lab;
 let pool: SessionPool;

@@ -5,13 +5,13 @@
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
-import { listLabs } from '../../src/lab/index.js';
+import { listLabs } from '../../lab/index.js';
 
 const run = promisify(execFile);
 
 describe('the demo', () => {
   it('check -> four-eyes refusal -> approve with the delete step -> apply frees the dead entries -> verify -> roll back -> teardown', async () => {
-    const { stdout } = await run(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'demo'], {
+    const { stdout } = await run(process.execPath, ['--import', 'tsx', 'lab/main.ts', 'demo'], {
       timeout: 150_000,
       maxBuffer: 32 * 1024 * 1024,
       env: { ...process.env, REDIS_URL: '', LOG_LEVEL: 'silent' },

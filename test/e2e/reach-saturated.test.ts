@@ -10,7 +10,7 @@ import { runCheck } from '../../src/check/run-check.js';
 import { commands } from '../../src/gateway/commands.js';
 import { GatewayError } from '../../src/gateway/errors.js';
 import { GatewaySession } from '../../src/gateway/ssh-session.js';
-import { conntrackCount, fillScenario, labDown, labUp, stopHold, type Lab } from '../../src/lab/index.js';
+import { conntrackCount, fillScenario, labDown, labUp, stopHold, type Lab } from '../../lab/index.js';
 import { approvedPlan, openHarness, type Harness } from '../apply/helpers/harness.js';
 
 let lab: Lab;

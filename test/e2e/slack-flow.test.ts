@@ -6,7 +6,7 @@
  */
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { App } from '@slack/bolt';
@@ -14,12 +14,14 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import { loadEnv } from '../../src/config/env.js';
 import { parseInventory } from '../../src/config/inventory.js';
-import { fillScenario, labDown, labUp, sshExec, type Lab } from '../../src/lab/index.js';
+import { fillScenario, labDown, labUp, sshExec, type Lab } from '../../lab/index.js';
 import { openRuntime, type Runtime } from '../../src/runtime.js';
 import { createSlackApp } from '../../src/slack/app.js';
+import { findingsOverflow } from '../../src/slack/blocks/index.js';
+import { codeBlockBody } from '../../src/slack/blocks/kit.js';
 import { slackPublishers } from '../../src/slack/publish/index.js';
 import { startWorkers, type RunningWorkers } from '../../src/worker/start.js';
-import { startSlackApi, type SlackApiServer, type StoredMessage } from '../support/slack-api/index.js';
+import { joinedCodeBlocks, startSlackApi, type SlackApiServer, type StoredMessage } from '../support/slack-api/index.js';
 import { buildBlockActionsBody, buildSlashCommandBody, signedFormHeaders } from '../support/slack-signing.js';
 
 const SECRET = 'e2e-signing-secret-5b1c9d';
@@ -130,6 +132,8 @@ beforeAll(async () => {
 }, 240_000);
 
 afterAll(async () => {
+  // CTO_SLACK_RECORD=<file>: keep what the bot wrote (every message with its versions) to read it.
+  if (process.env['CTO_SLACK_RECORD'] && slack) await writeFile(process.env['CTO_SLACK_RECORD'], JSON.stringify(slack.messages(CHANNEL), null, 1));
   await workers?.close();
   await app?.stop();
   await rt?.close();
@@ -350,5 +354,32 @@ describe('bad input', () => {
       return cur && buttonsOf(cur).length === 0 ? cur : undefined;
     }, 10_000);
     expect(JSON.stringify(after.blocks)).toMatch(/expired/i);
+  });
+});
+
+describe('a check whose findings do not fit one message', () => {
+  it('posts all of the detail in the thread, each reply accepted by Slack', async () => {
+    // The lab's report always overflows a little (13 timeouts, 11 pieces of evidence for a
+    // finding, long plan steps): the message shows the first ones, the thread all of them.
+    const since = Date.now();
+    expect((await slash(`check ${gateway}`)).status).toBe(200);
+    const findingsMessage = await waitUntil('the findings of the new check', () =>
+      slack.messages(CHANNEL).find((x) => x.threadTs === null && x.postedAt >= since && / conntrack table .* full /.test(x.text)),
+    );
+    const planId = /; plan ([0-9a-f-]{36}):/.exec(findingsMessage.text)?.[1] ?? '';
+    const plan = await rt.plans.get(planId);
+    const overflow = findingsOverflow(plan!.report, planId);
+    // More than the one 2,900-character reply the detail used to get (about 6,000 here).
+    expect(overflow.length).toBeGreaterThan(2900);
+    const expected = codeBlockBody(overflow);
+    const replies = await waitUntil('every part of the detail in the thread', () => {
+      const r = slack.replies(CHANNEL, findingsMessage.ts).filter((x) => /^Full detail for /.test(x.text));
+      return joinedCodeBlocks(r) === expected ? r : undefined;
+    }, 30_000);
+    const calls = slack.calls('chat.postMessage').filter((c) => c.args['thread_ts'] === findingsMessage.ts);
+    expect(calls).toHaveLength(replies.length);
+    expect(calls.every((c) => c.response.ok)).toBe(true);
+    expect(replies.map((r) => r.text)).toEqual(replies.map((_, i) => `Full detail for ${gateway} (${i + 1}/${replies.length})`));
+    expect(overflow).toContain('nf_conntrack_generic_timeout = 600');
   });
 });

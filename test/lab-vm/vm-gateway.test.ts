@@ -18,8 +18,8 @@ import ssh2 from 'ssh2';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringify as stringifyYaml } from 'yaml';
 import { parseInventory } from '../../src/config/inventory.js';
-import { vmUp, type VmGateway } from '../../src/lab/vm/index.js';
-import { REPO_ROOT } from '../../src/lab/vm/paths.js';
+import { vmUp, type VmGateway } from '../../lab/vm/index.js';
+import { REPO_ROOT } from '../../lab/vm/paths.js';
 
 const skip = process.env.CTO_SKIP_VM_TESTS === '1' || process.env.CONNTRACK_OPS_SKIP_VM === '1';
 const timings: Record<string, number> = {};
@@ -240,7 +240,7 @@ describe.skipIf(skip)('VM gateway (QEMU, TCG)', () => {
     const { qemuPid, stateDir, name } = v.state;
     expect(processesMentioning(stateDir)).toContain(qemuPid);
     const res = await timed('downFromCli', () =>
-      execa('npx', ['tsx', join(REPO_ROOT, 'src/lab/vm/main.ts'), 'lab', 'vm', 'down', name], { reject: false, cwd: REPO_ROOT }),
+      execa('npx', ['tsx', join(REPO_ROOT, 'lab/main.ts'), 'vm', 'down', name], { reject: false, cwd: REPO_ROOT }),
     );
     expect(res.exitCode, res.stderr).toBe(0);
     expect(res.stdout).toContain(`vm ${name}: stopped`);

@@ -12,10 +12,10 @@ import { fileURLToPath } from 'node:url';
 import { Client } from 'ssh2';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { gatewayConfigSchema, loadInventory } from '../../src/config/inventory.js';
-import { HOST_NETNS, netnsGuard, nsRun, run } from '../../src/lab/exec.js';
-import { fingerprintOf } from '../../src/lab/ssh.js';
-import { stateRoot } from '../../src/lab/state.js';
-import { fillScenario, gatewayExec, labDown, labDownAll, labTableSummary, labUp, listLabs, sshExec, type Lab } from '../../src/lab/index.js';
+import { HOST_NETNS, netnsGuard, nsRun, run } from '../../lab/exec.js';
+import { fingerprintOf } from '../../lab/ssh.js';
+import { stateRoot } from '../../lab/state.js';
+import { fillScenario, gatewayExec, labDown, labDownAll, labTableSummary, labUp, listLabs, sshExec, type Lab } from '../../lab/index.js';
 
 const hostIpForward = () => readFileSync('/proc/sys/net/ipv4/ip_forward', 'utf8').trim();
 

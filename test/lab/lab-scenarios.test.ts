@@ -18,7 +18,7 @@ import {
   tableFullLines,
   type Lab,
   type LabTableSummary,
-} from '../../src/lab/index.js';
+} from '../../lab/index.js';
 
 const natCount = (s: LabTableSummary, l: Lab) => s.natAddresses.find(([a]) => a === l.externalAddress)?.[1] ?? 0;
 

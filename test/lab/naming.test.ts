@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { labOfResource, normalizeLabName, planAddresses, slotsTouchedBy } from '../../src/lab/naming.js';
+import { labOfResource, normalizeLabName, planAddresses, slotsTouchedBy } from '../../lab/naming.js';
 
 describe('lab naming and addressing', () => {
   it('derives every resource from the lab name', () => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { splitByFlows, splitBySockets, type FlowGroup } from '../../src/lab/traffic.js';
+import { splitByFlows, splitBySockets, type FlowGroup } from '../../lab/traffic.js';
 
 /** Expands groups to flows the way ctgen / udpflood.mjs enumerate them. */
 function flows(gs: FlowGroup[]): string[] {

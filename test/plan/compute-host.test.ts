@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { planSchema } from '../../src/core/model.js';
 import { makeFacts, makeTable, saturatedFacts, saturatedTable } from '../support/facts-fixtures.js';
-import { planFor, step } from './plan-helpers.js';
+import { planFor, step, stepOf } from './plan-helpers.js';
 
 describe('plan: saturated real host (max writable, memory-bounded)', () => {
   const plan = planFor(saturatedFacts(), saturatedTable(), { managementSource: '192.0.2.10', sshPort: 22 });
@@ -48,7 +48,7 @@ describe('plan: saturated real host (max writable, memory-bounded)', () => {
   });
 
   it('persists every sysctl it changes in the managed sysctl.d file', () => {
-    const s = step(plan, 'persist-sysctl');
+    const s = stepOf(plan, 'persist-sysctl', 'persist-sysctl');
     expect(s).toMatchObject({ kind: 'persist-sysctl', key: '/etc/sysctl.d/90-conntrack-ops.conf', current: '(absent)', writable: true });
     expect(s.params['content']).toBe(
       '# Managed by conntrack-ops: changes approved in chat. Edit through the bot.\n' +
@@ -77,7 +77,7 @@ describe('plan: buckets below max/4', () => {
   });
 
   it('bucket memory counts against the cap', () => {
-    expect(step(plan, 'conntrack-max').params['tableBytes']).toBe(524_288 * 320 + 131_072 * 8);
+    expect(stepOf(plan, 'conntrack-max', 'sysctl').params['tableBytes']).toBe(524_288 * 320 + 131_072 * 8);
   });
 });
 

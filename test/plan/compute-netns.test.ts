@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { LAB_NETNS, NETNS_WRITABLE, saturatedFacts, saturatedTable, tableFull } from '../support/facts-fixtures.js';
-import { planFor, step } from './plan-helpers.js';
+import { planFor, step, stepOf } from './plan-helpers.js';
 
 describe('plan: saturated inside a network namespace (max read-only)', () => {
   const facts = saturatedFacts({
@@ -23,7 +23,7 @@ describe('plan: saturated inside a network namespace (max read-only)', () => {
   });
 
   it('does not write the host sysctl.d for namespace timeouts', () => {
-    const s = step(plan, 'persist-sysctl');
+    const s = stepOf(plan, 'persist-sysctl', 'persist-sysctl');
     expect(s.writable).toBe(false);
     expect(s.params['content']).toBe(
       '# Managed by conntrack-ops: changes approved in chat. Edit through the bot.\nnet.netfilter.nf_conntrack_tcp_timeout_established = 86400\n',

@@ -1,11 +1,11 @@
 import { describe, expect, it } from 'vitest';
 import { makeTable, saturatedFacts, saturatedTable } from '../support/facts-fixtures.js';
-import { planFor, step } from './plan-helpers.js';
+import { planFor, step, stepOf } from './plan-helpers.js';
 
 describe('notrack-management', () => {
   it('nft backend gets nft rules in the bot-owned inet table', () => {
     const plan = planFor(saturatedFacts({ firewallBackend: 'nft' }), saturatedTable(), { managementSource: '192.0.2.10', sshPort: 2222 });
-    const s = step(plan, 'notrack-management');
+    const s = stepOf(plan, 'notrack-management', 'notrack-management');
     expect(s).toMatchObject({ kind: 'notrack-management', optional: true, writable: true });
     expect(s.proposed).toBe(
       'nft add rule inet conntrack_ops prerouting ip saddr 192.0.2.10 tcp dport 2222 notrack comment "conntrack-ops:mgmt-ssh"\n' +
@@ -19,7 +19,7 @@ describe('notrack-management', () => {
 
   it('iptables with an IPv6 management source uses ip6tables', () => {
     const plan = planFor(saturatedFacts(), saturatedTable(), { managementSource: '2001:db8::10' });
-    expect(step(plan, 'notrack-management').params['ruleIn']).toBe(
+    expect(stepOf(plan, 'notrack-management', 'notrack-management').params['ruleIn']).toBe(
       'ip6tables -t raw -I PREROUTING -s 2001:db8::10 -p tcp --dport 22 -m comment --comment conntrack-ops:mgmt-ssh -j CT --notrack',
     );
   });

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { makeFacts, makeTable } from '../support/facts-fixtures.js';
-import { planFor, step } from './plan-helpers.js';
+import { planFor, step, stepOf } from './plan-helpers.js';
 
 describe('plan: runtime values not persistent', () => {
   const facts = makeFacts({
@@ -12,7 +12,7 @@ describe('plan: runtime values not persistent', () => {
 
   it('persists the runtime values and flags the file that would override ours', () => {
     expect(plan.steps.map((s) => s.id)).toEqual(['persist-sysctl']);
-    const s = step(plan, 'persist-sysctl');
+    const s = stepOf(plan, 'persist-sysctl', 'persist-sysctl');
     expect(s.params['content']).toBe(
       '# Managed by conntrack-ops: changes approved in chat. Edit through the bot.\n' +
         'net.netfilter.nf_conntrack_max = 524288\n' +

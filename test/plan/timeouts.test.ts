@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { chooseEstablishedTimeout } from '../../src/plan/compute-timeouts.js';
 import { IDLE_THRESHOLDS } from '../../src/plan/compute.js';
 import { idleCounts, makeFacts, makeTable, saturatedFacts, saturatedTable } from '../support/facts-fixtures.js';
-import { planFor, step } from './plan-helpers.js';
+import { planFor, step, stepOf } from './plan-helpers.js';
 
 it('exports the idle thresholds the aggregator must count', () => {
   expect(IDLE_THRESHOLDS).toEqual([300, 600, 1800, 3600, 7200, 21_600, 86_400]);
@@ -98,7 +98,7 @@ describe('TIME_WAIT pile', () => {
     const s = step(plan, 'tcp-timeout-time-wait');
     expect(s).toMatchObject({ key: 'nf_conntrack_tcp_timeout_time_wait', current: '120', proposed: '30', params: { expectedAfter: 25_000, freed: 75_000 } });
     expect(s.why).toContain('~833 closes/s');
-    expect(step(plan, 'persist-sysctl').params['content']).toContain('net.netfilter.nf_conntrack_tcp_timeout_time_wait = 30');
+    expect(stepOf(plan, 'persist-sysctl', 'persist-sysctl').params['content']).toContain('net.netfilter.nf_conntrack_tcp_timeout_time_wait = 30');
   });
 });
 

@@ -103,7 +103,7 @@ export function realisticReport(): CheckReport {
     ],
     plan: {
       steps: [
-        { id: 's1', kind: 'sysctl', key: 'nf_conntrack_tcp_timeout_established', current: '432000', proposed: '7200', why: 'Dead ESTABLISHED entries stay for 5 days.', writable: true, optional: false, params: {} },
+        { id: 's1', kind: 'sysctl', key: 'nf_conntrack_tcp_timeout_established', current: '432000', proposed: '7200', why: 'Dead ESTABLISHED entries stay for 5 days.', writable: true, optional: false, params: { value: 7200, current: 432_000 } },
         {
           id: 's2',
           kind: 'sysctl',
@@ -114,11 +114,11 @@ export function realisticReport(): CheckReport {
           writable: false,
           whereToChange: 'the host (init namespace): sysctl -w net.netfilter.nf_conntrack_max=524288',
           optional: false,
-          params: {},
+          params: { value: 524_288, current: 262_144 },
         },
-        { id: 's3', kind: 'persist-sysctl', key: '/etc/sysctl.d/90-conntrack.conf', current: '(absent)', proposed: 'nf_conntrack_tcp_timeout_established=7200', why: 'Survive a reboot.', writable: true, optional: false, params: {} },
-        { id: 's4', kind: 'notrack-management', key: 'NOTRACK tcp dport 22 on mgmt0', current: 'tracked', proposed: 'untracked', why: 'Keeps SSH usable when the table is full.', writable: true, optional: true, params: { port: 22 } },
-        { id: 's5', kind: 'delete-idle-entries', key: 'ESTABLISHED idle > 7200 s', current: '150000 entries', proposed: 'deleted', why: 'Frees the table now.', writable: true, optional: true, params: { idle: 7200 } },
+        { id: 's3', kind: 'persist-sysctl', key: '/etc/sysctl.d/90-conntrack.conf', current: '(absent)', proposed: 'nf_conntrack_tcp_timeout_established=7200', why: 'Survive a reboot.', writable: true, optional: false, params: { path: '/etc/sysctl.d/90-conntrack-ops.conf', values: { nf_conntrack_tcp_timeout_established: 7200 }, content: 'net.netfilter.nf_conntrack_tcp_timeout_established = 7200\n', keys: 'nf_conntrack_tcp_timeout_established' } },
+        { id: 's4', kind: 'notrack-management', key: 'NOTRACK tcp dport 22 on mgmt0', current: 'tracked', proposed: 'untracked', why: 'Keeps SSH usable when the table is full.', writable: true, optional: true, params: { backend: 'iptables', family: 'ipv4', source: '198.51.100.10', port: 22, tag: 'conntrack-ops:mgmt-ssh' } },
+        { id: 's5', kind: 'delete-idle-entries', key: 'ESTABLISHED idle > 7200 s', current: '150000 entries', proposed: 'deleted', why: 'Frees the table now.', writable: true, optional: true, params: { proto: 'tcp', state: 'ESTABLISHED', idleAtLeastSeconds: 7200, timeoutUsed: 432_000, remainingAtMost: 424_800, expected: 150_000 } },
       ],
       notes: ['Memory estimate uses 320 bytes per entry (slabinfo).', 'Inside a network namespace nf_conntrack_max is read-only.'],
     },
@@ -235,7 +235,7 @@ export function hugeReport(opts: HugeOptions = {}): CheckReport {
     writable: rand() < 0.5,
     whereToChange: rand() < 0.5 ? str() : undefined,
     optional: rand() < 0.3,
-    params: {},
+    params: { value: i, current: i },
   }));
   const talkers = Array.from({ length: opts.talkers ?? 1000 }, (_, i) => ({ key: `${str(100)}-${i}`, count: Math.floor(rand() * 1e6) }));
   return checkReportSchema.parse({

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { HistoryRecord, LastCheck } from '../../src/store/history-store.js';
-import type { StepState } from '../../src/worker/publisher.js';
+import type { StepState } from '../../src/worker/ports.js';
 import {
   ACTION_IDS,
   COMMANDS,
@@ -41,6 +41,31 @@ describe('renderProgress', () => {
     expect(t).toContain(':white_circle: Analyse');
     expect(t).toContain('1/3 step(s) done');
     expect(m.text).toBe('Checking gw-3: Dump table (1/3)');
+  });
+
+  it('between two steps the job is in progress, not queued', () => {
+    const m = renderProgress('gw-3', [{ name: 'Connect', status: 'done' }, { name: 'Dump table', status: 'pending' }]);
+    expect(m.text).toBe('Checking gw-3: in progress (1/2)');
+    expect(renderProgress('gw-3', [{ name: 'Connect', status: 'pending' }]).text).toBe('Checking gw-3: queued (0/1)');
+  });
+
+  it('a skipped step (refused, not chosen) is finished, not failed', () => {
+    const m = renderProgress('gw-3', [{ name: 'timeout', status: 'done' }, { name: '/etc/sysctl.d file', status: 'skipped', detail: 'refused: not writable here' }, { name: 'NOTRACK', status: 'pending' }], 'apply');
+    expectValidMessage(m);
+    expect(allText(m)).toContain(':fast_forward: /etc/sysctl.d file — refused: not writable here');
+    expect(allText(m)).toContain('1/3 step(s) done, 1 skipped');
+    expect(m.text).toBe('Applying the plan on gw-3: in progress (2/3)');
+    expect(renderProgress('gw-3', [{ name: 'a', status: 'done' }, { name: 'b', status: 'skipped' }], 'apply').text).toBe('Applying the plan on gw-3: done (2/2)');
+  });
+
+  it('says what runs: a check, an apply or a roll back', () => {
+    const steps = [{ name: 'nf_conntrack_tcp_timeout_time_wait -> 30', status: 'running' as const }];
+    expect(renderProgress('gw-3', steps).blocks[0]).toMatchObject({ type: 'header', text: { text: ':mag: Checking gw-3' } });
+    const apply = renderProgress('gw-3', steps, 'apply');
+    expectValidMessage(apply);
+    expect(apply.blocks[0]).toMatchObject({ type: 'header', text: { text: ':gear: Applying the plan on gw-3' } });
+    expect(apply.text).toBe('Applying the plan on gw-3: nf_conntrack_tcp_timeout_time_wait -> 30 (0/1)');
+    expect(renderProgress('gw-3', steps, 'rollback').text).toMatch(/^Rolling back the plan on gw-3: /);
   });
 
   it('a failure is shown with its detail', () => {
@@ -114,6 +139,18 @@ describe('renderApplyResult', () => {
       notes: Array.from({ length: 50 }, () => nastyString(10_000, rand)),
     });
     expectValidMessage(m);
+  });
+
+  it('a roll back shows what it restored, not what the plan wanted; refused steps and every outcome have their own mark', () => {
+    const rolledBack = renderApplyResult({ ...result, action: 'rollback', outcome: 'rolled-back', steps: [{ key: 'nf_conntrack_tcp_timeout_time_wait', status: 'rolled-back', before: 30, after: 120, expected: 30 }] });
+    expect(allText(rolledBack)).toContain(':leftwards_arrow_with_hook: 1. `nf_conntrack_tcp_timeout_time_wait`: `30` → `120` _(rolled-back)_');
+    expect(allText(rolledBack)).not.toContain('wanted');
+    const refused = renderApplyResult({ ...result, outcome: 'refused', steps: [{ key: '/etc/sysctl.d/90-conntrack-ops.conf', status: 'refused', before: null, after: null, expected: 'x' }] });
+    expect(allText(refused)).toContain(':no_entry: 1. `/etc/sysctl.d/90-conntrack-ops.conf`');
+    expect(refused.blocks[0]).toMatchObject({ type: 'header', text: { text: ':no_entry: Plan refused, nothing changed on gw-3' } });
+    for (const outcome of ['applied', 'apply-failed', 'refused', 'already-applied', 'busy', 'interrupted', 'rolled-back', 'rollback-failed', 'not-allowed']) {
+      expect(JSON.stringify(renderApplyResult({ ...result, outcome }).blocks[0])).not.toContain(':grey_question:');
+    }
   });
 
   it('refuses a plan id that cannot be a button value', () => {

@@ -1,10 +1,10 @@
 /** table-healthy: reported when no other finding is critical or a warning. */
-import type { Finding } from '../../core/model.js';
+import { isSerious, type Finding } from '../../core/model.js';
 import type { AnalysisContext } from '../context.js';
 import { fmtInt, fmtPct, pctNumber } from '../format.js';
 
 export function healthyFindings(ctx: AnalysisContext, others: readonly Finding[]): Finding[] {
-  if (others.some((f) => f.severity === 'critical' || f.severity === 'warning')) return [];
+  if (others.some((f) => isSerious(f.severity))) return [];
   const { facts } = ctx;
   const dropped = facts.stats.drop + facts.stats.early_drop;
   return [

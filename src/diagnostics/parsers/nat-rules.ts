@@ -10,9 +10,9 @@
  * upper-case chains while iptables-save printed rules) are skipped in the nft output.
  */
 import { natRuleSchema, type NatRule } from '../../core/model.js';
-import { RULE_TAG } from '../../gateway/commands.js';
+import { RULE_TAG } from '../../core/managed.js';
 
-/** Comment tag carried by every firewall rule conntrack-ops adds (gateway/commands.ts). */
+/** Comment tag carried by every firewall rule conntrack-ops adds (core/managed.ts). */
 export const OUR_RULE_TAG = RULE_TAG;
 
 /** Split an iptables-save rule line into arguments, honouring double quotes. */

@@ -8,6 +8,7 @@
  * "… and N more" and the full detail is returned as `overflow` for a thread reply.
  */
 import type { CheckReport, Finding, PlanStep } from '../../core/model.js';
+import { describeStep } from '../../apply/steps/registry.js';
 import {
   actions,
   checkboxes,
@@ -22,6 +23,7 @@ import {
   fields,
   header,
   int,
+  oneLine,
   pct,
   section,
   severityEmoji,
@@ -72,10 +74,6 @@ class Cuts {
 function evidenceValue(v: number | string): string {
   if (typeof v === 'number') return Number.isInteger(v) ? int(v) : String(Math.round(v * 1000) / 1000);
   return v;
-}
-
-function oneLine(s: string): string {
-  return s.replace(/\s+/g, ' ').trim();
 }
 
 /**
@@ -182,15 +180,8 @@ function numbersFields(report: CheckReport): string[] {
 
 /** One checkbox per optional step: what it does, in at most 75 characters. */
 export function optionalStepOption(step: PlanStep): { text: string; value: string; description: string } {
-  const text =
-    step.kind === 'notrack-management'
-      ? 'Exempt management SSH from tracking (NOTRACK)'
-      : step.kind === 'delete-idle-entries'
-        ? `Delete ${step.current.split(' ')[0] ?? ''} idle entries now`
-        : step.kind === 'notrack-flow'
-          ? `NOTRACK ${oneLine(step.key)}`
-          : oneLine(step.key);
-  return { text, value: step.id, description: oneLine(step.kind === 'delete-idle-entries' ? step.key : step.id) };
+  const { text, description } = describeStep(step);
+  return { text: oneLine(text), value: step.id, description: oneLine(description) };
 }
 
 function footerBlocks(report: CheckReport, footer: Footer, planId: string): { blocks: Block[]; status: string } {
@@ -253,7 +244,7 @@ function footerBlocks(report: CheckReport, footer: Footer, planId: string): { bl
     case 'decision': {
       const i = footer.input;
       const verb = i.decision === 'approved' ? ':white_check_mark: *Approved*' : ':no_entry_sign: *Rejected*';
-      const next = i.decision === 'approved' ? ' — applying now; the result follows in this thread.' : '.';
+      const next = i.decision === 'approved' ? ' — applying now; this message will show the result.' : '.';
       const items = [`${verb} by ${user(i.by)} ${slackDate(i.at)}${next}`];
       if (i.reason && i.reason.trim() !== '') items.push(truncateMrkdwn(`Reason: ${esc(truncate(oneLine(i.reason), 500))}`, 600));
       items.push(`${i.requestedBy ? `Requested by ${user(i.requestedBy)} · ` : ''}${planRef}`);

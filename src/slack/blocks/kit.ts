@@ -3,7 +3,7 @@
  * limit, empty text becomes a placeholder, lists are capped. Plus the formatting
  * helpers (escaping, numbers, dates, severity emoji) the renderers share.
  */
-import type { Severity } from '../../core/model.js';
+import { SEVERITIES, severityRank, type Severity } from '../../core/model.js';
 import { LIMITS, truncate, truncateMrkdwn } from './limits.js';
 import type { ActionsBlock, Block, ButtonElement, CheckboxesElement, ConfirmDialog, ContextBlock, DividerBlock, HeaderBlock, Mrkdwn, PlainText, SectionBlock } from './types.js';
 
@@ -17,6 +17,11 @@ function nonEmpty(text: string): string {
 /** Escape the three characters Slack's mrkdwn gives meaning to (docs: "Escaping text"). */
 export function esc(text: string): string {
   return text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+}
+
+/** Whitespace runs (newlines included) as one space, trimmed. */
+export function oneLine(text: string): string {
+  return text.replace(/\s+/g, ' ').trim();
 }
 
 /** Text safe inside `inline code`: escaped, no backticks, one line. */
@@ -106,7 +111,7 @@ export function actions(elements: readonly (ButtonElement | CheckboxesElement)[]
 
 // ---- formatting ----------------------------------------------------------------
 
-export const SEVERITY_ORDER: readonly Severity[] = ['critical', 'warning', 'info', 'ok'];
+export const SEVERITY_ORDER: readonly Severity[] = SEVERITIES;
 
 export const SEVERITY_EMOJI: Record<Severity, string> = {
   critical: ':red_circle:',
@@ -119,10 +124,7 @@ export function severityEmoji(severity: string): string {
   return (SEVERITY_EMOJI as Record<string, string>)[severity] ?? ':grey_question:';
 }
 
-export function severityRank(severity: string): number {
-  const i = (SEVERITY_ORDER as readonly string[]).indexOf(severity);
-  return i < 0 ? SEVERITY_ORDER.length : i;
-}
+export { severityRank };
 
 export function worstSeverity(severities: readonly string[]): Severity {
   let best: Severity = 'ok';

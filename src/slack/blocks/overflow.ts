@@ -1,8 +1,9 @@
 /**
  * Thread replies for the detail that did not fit a message (`overflow` of
  * renderFindings): code-block sections of at most BUDGETS.overflowChunk characters,
- * BUDGETS.overflowSectionsPerMessage per reply. Past `maxMessages` replies the caller
- * should upload the text as a file instead (`complete: false`).
+ * BUDGETS.overflowSectionsPerMessage per reply. Past `maxMessages` replies the rest is
+ * left out (`complete: false`) and the caller uploads the whole text as a file too
+ * (src/slack/publish/check-message.ts), so nothing is lost.
  */
 import { codeBlockBody, context, section } from './kit.js';
 import { BUDGETS, LIMITS, chunkText, truncate } from './limits.js';

@@ -1,8 +1,9 @@
 /**
  * The Block Kit subset the renderers produce, and the inputs of the renderers that do
- * not take the shared model (apply results, status, history). The block types are
- * structurally compatible with @slack/types' KnownBlock, so they can be passed to
- * WebClient / respond() / ack() as they are.
+ * not take the shared model (apply results, status, history). The block types are a
+ * subset of @slack/types' KnownBlock: the message writer converts them in one place
+ * (toSlackBlocks in src/slack/publish/message-writer.ts, checked by the compiler), and
+ * respond() / ack() take them as they are.
  */
 import type { CheckReport } from '../../core/model.js';
 
@@ -96,7 +97,8 @@ export interface RenderedFindings extends RenderedMessage {
 
 // ---- renderer inputs ---------------------------------------------------------
 
-export type ProgressStatus = 'pending' | 'running' | 'done' | 'failed';
+/** `skipped`: finished without being done (an apply step refused by the pre-flight, not chosen, not reached). */
+export type ProgressStatus = 'pending' | 'running' | 'done' | 'skipped' | 'failed';
 
 export interface ProgressStep {
   name: string;

@@ -11,6 +11,7 @@ import { runCheck } from '../../../src/check/run-check.js';
 import { ApplyEngine } from '../../../src/apply/engine.js';
 import { ApplyRecordStore } from '../../../src/apply/store.js';
 import { SessionPool } from '../../../src/gateway/session-pool.js';
+import { queuedFollowUps } from '../../../src/worker/follow-up-scheduler.js';
 import { startEmbeddedRedis, type RedisHandle } from '../../../src/infra/redis.js';
 import { openQueues, type Queues } from '../../../src/queue/producer.js';
 import { GatewayLocks } from '../../../src/store/gateway-lock.js';
@@ -52,8 +53,7 @@ export async function openHarness(gateway: string, config: GatewayConfig, opts: 
     history,
     locks,
     records,
-    queues,
-    followUpDelayMs: 300_000,
+    followUps: queuedFollowUps(queues, 300_000),
   });
   return {
     redisHandle,
@@ -97,5 +97,5 @@ export async function approvedPlan(h: Harness, report: CheckReport, steps: PlanS
 }
 
 export function sysctlStep(id: string, key: string, current: number, proposed: number, writable = true): PlanStep {
-  return { id, kind: 'sysctl', key, current: String(current), proposed: String(proposed), why: 'test', writable, optional: false, params: { value: proposed } };
+  return { id, kind: 'sysctl', key, current: String(current), proposed: String(proposed), why: 'test', writable, optional: false, params: { value: proposed, current } };
 }

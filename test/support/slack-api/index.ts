@@ -11,6 +11,7 @@
  *   await slack.close();
  */
 export {
+  FILE_LIMITS,
   SlackApiServer,
   startSlackApi,
   type ChannelInfo,
@@ -39,3 +40,4 @@ export {
   type MessageCheck,
   type ValidateOptions,
 } from './block-kit-validator.js';
+export { joinedCodeBlocks } from './code-blocks.js';

@@ -10,6 +10,12 @@
  *   argument switches the body to multipart/form-data (files.uploadV2's upload step).
  * Slack also accepts JSON bodies with the token in the header; both are handled here.
  *
+ * File uploads follow Slack's current flow: files.getUploadURLExternal (filename, length > 0,
+ * alt_txt at most 1,000 characters) -> POST of exactly `length` bytes to the upload_url ->
+ * files.completeUploadExternal (known, uploaded, not yet completed file ids; thread_ts
+ * only with channel_id); the shared file becomes a message (via 'files') in the channel
+ * or thread. files.upload (retired) is not implemented.
+ *
  * It records every call, keeps messages by channel + ts (chat.update changes them),
  * and answers the way Slack does, errors included: HTTP 200 with
  * `{ ok: false, error, ... }` for API errors, Slack's `errors` / `response_metadata`
@@ -165,6 +171,9 @@ export interface InjectedFailure {
 }
 
 type Waiter<T> = { predicate: (item: T) => boolean; resolve: (item: T) => void };
+
+/** Documented limits of the upload flow (files.getUploadURLExternal: alt_txt_too_large). No title limit is documented. */
+export const FILE_LIMITS = { altText: 1000 } as const;
 
 const JSON_FIELDS = new Set(['blocks', 'attachments', 'files', 'metadata', 'unfurls', 'user_auth_blocks']);
 const MAX_BODY_BYTES = 64 * 1024 * 1024;
@@ -724,16 +733,23 @@ export class SlackApiServer {
       }
       case 'files.getUploadURLExternal': {
         const filename = str(args, 'filename');
-        const length = Number(str(args, 'length'));
+        const rawLength = str(args, 'length');
         if (filename === undefined || filename === '') throw invalidArguments('/filename', 'must provide a string');
+        if (rawLength === undefined || rawLength === '') throw invalidArguments('/length', 'must provide an integer');
+        const length = Number(rawLength);
         if (!Number.isInteger(length) || length < 0) throw invalidArguments('/length', 'must provide an integer');
+        // Slack: "missing_argument ... typically only occurs when the `length` provided is 0".
+        if (length === 0) throw new ApiError('missing_argument');
+        // Slack documents `alt_txt`; @slack/web-api's uploadV2 sends `alt_text`. Both are read.
+        const altText = str(args, 'alt_txt') ?? str(args, 'alt_text') ?? null;
+        if (altText !== null && altText.length > FILE_LIMITS.altText) throw new ApiError('alt_txt_too_large');
         const id = `F${String(++this.fileCounter).padStart(9, '0')}`;
         this.files.set(id, {
           id,
           filename,
           title: null,
           declaredLength: length,
-          altText: str(args, 'alt_text') ?? str(args, 'alt_txt') ?? null,
+          altText,
           snippetType: str(args, 'snippet_type') ?? null,
           content: null,
           completed: false,
@@ -746,29 +762,40 @@ export class SlackApiServer {
         const list = args['files'];
         if (!Array.isArray(list) || list.length === 0) throw invalidArguments('/files', 'must provide an array');
         const done: UploadedFile[] = [];
+        const titles: (string | null)[] = [];
         for (const [i, entry] of list.entries()) {
           if (typeof entry !== 'object' || entry === null || typeof (entry as { id?: unknown }).id !== 'string') {
             throw invalidArguments(`/files/${i}/id`, 'must provide a string');
           }
           const { id, title } = entry as { id: string; title?: unknown };
           const f = this.files.get(id);
-          if (!f || f.content === null) throw new ApiError('file_not_found');
-          f.title = typeof title === 'string' ? title : f.filename;
+          // Unknown, never uploaded (or refused at the upload URL), or already completed ("can only be called once").
+          if (!f || f.content === null || f.completed) throw new ApiError('file_not_found');
+          if (title !== undefined && typeof title !== 'string') throw invalidArguments(`/files/${i}/title`, 'must provide a string');
           done.push(f);
+          titles.push(typeof title === 'string' ? title : null);
         }
         const channelId = str(args, 'channel_id') ?? str(args, 'channels');
+        const threadTs = str(args, 'thread_ts');
+        // A thread reply needs its channel (the SDK's types require channel_id with thread_ts).
+        if (threadTs !== undefined && threadTs !== '' && (channelId === undefined || channelId === '')) throw invalidArguments('/channel_id', 'must provide a string with thread_ts');
         if (channelId !== undefined && channelId !== '') {
-          if (args['blocks'] !== undefined) this.checkContent(args, false);
           const ch = this.resolveChannel(channelId);
           if (!ch) throw new ApiError('channel_not_found');
           if (ch.botIsMember === false) throw new ApiError('not_in_channel');
-          this.storeMessage(ch, args, 'files', done);
+          // "If the initial_comment field is provided, the blocks field is ignored."
+          const share = str(args, 'initial_comment') !== undefined ? { ...args, blocks: undefined } : args;
+          if (share['blocks'] !== undefined) this.checkContent(share, false);
+          this.storeMessage(ch, share, 'files', done);
           for (const f of done) {
             f.channel = ch.id;
-            f.threadTs = str(args, 'thread_ts') ?? null;
+            f.threadTs = threadTs || null;
           }
         }
-        for (const f of done) f.completed = true;
+        done.forEach((f, i) => {
+          f.title = titles[i] ?? f.filename;
+          f.completed = true;
+        });
         return { ok: true, files: done.map((f) => ({ id: f.id, name: f.filename, title: f.title, size: f.content?.length ?? 0 })) };
       }
       default:
@@ -781,7 +808,7 @@ export class SlackApiServer {
     if (!f || f.completed) return this.send(res, 404, 'file not found');
     const ct = (req.headers['content-type'] ?? '').toLowerCase();
     let content = raw;
-    // The WebClient posts the file as multipart/form-data; raw bodies are accepted as well.
+    // Raw bytes or multipart/form-data (the WebClient's uploadV2), as Slack accepts both.
     if (ct.startsWith('multipart/form-data')) {
       const form = await new Response(raw, { headers: { 'content-type': ct } }).formData();
       let found: Buffer | null = null;
@@ -794,6 +821,9 @@ export class SlackApiServer {
       if (found === null) return this.send(res, 400, 'no file part');
       content = found;
     }
+    // Not documented by Slack: bytes that differ from the `length` asked for are refused
+    // here, and the file stays without content (completeUploadExternal: file_not_found).
+    if (content.length !== f.declaredLength) return this.send(res, 400, `length mismatch: ${f.declaredLength} bytes declared, ${content.length} received`);
     f.content = content;
     this.send(res, 200, `OK - ${content.length}`);
   }

@@ -1,0 +1,322 @@
+/**
+ * Episodes: what the watch makes of a stream of polls, per gateway (runbook step 7).
+ *
+ * A pure state machine: (state, poll outcome, rules) -> (state, events). The store keeps the
+ * state in Redis so that restarts and several workers agree; the publishers turn events into
+ * one Slack message per episode (edited in place), thread replies and terminal lines.
+ *
+ *  - warning: utilisation >= warnPercent for `warnPolls` polls in a row;
+ *  - critical: utilisation >= critPercent, or at once on any drop beyond insert_failed or
+ *    any early_drop or a new "table full" line (the table was full, whatever the sample says);
+ *  - port exhaustion: insert_failed rising while the table is not full (NAT clash drops count
+ *    in both drop and insert_failed: measured 4,096 / 4,096 on a lab gateway);
+ *  - resolved after `clearPolls` polls in a row below warnPercent - 10 with no drops;
+ *  - a counter that goes down is a reset (reboot): counted from zero, never negative;
+ *  - a condition that returns within `flapWindowMs` of a resolution reopens the same episode
+ *    and counts the flap (no second message);
+ *  - a failing poll is reported once, not every poll, and its recovery once.
+ */
+import { z } from 'zod';
+
+export const dropCountersSchema = z.object({
+  drop: z.number().int().nonnegative(),
+  earlyDrop: z.number().int().nonnegative(),
+  insertFailed: z.number().int().nonnegative(),
+});
+export type DropCounters = z.infer<typeof dropCountersSchema>;
+
+/** One light poll: cumulative counters summed over CPUs, and the "table full" lines new since the last poll. */
+export const pollSampleSchema = z.object({
+  at: z.string(),
+  /** The gateway's own clock at the poll (ms), for "new since the last poll" on its kernel log. */
+  gatewayAtMs: z.number().nullable().default(null),
+  count: z.number().int().nonnegative(),
+  max: z.number().int().positive(),
+  stats: dropCountersSchema,
+  tableFullLines: z.number().int().nonnegative(),
+});
+export type PollSample = z.infer<typeof pollSampleSchema>;
+
+export type PollOutcome = { ok: true; sample: PollSample } | { ok: false; at: string; error: string };
+
+export const episodeLevelSchema = z.enum(['warning', 'critical']);
+export type EpisodeLevel = z.infer<typeof episodeLevelSchema>;
+export const episodeKindSchema = z.enum(['utilisation', 'drops', 'port-exhaustion']);
+export type EpisodeKind = z.infer<typeof episodeKindSchema>;
+
+export const episodeSchema = z.object({
+  id: z.string(),
+  gateway: z.string(),
+  status: z.enum(['open', 'resolved']),
+  level: episodeLevelSchema,
+  kind: episodeKindSchema,
+  openedAt: z.string(),
+  resolvedAt: z.string().nullable(),
+  /** When the last message-worthy event (open, escalation, reopen, reminder) was emitted. */
+  notifiedAt: z.string(),
+  peakPercent: z.number(),
+  lastPercent: z.number(),
+  lastCount: z.number(),
+  max: z.number(),
+  /** Counter increases while the episode was open (resets counted from zero). */
+  drops: dropCountersSchema,
+  tableFullLines: z.number().int().nonnegative(),
+  flaps: z.number().int().nonnegative(),
+  clearStreak: z.number().int().nonnegative(),
+});
+export type Episode = z.infer<typeof episodeSchema>;
+
+export const watchStateSchema = z.object({
+  gateway: z.string(),
+  lastSample: pollSampleSchema.nullable(),
+  /** A few recent (time, count) points for the growth rate. */
+  recent: z.array(z.object({ atMs: z.number(), count: z.number() })),
+  aboveWarnStreak: z.number().int().nonnegative(),
+  pollFailing: z.boolean(),
+  lastError: z.string().nullable(),
+  /** The open episode, or the last resolved one (kept for the flap window). */
+  episode: episodeSchema.nullable(),
+});
+export type WatchState = z.infer<typeof watchStateSchema>;
+
+export interface EpisodeRules {
+  warnPercent: number;
+  critPercent: number;
+  /** Polls in a row at or above warnPercent before a warning opens. */
+  warnPolls: number;
+  /** Polls in a row below warnPercent - 10 (and no drops) before an episode resolves. */
+  clearPolls: number;
+  /** A condition that returns within this long after a resolution reopens the same episode. */
+  flapWindowMs: number;
+  /** An open episode is re-announced (thread reply) after this long without another event. */
+  reminderMs: number;
+}
+
+export const DEFAULT_EPISODE_RULES: EpisodeRules = {
+  warnPercent: 80,
+  critPercent: 95,
+  warnPolls: 2,
+  clearPolls: 3,
+  flapWindowMs: 15 * 60_000,
+  reminderMs: 4 * 3600_000,
+};
+
+export const episodeEventNameSchema = z.enum(['opened', 'escalated', 'reopened', 'reminder', 'resolved', 'poll-failed', 'poll-recovered']);
+export type EpisodeEventName = z.infer<typeof episodeEventNameSchema>;
+
+/** One line of `conntrack-ops watch --json`, one thread reply in Slack. */
+export interface EpisodeEvent {
+  event: EpisodeEventName;
+  gateway: string;
+  at: string;
+  /** The episode's level and kind; null for poll failures outside an episode. */
+  level: EpisodeLevel | null;
+  kind: EpisodeKind | null;
+  episodeId: string | null;
+  percent: number | null;
+  count: number | null;
+  max: number | null;
+  /** Counter increases during the episode (or this poll, outside one). */
+  drops: DropCounters;
+  /** For `resolved`: how long the episode lasted. */
+  durationMs?: number;
+  /** For `reopened`: how many times it came back. */
+  flaps?: number;
+  /** For `poll-failed`: why. */
+  error?: string;
+}
+
+const RECENT_POINTS = 10;
+
+export function initialWatchState(gateway: string): WatchState {
+  return { gateway, lastSample: null, recent: [], aboveWarnStreak: 0, pollFailing: false, lastError: null, episode: null };
+}
+
+/** Increase of a cumulative counter; a value that goes down is a reset and counts from zero. */
+export function counterIncrease(previous: number, current: number): number {
+  return current >= previous ? current - previous : current;
+}
+
+export function utilisationPercent(count: number, max: number): number {
+  return Math.round((count / max) * 1000) / 10;
+}
+
+const LEVEL_RANK: Record<EpisodeLevel, number> = { warning: 1, critical: 2 };
+
+interface PollVerdict {
+  percent: number;
+  increase: DropCounters;
+  /** What the poll alone calls for, before streaks. */
+  wanted: { level: EpisodeLevel; kind: EpisodeKind } | null;
+  /** Counts toward resolution. */
+  clear: boolean;
+}
+
+function judge(state: WatchState, sample: PollSample, rules: EpisodeRules, aboveWarnStreak: number): PollVerdict {
+  const prev = state.lastSample?.stats;
+  const increase: DropCounters = prev
+    ? {
+        drop: counterIncrease(prev.drop, sample.stats.drop),
+        earlyDrop: counterIncrease(prev.earlyDrop, sample.stats.earlyDrop),
+        insertFailed: counterIncrease(prev.insertFailed, sample.stats.insertFailed),
+      }
+    : { drop: 0, earlyDrop: 0, insertFailed: 0 };
+  const percent = utilisationPercent(sample.count, sample.max);
+  const tableFull = increase.drop > increase.insertFailed || increase.earlyDrop > 0 || sample.tableFullLines > 0;
+  const portExhaustion = !tableFull && increase.insertFailed > 0;
+  let wanted: PollVerdict['wanted'] = null;
+  if (tableFull) wanted = { level: 'critical', kind: 'drops' };
+  else if (percent >= rules.critPercent) wanted = { level: 'critical', kind: 'utilisation' };
+  else if (portExhaustion) wanted = { level: 'critical', kind: 'port-exhaustion' };
+  else if (aboveWarnStreak >= rules.warnPolls) wanted = { level: 'warning', kind: 'utilisation' };
+  const clear = percent < rules.warnPercent - 10 && !tableFull && !portExhaustion;
+  return { percent, increase, wanted, clear };
+}
+
+function addCounters(a: DropCounters, b: DropCounters): DropCounters {
+  return { drop: a.drop + b.drop, earlyDrop: a.earlyDrop + b.earlyDrop, insertFailed: a.insertFailed + b.insertFailed };
+}
+
+function eventOf(name: EpisodeEventName, gateway: string, at: string, episode: Episode | null, sample: PollSample | null, drops: DropCounters): EpisodeEvent {
+  return {
+    event: name,
+    gateway,
+    at,
+    level: episode?.level ?? null,
+    kind: episode?.kind ?? null,
+    episodeId: episode?.id ?? null,
+    percent: sample ? utilisationPercent(sample.count, sample.max) : (episode?.lastPercent ?? null),
+    count: sample?.count ?? episode?.lastCount ?? null,
+    max: sample?.max ?? episode?.max ?? null,
+    drops,
+  };
+}
+
+export interface Transition {
+  state: WatchState;
+  events: EpisodeEvent[];
+}
+
+/** Folds one poll outcome into a gateway's watch state. Samples not newer than the last one are ignored. */
+export function advance(state: WatchState, outcome: PollOutcome, rules: EpisodeRules = DEFAULT_EPISODE_RULES): Transition {
+  if (!outcome.ok) {
+    if (state.pollFailing) return { state: { ...state, lastError: outcome.error }, events: [] };
+    const ev = { ...eventOf('poll-failed', state.gateway, outcome.at, openEpisode(state), null, zeroDrops()), error: outcome.error };
+    return { state: { ...state, pollFailing: true, lastError: outcome.error }, events: [ev] };
+  }
+  const sample = outcome.sample;
+  if (state.lastSample && Date.parse(sample.at) <= Date.parse(state.lastSample.at)) return { state, events: [] };
+
+  const events: EpisodeEvent[] = [];
+  if (state.pollFailing) events.push(eventOf('poll-recovered', state.gateway, sample.at, openEpisode(state), sample, zeroDrops()));
+
+  const aboveWarnStreak = utilisationPercent(sample.count, sample.max) >= rules.warnPercent ? state.aboveWarnStreak + 1 : 0;
+  const verdict = judge(state, sample, rules, aboveWarnStreak);
+  const atMs = Date.parse(sample.at);
+  let episode = state.episode;
+
+  if (episode && episode.status === 'open') {
+    episode = {
+      ...episode,
+      peakPercent: Math.max(episode.peakPercent, verdict.percent),
+      lastPercent: verdict.percent,
+      lastCount: sample.count,
+      max: sample.max,
+      drops: addCounters(episode.drops, verdict.increase),
+      tableFullLines: episode.tableFullLines + sample.tableFullLines,
+      clearStreak: verdict.clear ? episode.clearStreak + 1 : 0,
+    };
+    if (verdict.wanted && LEVEL_RANK[verdict.wanted.level] > LEVEL_RANK[episode.level]) {
+      episode = { ...episode, level: verdict.wanted.level, kind: verdict.wanted.kind, notifiedAt: sample.at };
+      events.push(eventOf('escalated', state.gateway, sample.at, episode, sample, episode.drops));
+    } else if (episode.clearStreak >= rules.clearPolls) {
+      episode = { ...episode, status: 'resolved', resolvedAt: sample.at };
+      events.push({ ...eventOf('resolved', state.gateway, sample.at, episode, sample, episode.drops), durationMs: atMs - Date.parse(episode.openedAt) });
+    } else if (atMs - Date.parse(episode.notifiedAt) >= rules.reminderMs) {
+      episode = { ...episode, notifiedAt: sample.at };
+      events.push(eventOf('reminder', state.gateway, sample.at, episode, sample, episode.drops));
+    }
+  } else if (verdict.wanted) {
+    const last = episode;
+    if (last && last.resolvedAt && atMs - Date.parse(last.resolvedAt) <= rules.flapWindowMs) {
+      const level = LEVEL_RANK[verdict.wanted.level] > LEVEL_RANK[last.level] ? verdict.wanted.level : last.level;
+      episode = {
+        ...last,
+        status: 'open',
+        resolvedAt: null,
+        level,
+        kind: level === last.level ? last.kind : verdict.wanted.kind,
+        notifiedAt: sample.at,
+        peakPercent: Math.max(last.peakPercent, verdict.percent),
+        lastPercent: verdict.percent,
+        lastCount: sample.count,
+        max: sample.max,
+        drops: addCounters(last.drops, verdict.increase),
+        tableFullLines: last.tableFullLines + sample.tableFullLines,
+        flaps: last.flaps + 1,
+        clearStreak: 0,
+      };
+      events.push({ ...eventOf('reopened', state.gateway, sample.at, episode, sample, episode.drops), flaps: episode.flaps });
+    } else {
+      episode = {
+        id: `${state.gateway}-${atMs}`,
+        gateway: state.gateway,
+        status: 'open',
+        level: verdict.wanted.level,
+        kind: verdict.wanted.kind,
+        openedAt: sample.at,
+        resolvedAt: null,
+        notifiedAt: sample.at,
+        peakPercent: verdict.percent,
+        lastPercent: verdict.percent,
+        lastCount: sample.count,
+        max: sample.max,
+        drops: verdict.increase,
+        tableFullLines: sample.tableFullLines,
+        flaps: 0,
+        clearStreak: 0,
+      };
+      events.push(eventOf('opened', state.gateway, sample.at, episode, sample, episode.drops));
+    }
+  }
+
+  const recent = [...state.recent, { atMs, count: sample.count }].slice(-RECENT_POINTS);
+  return {
+    state: { gateway: state.gateway, lastSample: sample, recent, aboveWarnStreak, pollFailing: false, lastError: null, episode },
+    events,
+  };
+}
+
+function openEpisode(state: WatchState): Episode | null {
+  return state.episode?.status === 'open' ? state.episode : null;
+}
+
+function zeroDrops(): DropCounters {
+  return { drop: 0, earlyDrop: 0, insertFailed: 0 };
+}
+
+/**
+ * Growth of the table over the recent polls (least-squares slope, entries per minute) and,
+ * when it grows, the minutes until it is full at that rate.
+ */
+export function growth(state: WatchState): { perMinute: number; minutesToFull: number | null } | null {
+  const pts = state.recent;
+  const sample = state.lastSample;
+  if (pts.length < 2 || !sample) return null;
+  const t0 = pts[0]!.atMs;
+  const xs = pts.map((p) => (p.atMs - t0) / 60_000);
+  const ys = pts.map((p) => p.count);
+  const mx = xs.reduce((a, b) => a + b, 0) / xs.length;
+  const my = ys.reduce((a, b) => a + b, 0) / ys.length;
+  let num = 0;
+  let den = 0;
+  for (let i = 0; i < xs.length; i++) {
+    num += (xs[i]! - mx) * (ys[i]! - my);
+    den += (xs[i]! - mx) ** 2;
+  }
+  if (den === 0) return null;
+  const perMinute = num / den;
+  const room = sample.max - sample.count;
+  const minutesToFull = perMinute > 0 && room > 0 ? room / perMinute : null;
+  return { perMinute, minutesToFull };
+}

@@ -1,0 +1,132 @@
+/**
+ * The watch's memory in Redis, shared by every worker and surviving restarts:
+ *  - per gateway, the episode state machine's state (src/monitor/episodes.ts), advanced with
+ *    optimistic concurrency (WATCH / MULTI) so two workers polling one gateway never both
+ *    open an episode;
+ *  - per gateway, the poll samples for trends and charts: 7 days, at most MAX_SAMPLES;
+ *  - per episode, its events in order (the incident timeline) and its Slack message.
+ */
+import type { Redis } from 'ioredis';
+import { z } from 'zod';
+import {
+  advance,
+  DEFAULT_EPISODE_RULES,
+  initialWatchState,
+  pollSampleSchema,
+  watchStateSchema,
+  type EpisodeEvent,
+  type EpisodeRules,
+  type PollOutcome,
+  type PollSample,
+  type Transition,
+  type WatchState,
+} from './episodes.js';
+
+export const SAMPLE_RETENTION_MS = 7 * 24 * 3600_000;
+/** 7 days at the default 30 s interval; faster polls keep the newest MAX_SAMPLES. */
+export const MAX_SAMPLES = 20_160;
+const EPISODE_RETENTION_SECONDS = 30 * 24 * 3600;
+const MAX_EPISODE_EVENTS = 1_000;
+
+export const messageRefSchema = z.object({ channel: z.string(), ts: z.string() });
+export type MessageRef = z.infer<typeof messageRefSchema>;
+
+export class WatchStore {
+  /** WATCH is per connection: transitions use their own connection, one at a time per process. */
+  private readonly txConn: Redis;
+  private queue: Promise<unknown> = Promise.resolve();
+
+  constructor(
+    private readonly redis: Redis,
+    private readonly prefix: string,
+  ) {
+    this.txConn = redis.duplicate();
+    this.txConn.on('error', () => undefined); // the command's rejection reports it
+  }
+
+  async close(): Promise<void> {
+    await this.queue.catch(() => undefined);
+    this.txConn.disconnect();
+  }
+
+  private stateKey(gateway: string): string {
+    return `${this.prefix}:watch-state:${gateway}`;
+  }
+
+  private samplesKey(gateway: string): string {
+    return `${this.prefix}:samples:${gateway}`;
+  }
+
+  private eventsKey(episodeId: string): string {
+    return `${this.prefix}:episode-events:${episodeId}`;
+  }
+
+  async state(gateway: string): Promise<WatchState> {
+    const raw = await this.redis.get(this.stateKey(gateway));
+    return raw ? watchStateSchema.parse(JSON.parse(raw)) : initialWatchState(gateway);
+  }
+
+  /**
+   * Folds one poll outcome into the gateway's state, stores the sample and the events, and
+   * returns the transition. Retries when another process changed the state in between.
+   */
+  advance(gateway: string, outcome: PollOutcome, rules: EpisodeRules = DEFAULT_EPISODE_RULES): Promise<Transition> {
+    const run = this.queue.then(() => this.advanceNow(gateway, outcome, rules));
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+
+  private async advanceNow(gateway: string, outcome: PollOutcome, rules: EpisodeRules): Promise<Transition> {
+    const key = this.stateKey(gateway);
+    for (let attempt = 0; attempt < 20; attempt++) {
+      await this.txConn.watch(key);
+      const raw = await this.txConn.get(key);
+      const before = raw ? watchStateSchema.parse(JSON.parse(raw)) : initialWatchState(gateway);
+      const transition = advance(before, outcome, rules);
+      if (transition.state === before) {
+        await this.txConn.unwatch();
+        return transition;
+      }
+      const tx = this.txConn.multi().set(key, JSON.stringify(transition.state));
+      if (outcome.ok) {
+        const atMs = Date.parse(outcome.sample.at);
+        const skey = this.samplesKey(gateway);
+        tx.zadd(skey, atMs, JSON.stringify(outcome.sample))
+          .zremrangebyscore(skey, '-inf', `(${atMs - SAMPLE_RETENTION_MS}`)
+          .zremrangebyrank(skey, 0, -(MAX_SAMPLES + 1));
+      }
+      for (const ev of transition.events) {
+        if (!ev.episodeId) continue;
+        const ekey = this.eventsKey(ev.episodeId);
+        tx.rpush(ekey, JSON.stringify(ev)).ltrim(ekey, -MAX_EPISODE_EVENTS, -1).expire(ekey, EPISODE_RETENTION_SECONDS);
+      }
+      const result = await tx.exec();
+      if (result !== null) return transition;
+    }
+    throw new Error(`watch state of ${gateway} kept changing under 20 attempts`);
+  }
+
+  /** Samples between two times (ms), oldest first. */
+  async samples(gateway: string, fromMs = 0, toMs = Number.MAX_SAFE_INTEGER): Promise<PollSample[]> {
+    const raw = await this.redis.zrangebyscore(this.samplesKey(gateway), fromMs, toMs);
+    return raw.map((r) => pollSampleSchema.parse(JSON.parse(r)));
+  }
+
+  async episodeEvents(episodeId: string): Promise<EpisodeEvent[]> {
+    const raw = await this.redis.lrange(this.eventsKey(episodeId), 0, -1);
+    return raw.map((r) => JSON.parse(r) as EpisodeEvent);
+  }
+
+  /**
+   * The Slack message of an episode. Only the process whose transition committed `opened`
+   * posts it (the WATCH above makes that one process), so a plain set is enough.
+   */
+  async setEpisodeMessage(episodeId: string, ref: MessageRef): Promise<void> {
+    await this.redis.set(`${this.prefix}:episode-message:${episodeId}`, JSON.stringify(ref), 'EX', EPISODE_RETENTION_SECONDS);
+  }
+
+  async episodeMessage(episodeId: string): Promise<MessageRef | null> {
+    const raw = await this.redis.get(`${this.prefix}:episode-message:${episodeId}`);
+    return raw ? messageRefSchema.parse(JSON.parse(raw)) : null;
+  }
+}

@@ -1,0 +1,101 @@
+/**
+ * Approve / Reject / Roll back buttons. The button value is only a plan id; the plan,
+ * its requester and its state live in Redis (approvals/decisions.ts decides, for Slack
+ * and the terminal alike). This module only reads the payload and renders the outcome.
+ */
+import type { App, BlockAction, ButtonAction, RespondFn } from '@slack/bolt';
+import { z } from 'zod';
+import { approvePlan, rejectPlan, requestRollback, type DecisionOutcome } from '../../approvals/decisions.js';
+import type { ApprovalRules } from '../../approvals/rules.js';
+import { metrics } from '../../metrics/registry.js';
+import type { Runtime } from '../../runtime.js';
+import type { PlanRecord, SlackMessageRef } from '../../store/plan-store.js';
+import { ACTION_IDS, BLOCK_IDS, renderDecision, renderExpired, withoutOverflow } from '../blocks/index.js';
+import { SlackMessageWriter } from '../publish/message-writer.js';
+
+const buttonSchema = z.object({
+  planId: z.string().regex(/^[A-Za-z0-9-]{8,64}$/),
+  userId: z.string().regex(/^[UW][A-Z0-9]{2,}$/),
+  channel: z.string().nullable(),
+  ts: z.string().nullable(),
+});
+type Button = z.infer<typeof buttonSchema>;
+
+function readButton(body: BlockAction, action: ButtonAction): Button | null {
+  const parsed = buttonSchema.safeParse({
+    planId: action.value ?? '',
+    userId: body.user.id,
+    channel: body.channel?.id ?? body.container?.channel_id ?? null,
+    ts: body.message?.ts ?? body.container?.message_ts ?? null,
+  });
+  return parsed.success ? parsed.data : null;
+}
+
+function messageOf(plan: PlanRecord, button: Button): SlackMessageRef | null {
+  if (plan.message) return plan.message;
+  return button.channel && button.ts ? { channel: button.channel, ts: button.ts } : null;
+}
+
+async function tellUser(respond: RespondFn, text: string): Promise<void> {
+  await respond({ response_type: 'ephemeral', replace_original: false, text });
+}
+
+export interface ActionDeps {
+  rt: Runtime;
+  rules: ApprovalRules;
+}
+
+type Decide = (rt: Runtime, rules: ApprovalRules, planId: string, userId: string, body: BlockAction) => Promise<DecisionOutcome>;
+
+const tickedSchema = z.object({
+  selected_options: z.array(z.object({ value: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/) })).max(10),
+});
+
+/** The optional steps ticked in the message's checkbox group when Approve was clicked (none if absent). */
+export function tickedOptionalSteps(body: Pick<BlockAction, 'state'>): string[] {
+  const raw = body.state?.values?.[BLOCK_IDS.optionalSteps]?.[ACTION_IDS.optionalSteps];
+  const parsed = tickedSchema.safeParse(raw);
+  return parsed.success ? parsed.data.selected_options.map((o) => o.value) : [];
+}
+
+export function registerActions(app: App, { rt, rules }: ActionDeps): void {
+  const writer = new SlackMessageWriter(app.client);
+  const handle = (name: 'approve' | 'approveAll' | 'reject' | 'rollback', decide: Decide, onSuccess: (o: Extract<DecisionOutcome, { ok: true }>, b: Button, respond: RespondFn) => Promise<void>) =>
+    app.action<BlockAction<ButtonAction>>(ACTION_IDS[name], async ({ ack, body, action, respond }) => {
+      await ack();
+      const button = readButton(body, action);
+      if (!button) {
+        metrics.decisions.inc({ decision: name, outcome: 'malformed' });
+        await tellUser(respond, 'This button does not carry a valid plan. Nothing was done.');
+        return;
+      }
+      const outcome = await decide(rt, rules, button.planId, button.userId, body);
+      metrics.decisions.inc({ decision: name, outcome: outcome.ok ? 'ok' : outcome.reason });
+      if (!outcome.ok) {
+        if (outcome.reason === 'expired' && outcome.plan) {
+          const ref = messageOf(outcome.plan, button);
+          if (ref) await writer.update(ref, withoutOverflow(renderExpired({ report: outcome.plan.report, planId: outcome.plan.planId, expiresAt: outcome.plan.expiresAt })));
+        }
+        await tellUser(respond, outcome.message);
+        return;
+      }
+      await onSuccess(outcome, button, respond);
+    });
+
+  const showDecision = async (o: Extract<DecisionOutcome, { ok: true }>, b: Button): Promise<void> => {
+    const { plan } = o;
+    const decision = plan.status === 'approved' ? 'approved' : 'rejected';
+    const ref = messageOf(plan, b);
+    if (ref) await writer.update(ref, withoutOverflow(renderDecision({ report: plan.report, planId: plan.planId, decision, by: b.userId, at: o.at, requestedBy: plan.requestedBy })));
+  };
+  handle('approve', (r, ru, id, u, body) => approvePlan(r, ru, id, u, new Date(), { optionalSteps: tickedOptionalSteps(body) }), showDecision);
+  handle('approveAll', (r, ru, id, u) => approvePlan(r, ru, id, u, new Date(), { optionalSteps: 'all' }), showDecision);
+  // Ticking a box is an interaction of its own: acknowledge it, Approve reads the state.
+  app.action(ACTION_IDS.optionalSteps, async ({ ack }) => {
+    await ack();
+  });
+  handle('reject', (r, ru, id, u) => rejectPlan(r, ru, id, u), showDecision);
+  handle('rollback', (r, ru, id, u) => requestRollback(r, ru, id, u), async (o, _b, respond) => {
+    await tellUser(respond, `Roll back of ${o.plan.gateway} queued; the message will show the result.`);
+  });
+}
