@@ -1,5 +1,5 @@
 /**
- * Synthetic conntrack tables, deterministic (one seeded PRNG, mulberry32), for tests and
+ * Synthetic conntrack tables, deterministic (seeded-random.ts), for tests and
  * benchmarks. Two shapes:
  *
  *   generateLines  the exact line shapes recorded in test/fixtures/conntrack-L.txt and
@@ -20,20 +20,9 @@ import { createWriteStream } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { once } from 'node:events';
+import { mulberry32, seededRandom } from './seeded-random.js';
 
 const FIXTURE = fileURLToPath(new URL('../fixtures/conntrack-L.txt', import.meta.url));
-
-/** The seeded PRNG: mulberry32, uint32 values (divide by 2^32 for [0, 1)). */
-export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return (t ^ (t >>> 14)) >>> 0;
-  };
-}
 
 // ---------------------------------------------------------------- generateLines
 
@@ -143,8 +132,7 @@ export async function generateDump(path: string, lines: number, seed = 0x5eed): 
     .filter((t): t is Template => t !== null);
   if (templates.length < 10) throw new Error(`expected the fixture lines of ${FIXTURE}, found ${templates.length} usable`);
   const totalWeight = templates.reduce((s, t) => s + t.weight, 0);
-  const next = mulberry32(seed);
-  const rnd = (): number => next() / 4294967296;
+  const rnd = seededRandom(seed);
   const int = (lo: number, hi: number) => lo + Math.floor(rnd() * (hi - lo + 1));
   const pick = (): Template => {
     let r = rnd() * totalWeight;
