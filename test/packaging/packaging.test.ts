@@ -269,6 +269,12 @@ describe('the conntrack-ops command (bin/conntrack-ops.js)', () => {
     }
   }, 200_000);
 
+  it('type-checks (plain JavaScript, so it runs before any build: strict checkJs)', async () => {
+    const flags = ['--ignoreConfig', '--noEmit', '--allowJs', '--checkJs', '--strict', '--module', 'nodenext', '--moduleResolution', 'nodenext', '--target', 'es2022', '--types', 'node', '--skipLibCheck'];
+    const r = await runToEnd(NODE, [join(ROOT, 'node_modules/typescript/bin/tsc'), ...flags, BIN], { cwd: ROOT, timeoutMs: 60_000 });
+    expect(r.code, r.stdout + r.stderr).toBe(0);
+  }, 70_000);
+
   it('npx conntrack-ops (the documented way in a clone) runs it', async () => {
     const r = await runToEnd('npx', ['--offline', 'conntrack-ops', 'start', '--help'], { cwd: ROOT, env: env(), timeoutMs: 120_000 });
     expect(r.code, r.stderr).toBe(0);
