@@ -81,7 +81,16 @@ interface Results {
 }
 
 const RESULTS_DIR = join(REPO_ROOT, 'bench', 'results');
-const MEASURED_FILES = ['src/analysis/table-aggregator.ts', 'src/diagnostics/parsers/conntrack-line.ts', 'src/diagnostics/facts-script.ts', 'src/check/run-check.ts'];
+const MEASURED_FILES = [
+  ...readdirSync(join(REPO_ROOT, 'src/analysis/table'))
+    .filter((f) => f.endsWith('.ts'))
+    .sort()
+    .map((f) => `src/analysis/table/${f}`),
+  'src/diagnostics/parsers/conntrack-line.ts',
+  'src/diagnostics/dump-format.ts',
+  'src/diagnostics/facts-script.ts',
+  'src/check/run-check.ts',
+];
 
 function gitInfo(): Results['git'] {
   const run = (args: string[]) => {

@@ -10,7 +10,7 @@
  */
 import { createReadStream } from 'node:fs';
 import { StringDecoder } from 'node:string_decoder';
-import { aggregateLines } from '../../src/analysis/table-aggregator.js';
+import { aggregateLines } from '../../src/analysis/table/aggregate-lines.js';
 import { parseConntrackLine } from '../../src/diagnostics/parsers/conntrack-line.js';
 import { IDLE_THRESHOLDS } from '../../src/plan/compute-constants.js';
 

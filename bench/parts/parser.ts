@@ -9,7 +9,7 @@
 import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { runTsChild } from '../lib/child.js';
-import { generateDump, type GeneratedFile } from '../lib/gen-lines.js';
+import { generateDump, type GeneratedFile } from '../../test/support/synthetic-conntrack.js';
 import { round, summarize, type Summary } from '../lib/stats.js';
 
 export const RSS_GROWTH_TARGET_MB = 50;

@@ -7,7 +7,7 @@
 import type { GatewayConfig } from '../config/inventory.js';
 import { checkReportSchema, type CheckReport, type GatewayFacts, type TableSummary } from '../core/model.js';
 import { analyze } from '../analysis/analyze.js';
-import { aggregateLines } from '../analysis/table-aggregator.js';
+import { aggregateLines } from '../analysis/table/aggregate-lines.js';
 import { FACTS_SCRIPT, TABLE_DUMP_COMMAND, parseFacts } from '../diagnostics/facts-script.js';
 import { droppedForLackOfRoom } from '../diagnostics/parsers/conntrack-stats.js';
 import { commands } from '../gateway/commands.js';

@@ -3,7 +3,7 @@
  * fixed, read-only POSIX sh script that prints every fact in delimited sections, and
  * its parser.
  *
- * Output format (one block per section, in this order):
+ * Output format (markers in dump-format.ts; one block per section, in this order):
  *
  *   @@section <name>@@
  *   <output of the section's command(s); stderr is discarded>
@@ -19,6 +19,17 @@
  */
 import { HASHSIZE_PATH } from '../core/managed.js';
 import { gatewayFactsSchema, TIMEOUT_KEYS, type GatewayFacts, type NatRule } from '../core/model.js';
+import {
+  ESTABLISHED_TIMEOUT_HEADER,
+  MARKER_CLOSE,
+  SECTION_BEGIN,
+  SECTION_BEGIN_LINE,
+  SECTION_END,
+  SECTION_END_LINE,
+  SECTION_MISSING,
+  SECTION_MISSING_LINE,
+  SHORT_TIMER_HEADER,
+} from './dump-format.js';
 import { parseConntrackStatsCli, parseProcStatConntrack } from './parsers/conntrack-stats.js';
 import { parseKernelLog } from './parsers/kernel-log.js';
 import { parseIptablesSave, parseNftRuleset } from './parsers/nat-rules.js';
@@ -79,9 +90,9 @@ PATH="$PATH:/usr/sbin:/sbin:/usr/bin:/bin"
 S=
 if [ "$(id -u)" != 0 ] && command -v sudo >/dev/null 2>&1 && sudo -n true >/dev/null 2>&1; then S='sudo -n'; fi
 have() { command -v "$1" >/dev/null 2>&1; }
-begin() { printf '@@section %s@@\\n' "$1"; }
-end() { printf '\\n@@end %s rc=%s@@\\n' "$1" "$2"; }
-missing() { printf '@@section %s@@\\n@@missing %s@@\\n@@end %s rc=127@@\\n' "$1" "$2" "$1"; }
+begin() { printf '${SECTION_BEGIN} %s${MARKER_CLOSE}\\n' "$1"; }
+end() { printf '\\n${SECTION_END} %s rc=%s${MARKER_CLOSE}\\n' "$1" "$2"; }
+missing() { printf '${SECTION_BEGIN} %s${MARKER_CLOSE}\\n${SECTION_MISSING} %s${MARKER_CLOSE}\\n${SECTION_END} %s rc=127${MARKER_CLOSE}\\n' "$1" "$2" "$1"; }
 run() { n=$1; shift; begin "$n"; "$@" 2>/dev/null; end "$n" $?; }
 tool() { n=$1; c=$2; shift 2; if have "$c"; then run "$n" $S "$c" "$@"; else missing "$n" "$c"; fi; }
 begin meta; printf 'version=${FACTS_SCRIPT_VERSION}\\nuid=%s\\nsudo=%s\\n' "$(id -u)" "\${S:+yes}"; end meta 0
@@ -145,16 +156,6 @@ if have conntrack; then begin conntrack-tool; command -v conntrack; end conntrac
 exit 0
 `;
 
-/** Header line of the table dump: `@@established-timeout <seconds>` (empty value if unreadable). */
-export const ESTABLISHED_TIMEOUT_HEADER = '@@established-timeout';
-/**
- * Second header line: `@@short-timer <unacknowledged> <max_retrans>` (seconds). While data is
- * unacknowledged, after too many retransmissions or with a zero window, the kernel gives an
- * ESTABLISHED entry this short timer instead of the ESTABLISHED timeout: its remaining time
- * then says nothing about how long it has been idle.
- */
-export const SHORT_TIMER_HEADER = '@@short-timer';
-
 /**
  * The table dump, streamed by the check: `conntrack -L` when the tool exists, else
  * `/proc/net/nf_conntrack` (same parser). Needs root (CAP_NET_ADMIN for conntrack -L,
@@ -191,19 +192,19 @@ export function parseSections(stdout: string): Map<string, SectionOutput> {
     if (name === null) return;
     // the script prints one newline before @@end so output without a final newline still ends its line
     if (lines.length > 0 && lines[lines.length - 1] === '') lines.pop();
-    const missingLine = lines.length === 1 ? /^@@missing (\S+)@@$/.exec(lines[0] as string) : null;
+    const missingLine = lines.length === 1 ? SECTION_MISSING_LINE.exec(lines[0] as string) : null;
     sections.set(name, { text: missingLine ? '' : lines.join('\n'), rc, missing: missingLine ? (missingLine[1] as string) : null });
     name = null;
     lines = [];
   };
   for (const line of stdout.split('\n')) {
-    const begin = /^@@section (\S+)@@$/.exec(line);
+    const begin = SECTION_BEGIN_LINE.exec(line);
     if (begin) {
       flush(null);
       name = begin[1] as string;
       continue;
     }
-    const end = /^@@end (\S+) rc=(\d+)@@$/.exec(line);
+    const end = SECTION_END_LINE.exec(line);
     if (end && end[1] === name) {
       flush(Number(end[2]));
       continue;

@@ -70,7 +70,8 @@ export function createSlackApp({ rt, env, clientOptions }: SlackAppDeps): BoltAp
   };
   const app =
     env.SLACK_MODE === 'socket'
-      ? new App({ ...common, appToken: env.SLACK_APP_TOKEN, socketMode: true })
+      ? // Socket Mode needs no inbound HTTP; the routes get their own server on PORT (the container health check).
+        new App({ ...common, appToken: env.SLACK_APP_TOKEN, socketMode: true, customRoutes, port: env.PORT })
       : new App({ ...common, signingSecret: env.SLACK_SIGNING_SECRET, customRoutes, processBeforeResponse: false });
   const rules = new ApprovalRules(
     { approvers: env.APPROVERS, approverGroups: env.APPROVER_GROUPS, allowSelfApproval: env.ALLOW_SELF_APPROVAL },

@@ -3,7 +3,7 @@ import { accessSync, constants, mkdtempSync, readFileSync, readlinkSync, rmSync,
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { aggregateLines } from '../../src/analysis/table-aggregator.js';
+import { aggregateLines } from '../../src/analysis/table/aggregate-lines.js';
 import { gatewayFactsSchema, TIMEOUT_KEYS } from '../../src/core/model.js';
 import {
   describeSectionProblems,

@@ -4,17 +4,13 @@ import { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { tableSummarySchema, type TableSummary } from '../../src/core/model.js';
-import {
-  aggregateLines,
-  HeavyHitters,
-  MAX_LINE_CHARS,
-  PortIndex,
-  SpaceSaving,
-  TableAggregator,
-  type PortKey,
-} from '../../src/analysis/table-aggregator.js';
+import { aggregateLines, MAX_LINE_CHARS } from '../../src/analysis/table/aggregate-lines.js';
+import { TableAggregator } from '../../src/analysis/table/aggregator.js';
+import { PortIndex, type PortKey } from '../../src/analysis/table/port-index.js';
+import { HeavyHitters, SpaceSaving } from '../../src/analysis/table/space-saving.js';
 import { parseConntrackLine } from '../../src/diagnostics/parsers/conntrack-line.js';
-import { generateLines } from './helpers/generate-lines.js';
+import { mulberry32, seededRandom } from '../support/seeded-random.js';
+import { generateLines } from '../support/synthetic-conntrack.js';
 
 const fixture = (name: string): string => readFileSync(new URL(`../fixtures/${name}`, import.meta.url), 'utf8');
 const ctx = { establishedTimeout: 432_000, idleThresholds: [0, 3600, 86_400] };
@@ -25,11 +21,10 @@ const withoutTiming = (s: TableSummary): Omit<TableSummary, 'durationMs'> => {
 
 /** Split text into chunks of pseudo-random sizes (1..max bytes), as Buffers or strings. */
 function* chunked(text: string, max: number, seed: number, asBuffer: boolean): Generator<string | Buffer> {
-  let x = seed;
+  const rnd = mulberry32(seed);
   let i = 0;
   while (i < text.length) {
-    x = (x * 1103515245 + 12345) & 0x7fffffff;
-    const n = 1 + (x % max);
+    const n = 1 + (rnd() % max);
     const part = text.slice(i, i + n);
     yield asBuffer ? Buffer.from(part) : part;
     i += n;
@@ -208,10 +203,9 @@ describe('Space-Saving', () => {
     const weights = Array.from({ length: distinct }, (_, k) => 1 / (k + 1) ** 1.1);
     const total = weights.reduce((a, b) => a + b, 0);
     const out: string[] = [];
-    let x = 12345;
+    const rnd = seededRandom(12345);
     for (let i = 0; i < n; i++) {
-      x = (x * 1103515245 + 12345) & 0x7fffffff;
-      let r = (x / 0x7fffffff) * total;
+      let r = rnd() * total;
       let k = 0;
       while (r > (weights[k] as number) && k < distinct - 1) r -= weights[k++] as number;
       out.push(`198.18.${k >> 8}.${k & 255}`);

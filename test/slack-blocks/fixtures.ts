@@ -5,6 +5,7 @@
  * the shared model breaks these fixtures loudly instead of silently.
  */
 import { checkReportSchema, type CheckReport, type Finding, type PlanStep } from '../../src/core/model.js';
+import { seededRandom } from '../support/seeded-random.js';
 
 export const PLAN_ID = '3f6c1d2e-8a4b-4c7d-9e1f-2a3b4c5d6e7f';
 
@@ -126,17 +127,8 @@ export function realisticReport(): CheckReport {
   });
 }
 
-/** A tiny deterministic PRNG (mulberry32) so "random" reports are reproducible. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** Deterministic, so "random" reports are reproducible. */
+export const rng = seededRandom;
 
 /** Strings that hurt: emoji (surrogates), ZWJ families, flags, combining marks, mrkdwn and Slack markup. */
 export const NASTY = [

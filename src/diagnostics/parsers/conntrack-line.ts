@@ -16,7 +16,7 @@
  * char codes, integers parsed in place, substrings
  * only for addresses; protocol and state words are shared constants. Measured against
  * a split-based and a regex-per-token parser and a key search with String#indexOf(" src=")
- * (slower: multi-char patterns), see test/diagnostics/bench/parse-throughput.ts.
+ * (slower: multi-char patterns), see bench/tools/parse-throughput.ts.
  */
 import type { ConntrackEntry, Tuple } from '../../core/model.js';
 

@@ -2,7 +2,7 @@
  * Write generated conntrack lines to stdout (for the memory probe and benchmarks):
  *   node --import tsx test/diagnostics/helpers/generate-lines-cli.ts <lines> [sources] [destinations] [format]
  */
-import { generateLines } from './generate-lines.js';
+import { generateLines } from '../../support/synthetic-conntrack.js';
 
 const count = Number(process.argv[2] ?? 10_000);
 const sources = Number(process.argv[3] ?? 250);

@@ -8,7 +8,7 @@
  */
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { aggregateLines } from '../../../src/analysis/table-aggregator.js';
+import { aggregateLines } from '../../../src/analysis/table/aggregate-lines.js';
 
 const count = Number(process.argv[2] ?? 10_000);
 const sources = Number(process.argv[3] ?? 250);

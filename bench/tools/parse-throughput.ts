@@ -1,12 +1,12 @@
 /**
  * Parser throughput (CPU time, median of 6 runs after 2 warm-ups):
- *   npx tsx test/diagnostics/bench/parse-throughput.ts [dump file]
+ *   npx tsx bench/tools/parse-throughput.ts [dump file]
  * Without a file: 262,144 synthetic lines in the recorded shapes (both formats).
  * Baselines: a split-based and a regex-per-token tokenizer that build no entry at all.
  */
 import { readFileSync } from 'node:fs';
-import { parseConntrackLine, scratchEntry } from '../../../src/diagnostics/parsers/conntrack-line.js';
-import { generateLines } from '../helpers/generate-lines.js';
+import { parseConntrackLine, scratchEntry } from '../../src/diagnostics/parsers/conntrack-line.js';
+import { generateLines } from '../../test/support/synthetic-conntrack.js';
 
 const file = process.argv[2];
 // Real lines are slices of a decoded chunk: build them the same way (flat, not ropes).

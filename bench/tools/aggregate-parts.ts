@@ -1,12 +1,13 @@
 /**
  * Where the aggregator's time goes, on a recorded dump (CPU-bound, no I/O):
- *   npx tsx test/diagnostics/bench/aggregate-parts.ts <dump file>
+ *   npx tsx bench/tools/aggregate-parts.ts <dump file>
  * A dump of a full lab table: fill a scratch namespace with
  * `conntrack -R` of test/fixtures/record/fill-table.py's output, then `conntrack -L > file`.
  */
 import { readFileSync } from 'node:fs';
-import { parseConntrackLine } from '../../../src/diagnostics/parsers/conntrack-line.js';
-import { SpaceSaving, TableAggregator } from '../../../src/analysis/table-aggregator.js';
+import { parseConntrackLine } from '../../src/diagnostics/parsers/conntrack-line.js';
+import { TableAggregator } from '../../src/analysis/table/aggregator.js';
+import { SpaceSaving } from '../../src/analysis/table/space-saving.js';
 const lines = readFileSync(process.argv[2]!, 'latin1').split('\n');
 function time(name: string, fn: () => void) {
   const ts: number[] = [];

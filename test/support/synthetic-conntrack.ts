@@ -1,33 +1,78 @@
 /**
- * A realistic `conntrack -L` dump for the parser benchmark, made from the real fixture
- * lines in test/fixtures/conntrack-L.txt (recorded on a scratch NAT namespace): each
- * generated line is one of those lines with its addresses, ports, ids and timeouts
- * replaced, so every protocol, flag and field layout of the fixtures appears.
+ * Synthetic conntrack tables, deterministic (seeded-random.ts), for tests and
+ * benchmarks. Two shapes:
  *
- *   sources       ~8,000 client addresses, skewed (one heavy hitter ~6 %, then a long tail)
- *   destinations  ~3,000 servers; the fixture's destination port is kept
- *   NAT           the reply goes to one of 4 external addresses (about 5 % not NATed)
- *   timeouts      ESTABLISHED 0..432,000 s, TIME_WAIT 0..120 s, UDP 0..180 s
- *
- * Deterministic (seeded PRNG). Written to a temporary directory at bench time, never to git.
+ *   generateLines  the exact line shapes recorded in test/fixtures/conntrack-L.txt and
+ *                  proc-nf_conntrack.txt, with chosen numbers of distinct sources and
+ *                  destinations (addresses in 198.18.0.0/15 only): exactness, memory and
+ *                  parser-throughput tests.
+ *   generateDump   a realistic `conntrack -L` dump written to a file for the parser
+ *                  benchmark, made from the real fixture lines: each generated line is one of
+ *                  them with its addresses, ports, ids and timeouts replaced, so every
+ *                  protocol, flag and field layout of the fixtures appears.
+ *                    sources       ~8,000 client addresses, skewed (one heavy hitter ~6 %, then a long tail)
+ *                    destinations  ~3,000 servers; the fixture's destination port is kept
+ *                    NAT           the reply goes to one of 4 external addresses (about 5 % not NATed)
+ *                    timeouts      ESTABLISHED 0..432,000 s, TIME_WAIT 0..120 s, UDP 0..180 s
+ *                  Written to a temporary directory at bench time, never to git.
  */
 import { createWriteStream } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { once } from 'node:events';
+import { mulberry32, seededRandom } from './seeded-random.js';
 
-const FIXTURE = fileURLToPath(new URL('../../test/fixtures/conntrack-L.txt', import.meta.url));
+const FIXTURE = fileURLToPath(new URL('../fixtures/conntrack-L.txt', import.meta.url));
 
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+// ---------------------------------------------------------------- generateLines
+
+export interface GenerateOptions {
+  /** 'conntrack' = `conntrack -L`, 'proc' = /proc/net/nf_conntrack. */
+  format?: 'conntrack' | 'proc';
+  /** Distinct client addresses (orig.src); defaults to 250. */
+  sources?: number;
+  /** Distinct destination addresses; defaults to 50. */
+  destinations?: number;
+  /** Seed of the PRNG (mulberry32). */
+  seed?: number;
 }
+
+function addr(base: number, n: number): string {
+  // 198.18.0.0/15: 131,072 addresses; base 0 = 198.18.x.x, base 1 = 198.19.x.x
+  const v = n % 65536;
+  return `198.${18 + base}.${v >> 8}.${v & 255}`;
+}
+
+/** Line number i of a synthetic table. */
+export function* generateLines(count: number, opts: GenerateOptions = {}): Generator<string> {
+  const rnd = mulberry32(opts.seed ?? 1);
+  const sources = opts.sources ?? 250;
+  const destinations = opts.destinations ?? 50;
+  const proc = opts.format === 'proc';
+  const nat = '198.19.255.1';
+  for (let i = 0; i < count; i++) {
+    const r = rnd();
+    const src = addr(0, 2 + (r % sources));
+    const dst = addr(1, 10 + ((r >>> 8) % destinations));
+    const sport = 1024 + ((r >>> 3) % 64000);
+    const nport = 1024 + (i % 64000);
+    const kind = r % 10;
+    let line: string;
+    if (kind < 6) {
+      const timeout = 432000 - ((r >>> 4) % 432000);
+      line = `tcp      6 ${timeout} ESTABLISHED src=${src} dst=${dst} sport=${sport} dport=443 src=${dst} dst=${nat} sport=443 dport=${nport} [ASSURED] mark=0`;
+    } else if (kind < 8) {
+      line = `tcp      6 ${(r >>> 5) % 120} TIME_WAIT src=${src} dst=${dst} sport=${sport} dport=80 src=${dst} dst=${nat} sport=80 dport=${nport} [ASSURED] mark=0`;
+    } else if (kind < 9) {
+      line = `udp      17 ${(r >>> 5) % 30} src=${src} dst=${dst} sport=${sport} dport=53 [UNREPLIED] src=${dst} dst=${nat} sport=53 dport=${nport} mark=0`;
+    } else {
+      line = `icmp     1 ${(r >>> 5) % 30} src=${src} dst=${dst} type=8 code=0 id=${r & 0xffff} src=${dst} dst=${nat} type=0 code=0 id=${r & 0xffff} mark=0`;
+    }
+    yield proc ? `ipv4     2 ${line} zone=0 use=2` : `${line} use=1`;
+  }
+}
+
+// ---------------------------------------------------------------- generateDump
 
 interface Template {
   parts: string[];
@@ -87,7 +132,7 @@ export async function generateDump(path: string, lines: number, seed = 0x5eed): 
     .filter((t): t is Template => t !== null);
   if (templates.length < 10) throw new Error(`expected the fixture lines of ${FIXTURE}, found ${templates.length} usable`);
   const totalWeight = templates.reduce((s, t) => s + t.weight, 0);
-  const rnd = mulberry32(seed);
+  const rnd = seededRandom(seed);
   const int = (lo: number, hi: number) => lo + Math.floor(rnd() * (hi - lo + 1));
   const pick = (): Template => {
     let r = rnd() * totalWeight;

@@ -1,0 +1,35 @@
+/**
+ * The marker lines of what the gateway prints for us, declared once: written by the
+ * shell of facts-script.ts and read by its section parser and by the table aggregator.
+ */
+
+/** Header line of the table dump: `@@established-timeout <seconds>` (empty value if unreadable). */
+export const ESTABLISHED_TIMEOUT_HEADER = '@@established-timeout';
+/**
+ * Second header line: `@@short-timer <unacknowledged> <max_retrans>` (seconds). While data is
+ * unacknowledged, after too many retransmissions or with a zero window, the kernel gives an
+ * ESTABLISHED entry this short timer instead of the ESTABLISHED timeout: its remaining time
+ * then says nothing about how long it has been idle.
+ */
+export const SHORT_TIMER_HEADER = '@@short-timer';
+/** The table dump's header lines, in the order the dump prints them. */
+export const TABLE_DUMP_HEADERS = [ESTABLISHED_TIMEOUT_HEADER, SHORT_TIMER_HEADER] as const;
+
+/**
+ * Facts script sections:
+ *
+ *   @@section <name>@@
+ *   <output>
+ *   @@end <name> rc=<exit status>@@
+ *
+ * and `@@missing <command>@@` as the only content line of a section whose command is not installed.
+ */
+export const SECTION_BEGIN = '@@section';
+export const SECTION_END = '@@end';
+export const SECTION_MISSING = '@@missing';
+/** Closes each section marker line. */
+export const MARKER_CLOSE = '@@';
+
+export const SECTION_BEGIN_LINE = new RegExp(`^${SECTION_BEGIN} (\\S+)${MARKER_CLOSE}$`);
+export const SECTION_END_LINE = new RegExp(`^${SECTION_END} (\\S+) rc=(\\d+)${MARKER_CLOSE}$`);
+export const SECTION_MISSING_LINE = new RegExp(`^${SECTION_MISSING} (\\S+)${MARKER_CLOSE}$`);
