@@ -11,7 +11,7 @@ import { ApprovalRules, type ApprovalPolicy } from '../../src/approvals/rules.js
 import { loadEnv } from '../../src/config/env.js';
 import { openRuntime, type Runtime } from '../../src/runtime.js';
 import type { PlanRecord } from '../../src/store/plan-store.js';
-import { realisticReport } from '../slack-blocks/fixtures.js';
+import { realisticReport } from '../slack/blocks/fixtures.js';
 
 const ALICE = 'U0ALICE01'; // approver, and the requester of most plans here
 const BOB = 'U0BOB0001'; // approver

@@ -8,9 +8,9 @@ import { createHash } from 'node:crypto';
 import { crc32, deflateSync } from 'node:zlib';
 import { webApi } from '@slack/bolt';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { SlackMessageWriter, SlackUploadError, ALT_TEXT_MAX } from '../../src/slack/publish/message-writer.js';
-import { renderProgress, type RenderedMessage } from '../../src/slack/blocks/index.js';
-import { FILE_LIMITS, startSlackApi, type SlackApiServer } from '../support/slack-api/index.js';
+import { SlackMessageWriter, SlackUploadError, ALT_TEXT_MAX } from '../../../src/slack/publish/message-writer.js';
+import { renderProgress, type RenderedMessage } from '../../../src/slack/blocks/index.js';
+import { FILE_LIMITS, startSlackApi, type SlackApiServer } from '../../support/slack-api/index.js';
 
 const CHANNEL = 'C0OPS0001';
 let slack: SlackApiServer;

@@ -1,6 +1,6 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { webApi } from '@slack/bolt';
-import { startSlackApi, type SlackApiServer } from '../support/slack-api/index.js';
+import { startSlackApi, type SlackApiServer } from './index.js';
 
 const { WebClient, ErrorCode } = webApi;
 

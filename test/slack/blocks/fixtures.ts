@@ -4,8 +4,8 @@
  * huge and hostile ones. Every report goes through checkReportSchema, so a change of
  * the shared model breaks these fixtures loudly instead of silently.
  */
-import { checkReportSchema, type CheckReport, type Finding, type PlanStep } from '../../src/core/model.js';
-import { seededRandom } from '../support/seeded-random.js';
+import { checkReportSchema, type CheckReport, type Finding, type PlanStep } from '../../../src/core/model.js';
+import { seededRandom } from '../../support/seeded-random.js';
 
 export const PLAN_ID = '3f6c1d2e-8a4b-4c7d-9e1f-2a3b4c5d6e7f';
 

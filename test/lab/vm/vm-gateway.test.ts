@@ -17,9 +17,9 @@ import { execa } from 'execa';
 import ssh2 from 'ssh2';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringify as stringifyYaml } from 'yaml';
-import { parseInventory } from '../../src/config/inventory.js';
-import { vmUp, type VmGateway } from '../../lab/vm/index.js';
-import { REPO_ROOT } from '../../lab/vm/paths.js';
+import { parseInventory } from '../../../src/config/inventory.js';
+import { vmUp, type VmGateway } from '../../../lab/vm/index.js';
+import { REPO_ROOT } from '../../../lab/vm/paths.js';
 
 const skip = process.env.CTO_SKIP_VM_TESTS === '1' || process.env.CONNTRACK_OPS_SKIP_VM === '1';
 const timings: Record<string, number> = {};

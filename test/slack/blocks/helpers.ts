@@ -1,7 +1,7 @@
 import { expect } from 'vitest';
 import type { types } from '@slack/bolt';
-import { BUDGETS, blockChars, type Block, type RenderedMessage } from '../../src/slack/blocks/index.js';
-import { formatIssues, validateMessage, validateBlocks } from '../support/slack-api/index.js';
+import { BUDGETS, blockChars, type Block, type RenderedMessage } from '../../../src/slack/blocks/index.js';
+import { formatIssues, validateMessage, validateBlocks } from '../../support/slack-api/index.js';
 
 /** Compile-time check: rendered blocks can go wherever Slack's SDK wants blocks. */
 export function asKnownBlocks(blocks: Block[]): (types.KnownBlock | types.Block)[] {

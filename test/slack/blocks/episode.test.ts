@@ -1,8 +1,8 @@
 /** The episode message and its thread replies: what a person reads, within Slack's limits. */
 import { describe, expect, it } from 'vitest';
-import { advance, growth, initialWatchState, type EpisodeEvent, type WatchState } from '../../src/monitor/episodes.js';
-import { renderEpisodeEvent, renderEpisodeMessage } from '../../src/slack/blocks/episode.js';
-import { validateMessage } from '../support/slack-api/block-kit-validator.js';
+import { advance, growth, initialWatchState, type EpisodeEvent, type WatchState } from '../../../src/monitor/episodes.js';
+import { renderEpisodeEvent, renderEpisodeMessage } from '../../../src/slack/blocks/episode.js';
+import { validateMessage } from '../../support/slack-api/block-kit-validator.js';
 
 const MAX = 262_144;
 const T0 = Date.parse('2026-12-04T10:00:00Z');

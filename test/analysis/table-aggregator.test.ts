@@ -285,7 +285,7 @@ describe('Space-Saving', () => {
 });
 
 describe('memory stays flat', () => {
-  const probe = fileURLToPath(new URL('./helpers/memory-probe.ts', import.meta.url));
+  const probe = fileURLToPath(new URL('../diagnostics/helpers/memory-probe.ts', import.meta.url));
   interface ProbeResult {
     entries: number;
     approximate: boolean;

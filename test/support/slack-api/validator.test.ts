@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { formatIssues, validateBlocks, validateMessage } from '../support/slack-api/index.js';
+import { formatIssues, validateBlocks, validateMessage } from './index.js';
 
 const s = (text: string, type: 'mrkdwn' | 'plain_text' = 'mrkdwn') => ({ type: 'section', text: { type, text } });
 const btn = (over: Record<string, unknown> = {}) => ({ type: 'button', text: { type: 'plain_text', text: 'Go' }, action_id: 'go', value: 'v', ...over });

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import type { HistoryRecord, LastCheck } from '../../src/store/history-store.js';
-import type { StepState } from '../../src/worker/ports.js';
+import type { HistoryRecord, LastCheck } from '../../../src/store/history-store.js';
+import type { StepState } from '../../../src/worker/ports.js';
 import {
   ACTION_IDS,
   COMMANDS,
@@ -15,7 +15,7 @@ import {
   type HistoryRecordView,
   type LastCheckView,
   type ProgressStep,
-} from '../../src/slack/blocks/index.js';
+} from '../../../src/slack/blocks/index.js';
 import { PLAN_ID, nastyString, rng } from './fixtures.js';
 import { allText, asKnownBlocks, buttons, expectValidMessage } from './helpers.js';
 

@@ -1,8 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { webApi } from '@slack/bolt';
-import { checkReportSchema } from '../../src/core/model.js';
-import { ACTION_IDS, BLOCK_IDS, renderDecision, renderExpired, renderFindings, renderOverflowReplies } from '../../src/slack/blocks/index.js';
-import { startSlackApi, type SlackApiServer } from '../support/slack-api/index.js';
+import { checkReportSchema } from '../../../src/core/model.js';
+import { ACTION_IDS, BLOCK_IDS, renderDecision, renderExpired, renderFindings, renderOverflowReplies } from '../../../src/slack/blocks/index.js';
+import { startSlackApi, type SlackApiServer } from '../../support/slack-api/index.js';
 import { hugeReport, PLAN_ID, realisticReport } from './fixtures.js';
 import { allText, asKnownBlocks, buttons, expectValidMessage } from './helpers.js';
 

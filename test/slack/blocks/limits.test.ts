@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { BUDGETS, LIMITS, chunkText, cutAtBoundary, fitLines, truncate, truncateMrkdwn } from '../../src/slack/blocks/index.js';
-import { SLACK_DOCUMENTED_LIMITS } from '../support/slack-api/index.js';
+import { BUDGETS, LIMITS, chunkText, cutAtBoundary, fitLines, truncate, truncateMrkdwn } from '../../../src/slack/blocks/index.js';
+import { SLACK_DOCUMENTED_LIMITS } from '../../support/slack-api/index.js';
 import { NASTY, nastyString, rng } from './fixtures.js';
 import { noBrokenSurrogates } from './helpers.js';
 
