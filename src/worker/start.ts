@@ -99,12 +99,21 @@ export function startWorkers(rt: Runtime, opts: WorkerOptions = {}): RunningWork
  * two), matched to the watch list again every `everyMs` (watch / unwatch from any process).
  */
 function keepWatchedWarm(rt: Runtime, pool: SessionPool, everyMs: number): { stop(): void } {
+  // Only sessions this sync warmed are cooled again: whoever else keeps one (the demo, a
+  // caller that passed its own pool) keeps it.
+  const warmedHere = new Set<string>();
   const sync = async () => {
     const inventory = rt.inventory();
     const entries = await rt.watchList.all();
     const wanted = new Set(entries.map((e) => e.gateway).filter((g) => Object.hasOwn(inventory.gateways, g)));
-    for (const name of pool.watchedNames()) if (!wanted.has(name)) pool.unwatch(name);
-    await Promise.allSettled([...wanted].map((g) => pool.watch(g, inventory.gateways[g]!)));
+    for (const name of warmedHere) {
+      if (wanted.has(name)) continue;
+      pool.unwatch(name);
+      warmedHere.delete(name);
+    }
+    const fresh = [...wanted].filter((g) => !pool.watchedNames().includes(g));
+    for (const g of fresh) warmedHere.add(g);
+    await Promise.allSettled(fresh.map((g) => pool.watch(g, inventory.gateways[g]!)));
   };
   const run = () => void sync().catch((err: unknown) => logger.warn({ err: (err as Error).message }, 'warm session sync failed'));
   run();
