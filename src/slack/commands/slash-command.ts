@@ -47,18 +47,13 @@ export function registerCommands(app: App, { rt }: CommandDeps): void {
         });
         break;
       case 'check': {
-        const inventory = rt.inventory();
-        const known = Object.keys(inventory.gateways);
-        const targets = cmd.target.all ? known : [cmd.target.gateway];
-        const unknown = targets.filter((g) => !inventory.gateways[g]);
-        if (unknown.length || targets.length === 0) {
+        const resolved = resolveTargets(rt, cmd.target);
+        if (!resolved.ok) {
           metrics.commands.inc({ subcommand: 'check', outcome: 'unknown-gateway' });
-          await ack({
-            response_type: 'ephemeral',
-            ...renderUsage(targets.length === 0 ? 'the inventory has no gateways' : `unknown gateway "${unknown[0]}". Known: ${known.join(', ') || 'none'}`),
-          });
+          await ack({ response_type: 'ephemeral', ...renderUsage(resolved.error) });
           return;
         }
+        const targets = resolved.targets;
         const origin = { kind: 'slack' as const, channel: command.channel_id };
         const jobIds = await Promise.all(
           targets.map((gateway) =>
@@ -77,15 +72,14 @@ export function registerCommands(app: App, { rt }: CommandDeps): void {
         break;
       }
       case 'watch': {
-        const inventory = rt.inventory();
-        const known = Object.keys(inventory.gateways);
-        const targets = cmd.target.all ? known : [cmd.target.gateway];
-        const unknown = targets.filter((g) => !inventory.gateways[g]);
-        if (unknown.length || targets.length === 0) {
+        const resolved = resolveTargets(rt, cmd.target);
+        if (!resolved.ok) {
           metrics.commands.inc({ subcommand: 'watch', outcome: 'unknown-gateway' });
-          await ack({ response_type: 'ephemeral', ...renderUsage(targets.length === 0 ? 'the inventory has no gateways' : `unknown gateway "${unknown[0]}". Known: ${known.join(', ') || 'none'}`) });
+          await ack({ response_type: 'ephemeral', ...renderUsage(resolved.error) });
           return;
         }
+        const targets = resolved.targets;
+        const inventory = rt.inventory();
         await ack();
         const { entries } = await watchGateways(watchDeps(rt), targets, { intervalSeconds: cmd.intervalSeconds ?? undefined, channel: command.channel_id, by: command.user_id });
         const where = rt.env.INCIDENT_CHANNEL ? `<#${rt.env.INCIDENT_CHANNEL}>` : 'this channel';
@@ -154,4 +148,14 @@ async function watchedViews(rt: Runtime, gateway: string | null): Promise<Watche
       };
     }),
   );
+}
+
+/** `<gw>` or `all` -> inventory gateways, or what is wrong (unknown name, empty inventory). */
+function resolveTargets(rt: Runtime, target: { all: true } | { all: false; gateway: string }): { ok: true; targets: string[] } | { ok: false; error: string } {
+  const known = Object.keys(rt.inventory().gateways);
+  const targets = target.all ? known : [target.gateway];
+  if (targets.length === 0) return { ok: false, error: 'the inventory has no gateways' };
+  const unknown = targets.find((g) => !known.includes(g));
+  if (unknown !== undefined) return { ok: false, error: `unknown gateway "${unknown}". Known: ${known.join(', ') || 'none'}` };
+  return { ok: true, targets };
 }
