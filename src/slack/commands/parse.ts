@@ -58,6 +58,9 @@ export function parseConntrackCommand(text: string): ParseResult {
     }
     case 'watch': {
       // watch <gw>|all [every 30s]
+      const all = arg?.toLowerCase() === 'all';
+      const gw = all ? null : gateway(arg, 'watch');
+      if (gw && !gw.ok) return gw;
       const rest = extra.map((w) => w.toLowerCase());
       let intervalSeconds: number | null = null;
       if (rest.length > 0) {
@@ -67,9 +70,7 @@ export function parseConntrackCommand(text: string): ParseResult {
         intervalSeconds = Number(m[1]) * (m[2] === 'm' ? 60 : 1);
         if (intervalSeconds < 1 || intervalSeconds > 3600) return { ok: false, error: 'the interval is 1 s to 60 min' };
       }
-      if (arg?.toLowerCase() === 'all') return { ok: true, command: { kind: 'watch', target: { all: true }, intervalSeconds } };
-      const gw = gateway(arg, 'watch');
-      return gw.ok ? { ok: true, command: { kind: 'watch', target: { all: false, gateway: gw.name }, intervalSeconds } } : gw;
+      return { ok: true, command: { kind: 'watch', target: gw ? { all: false, gateway: gw.name } : { all: true }, intervalSeconds } };
     }
     case 'unwatch': {
       if (tooMany) return tooMany;
