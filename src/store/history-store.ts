@@ -13,6 +13,8 @@ export const historyRecordSchema = z.object({
   planId: z.string().nullable(),
   /** One line: what the outcome was (severity, counts, failing step...). */
   summary: z.string(),
+  /** For `follow-up`: did the apply stop the drops? */
+  stopped: z.boolean().optional(),
 });
 export type HistoryRecord = z.infer<typeof historyRecordSchema>;
 

@@ -127,6 +127,7 @@ async function reportFollowUp(
     actor: job.requestedBy,
     planId: appliedPlanId,
     summary: verdict.summary,
+    stopped: verdict.stopped,
   });
   return { planId: appliedPlanId, stopped: verdict.stopped, summary: verdict.summary };
 }
