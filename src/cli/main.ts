@@ -7,6 +7,7 @@ import { Command } from 'commander';
 import { logger } from '../infra/logger.js';
 import { registerCheckCommand } from './check-command.js';
 import { registerStartCommand } from './start-command.js';
+import { registerIncidentCommand } from './incident-command.js';
 import { runProgram } from './run-program.js';
 
 // Terminal commands print a report for people: the JSON log lines of the in-process worker
@@ -20,5 +21,6 @@ const program = new Command()
 
 registerCheckCommand(program);
 registerStartCommand(program);
+registerIncidentCommand(program);
 
 await runProgram(program);

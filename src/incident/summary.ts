@@ -100,13 +100,15 @@ function episodeEventEntry(ev: EpisodeEvent, warn: string): TimelineEntry | null
   const drops = ev.drops.drop + ev.drops.earlyDrop + ev.drops.insertFailed > 0 ? `, drop ${int(ev.drops.drop)} / early_drop ${int(ev.drops.earlyDrop)} / insert_failed ${int(ev.drops.insertFailed)}` : '';
   switch (ev.event) {
     case 'opened':
-      return { at: ev.at, event: 'detected', by: 'watch', detail: `${ev.level} (${ev.kind}): ${pct}${ev.count !== null && ev.max !== null ? ` (${int(ev.count)} / ${int(ev.max)})` : ''}${ev.kind === 'utilisation' && ev.level === 'warning' ? ` above ${warn}` : ''}${drops}` };
+      return { at: ev.at, event: ev.by ? 'detected by a check' : 'detected', by: ev.by ?? 'watch', detail: `${ev.level} (${ev.kind}): ${pct}${ev.count !== null && ev.max !== null ? ` (${int(ev.count)} / ${int(ev.max)})` : ''}${ev.kind === 'utilisation' && ev.level === 'warning' ? ` above ${warn}` : ''}${drops}` };
     case 'escalated':
       return { at: ev.at, event: 'escalated', by: 'watch', detail: `${ev.level} (${ev.kind}): ${pct}${drops}` };
     case 'reopened':
       return { at: ev.at, event: 'back again', by: 'watch', detail: `${ev.kind}: ${pct} (flap ${ev.flaps ?? 0})` };
     case 'resolved':
-      return { at: ev.at, event: 'resolved', by: 'watch', detail: `${pct}, below the threshold for 3 polls` };
+      return ev.by
+        ? { at: ev.at, event: 'closed by hand', by: ev.by, detail: `resolved by an approver at ${pct}` }
+        : { at: ev.at, event: 'resolved', by: 'watch', detail: `${pct}, below the threshold for 3 polls` };
     case 'poll-failed':
       return { at: ev.at, event: 'polls failing', by: 'watch', detail: ev.error ?? '' };
     case 'poll-recovered':
@@ -202,7 +204,8 @@ export function buildIncident(src: IncidentSources): IncidentSummary {
   const timeline: TimelineEntry[] = [
     ...src.episodeEvents.map((e) => episodeEventEntry(e, warn)).filter((e): e is TimelineEntry => e !== null),
     ...(src.alerts ?? []).map((a) => ({ at: a.at, event: `alert ${a.status}`, by: 'alertmanager', detail: a.alertname })),
-    ...history.map(historyEntry),
+    // a close by hand is in the episode's own events (with who closed it)
+    ...history.filter((r) => r.event !== 'closed').map(historyEntry),
     ...[...src.outcomes.values()].flatMap((o) => [o.apply, o.rollback]).filter((o): o is ApplyOutcome => o !== null && history.some((h) => h.planId === o.planId)).flatMap(stepEntries),
   ].sort((a, b) => Date.parse(a.at) - Date.parse(b.at));
 

@@ -10,6 +10,8 @@ import type { Redis } from 'ioredis';
 import { z } from 'zod';
 import {
   advance,
+  closeByHand,
+  openByCheck,
   DEFAULT_EPISODE_RULES,
   initialWatchState,
   pollSampleSchema,
@@ -76,22 +78,44 @@ export class WatchStore {
     return run;
   }
 
-  private async advanceNow(gateway: string, outcome: PollOutcome, rules: EpisodeRules): Promise<Transition> {
+  private advanceNow(gateway: string, outcome: PollOutcome, rules: EpisodeRules): Promise<Transition> {
+    return this.commit(gateway, (before) => advance(before, outcome, rules), outcome.ok ? outcome.sample : null);
+  }
+
+  /**
+   * Resolves the gateway's open episode by hand (`/conntrack incident <gw> close`): the
+   * episode's timeline gets a `resolved` event naming who closed it. No events when none is open.
+   */
+  closeEpisode(gateway: string, by: string, at: string): Promise<Transition> {
+    const run = this.queue.then(() => this.commit(gateway, (before) => closeByHand(before, by, at), null));
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+
+  /** Opens a critical episode from a full check's reading when none is open (see openByCheck). */
+  openFromCheck(gateway: string, check: Parameters<typeof openByCheck>[1]): Promise<Transition> {
+    const run = this.queue.then(() => this.commit(gateway, (before) => openByCheck(before, check), null));
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+
+  /** Applies `change` to the stored state under WATCH, with the poll's sample and the events; retries on a conflict. */
+  private async commit(gateway: string, change: (before: WatchState) => Transition, sample: PollSample | null): Promise<Transition> {
     const key = this.stateKey(gateway);
     for (let attempt = 0; attempt < 20; attempt++) {
       await this.txConn.watch(key);
       const raw = await this.txConn.get(key);
       const before = raw ? watchStateSchema.parse(JSON.parse(raw)) : initialWatchState(gateway);
-      const transition = advance(before, outcome, rules);
+      const transition = change(before);
       if (transition.state === before) {
         await this.txConn.unwatch();
         return transition;
       }
       const tx = this.txConn.multi().set(key, JSON.stringify(transition.state));
-      if (outcome.ok) {
-        const atMs = Date.parse(outcome.sample.at);
+      if (sample) {
+        const atMs = Date.parse(sample.at);
         const skey = this.samplesKey(gateway);
-        tx.zadd(skey, atMs, JSON.stringify(outcome.sample))
+        tx.zadd(skey, atMs, JSON.stringify(sample))
           .zremrangebyscore(skey, '-inf', `(${atMs - SAMPLE_RETENTION_MS}`)
           .zremrangebyrank(skey, 0, -(MAX_SAMPLES + 1));
       }
