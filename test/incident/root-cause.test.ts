@@ -38,6 +38,20 @@ describe('root cause', () => {
     );
   });
 
+  it('the heavy hitter\'s ports are those of its protocol (dead TCP entries to the same server are not UDP ports)', () => {
+    const base = realisticReport();
+    const report = withFindings(base, [saturated, hitter], {
+      table: {
+        ...base.table,
+        topPortUse: [
+          { natSource: '198.19.1.1', dst: '198.19.1.2', dport: 7001, proto: 'tcp', count: 20_000 },
+          ...[20000, 20011].map((dport) => ({ natSource: '198.19.1.1', dst: '198.19.1.2', dport, proto: 'udp', count: 36_000 })),
+        ],
+      },
+    });
+    expect(rootCauseOf(report)).toContain('heavy hitter 198.18.1.36 holds 56 % of entries (UDP to 198.19.1.2:20000-20011)');
+  });
+
   it('port exhaustion names the NAT address and the destination, not the table', () => {
     const report = withFindings(realisticReport(), [
       { id: 'port-exhaustion-risk', severity: 'critical', title: 't', evidence: { natSource: '198.19.1.1', destination: '198.19.1.2:20500/udp', entries: 64_512, usablePorts: 64_512, percentUsed: 100, insertFailed: 4096 } },
