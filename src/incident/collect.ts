@@ -36,7 +36,8 @@ export async function collectIncident(stores: IncidentStores, gateway: string, n
       if (apply || rollback) outcomes.set(id, { apply, rollback });
     }),
   );
-  return buildIncident({ episode, episodeEvents, history, plans, outcomes, now });
+  // oldest first: records of the same instant (a follow-up check and its verdict) stay in the order they were made
+  return buildIncident({ episode, episodeEvents, history: [...history].reverse(), plans, outcomes, now });
 }
 
 /** The gateway to show when none is named: the newest open episode, else the newest episode; null when none had one. */

@@ -68,7 +68,7 @@ export interface IncidentSummary {
 export interface IncidentSources {
   episode: Episode;
   episodeEvents: readonly EpisodeEvent[];
-  /** The gateway's history (any order). */
+  /** The gateway's history, oldest first (records of one instant keep this order). */
   history: readonly HistoryRecord[];
   /** Plans by id (those the history names). */
   plans: ReadonlyMap<string, PlanRecord>;
@@ -188,10 +188,15 @@ export function buildIncident(src: IncidentSources): IncidentSummary {
   const mitigatedAt = applied.length > 0 ? applied.map((a) => a.applied!.at).sort()[0]! : null;
   const status: IncidentStatus = ep.status === 'resolved' ? 'resolved' : mitigatedAt ? 'mitigated' : 'investigating';
 
-  // root cause: the newest check of the episode that shows trouble; confirmed by a follow-up of an applied plan
+  // root cause: the diagnosis the applied plan acted on (a later follow-up check sees the table
+  // after the change, e.g. entries "still on a timer"), else the newest check of the episode that
+  // shows trouble; confirmed by a follow-up of an applied plan that saw the drops stop
   let rootCause: IncidentSummary['rootCause'] = null;
-  for (const r of [...history].reverse()) {
-    if (r.event !== 'check' || !r.planId) continue;
+  const actedOn = [...applied].reverse()[0]?.planId;
+  const checksNewestFirst = [...history].reverse().filter((r) => r.event === 'check' && r.planId);
+  const ordered = actedOn ? [...checksNewestFirst.filter((r) => r.planId === actedOn), ...checksNewestFirst.filter((r) => r.planId !== actedOn)] : checksNewestFirst;
+  for (const r of ordered) {
+    if (!r.planId) continue;
     const plan = src.plans.get(r.planId);
     const text = plan ? rootCauseOf(plan.report) : null;
     if (text) {

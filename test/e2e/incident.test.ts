@@ -225,6 +225,9 @@ describe('incident summary: one pinned message per episode, edited in place from
     mark('A follow-up');
     expect(body(confirmed)).toContain('confirmed: the follow-up after the apply saw no more drops');
     expect(confirmed.text).toContain('; cause:');
+    // confirmed, the cause is still the diagnosis the plan acted on (not the follow-up check's view after it)
+    expect(body(confirmed)).toContain(`${int(fill.dead!.entries)} ESTABLISHED entries idle &gt; 1 d under the 5 d timeout`);
+    expect(body(confirmed)).toContain(`heavy hitter ${fill.heavyHitter!.ip} holds`);
     stage('confirmed', (t) => t.includes('*follow-up: drops stopped*') && t.includes('; cause:'));
   }, 300_000);
 
