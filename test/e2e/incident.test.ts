@@ -30,6 +30,7 @@ import { openRuntime, type Runtime } from '../../src/runtime.js';
 import { createSlackApp } from '../../src/slack/app.js';
 import { slackPublishers, slackWebClient } from '../../src/slack/publish/index.js';
 import { startWorkers, type RunningWorkers } from '../../src/worker/start.js';
+import { waitUntil } from '../support/wait-until.js';
 import { startSlackApi, type SlackApiServer, type StoredMessage } from '../support/slack-api/index.js';
 import { buildBlockActionsBody, buildSlashCommandBody, signedFormHeaders } from '../support/slack-signing.js';
 import { tinyChart } from '../incident/tiny-chart.js';
@@ -81,16 +82,6 @@ async function post(body: string): Promise<number> {
 
 function slash(text: string, userId: string, channelId = OPS): Promise<number> {
   return post(buildSlashCommandBody({ text, userId, channelId, responseUrl: slack.responseUrl(undefined, { channel: channelId, user: userId }) }));
-}
-
-async function waitUntil<T>(what: string, probe: () => T | undefined | null | false | Promise<T | undefined | null | false>, timeoutMs = 60_000): Promise<T> {
-  const until = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await probe();
-    if (v) return v;
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
 }
 
 const body = (m: StoredMessage): string => `${m.text}\n${JSON.stringify(m.blocks)}`;

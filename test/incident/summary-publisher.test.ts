@@ -19,6 +19,7 @@ import { SlackIncidentSummary } from '../../src/slack/publish/incident-summary.j
 import { SlackMessageWriter } from '../../src/slack/publish/message-writer.js';
 import { HistoryStore } from '../../src/store/history-store.js';
 import { PlanStore } from '../../src/store/plan-store.js';
+import { waitUntil } from '../support/wait-until.js';
 import { startSlackApi, type SlackApiServer } from '../support/slack-api/index.js';
 import { realisticReport } from '../slack/blocks/fixtures.js';
 import { tinyChart } from './tiny-chart.js';
@@ -71,16 +72,6 @@ async function poll(s: SlackIncidentSummary, count: number, drop = 0): Promise<v
 }
 
 const summaries = () => slack.messages().filter((m) => m.threadTs === null && m.text.startsWith(`${GW}: conntrack incident`));
-
-async function waitUntil<T>(what: string, probe: () => T | undefined | null | false | Promise<T | undefined | null | false>, timeoutMs = 10_000): Promise<T> {
-  const until = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await probe();
-    if (v) return v;
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
 
 beforeAll(async () => {
   slack = await startSlackApi({ channels: [{ id: INCIDENTS, name: 'incidents' }, { id: OPS, name: 'ops' }], users: [{ id: 'U0BOB0001', name: 'bob' }] });
