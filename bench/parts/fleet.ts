@@ -20,28 +20,10 @@ import { enqueueCheck } from '../../src/queue/producer.js';
 import { QUEUES, type CheckJob, type CheckResult } from '../../src/queue/jobs.js';
 import { openRuntime, type Runtime } from '../../src/runtime.js';
 import { silentCheckPublisher } from '../../src/worker/ports.js';
+import { mapLimit } from '../lib/map-limit.js';
 import { round, summarize, type Summary } from '../lib/stats.js';
 
 export const FLEET_PREFIX = 'cto-bnq';
-
-/** At most `limit` promises of `fn` at once, results in input order. */
-async function mapLimit<T, R>(items: T[], limit: number, fn: (item: T, i: number) => Promise<R>): Promise<PromiseSettledResult<R>[]> {
-  const out: PromiseSettledResult<R>[] = new Array(items.length);
-  let next = 0;
-  const lanes = Array.from({ length: Math.min(limit, items.length) }, async () => {
-    for (;;) {
-      const i = next++;
-      if (i >= items.length) return;
-      try {
-        out[i] = { status: 'fulfilled', value: await fn(items[i] as T, i) };
-      } catch (reason) {
-        out[i] = { status: 'rejected', reason };
-      }
-    }
-  });
-  await Promise.all(lanes);
-  return out;
-}
 
 export interface FleetJob {
   gateway: string;

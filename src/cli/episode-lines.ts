@@ -92,10 +92,11 @@ export function checkLineOf(report: CheckReport, plan: PlanRecord, at: Date): Ch
   };
 }
 
+/** The worst finding and how many more; the full report is `conntrack-ops check <gateway>`. */
 function checkText(line: CheckLine): string {
-  const serious = line.findings.filter((f) => f.severity === 'critical' || f.severity === 'warning');
-  const titles = (serious.length ? serious : line.findings.slice(0, 1)).map((f) => `[${f.severity}] ${f.title}`).join('; ');
-  return `${line.at.slice(11, 19)}  ${'CHECK'.padEnd(14)}  ${line.gateway}  ${line.worst}: ${titles}  plan ${line.planId} (${line.steps} steps, not applied)`;
+  const [first, ...rest] = line.findings;
+  const top = first ? `[${first.severity}] ${first.title}${rest.length ? ` (+${rest.length} more)` : ''}` : 'no findings';
+  return `${line.at.slice(11, 19)}  ${'CHECK'.padEnd(14)}  ${line.gateway}  ${top}  plan ${line.planId.slice(0, 8)}: ${line.steps} steps, not applied`;
 }
 
 /** Writes episode events and automatic-check results as lines. */
