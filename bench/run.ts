@@ -209,6 +209,7 @@ function rowsOf(r: Results['parts']): Row[] {
   if (w) {
     rows.push({ key: 'watch.cpuPerPoll', label: `watch, ${w.gateways} gateways every 1 s: bot CPU per poll`, value: w.cpuMsPerPoll, unit: 'ms', better: 'lower' });
     rows.push({ key: 'watch.rssPerGateway', label: 'watch: bot RSS per warm session (kB)', value: w.rssKbPerGateway, unit: 'count', better: 'lower' });
+    rows.push({ key: 'watch.jsPerGateway', label: 'watch: bot JS heap + external per warm session (kB)', value: w.jsKbPerGateway, unit: 'count', better: 'lower' });
     rows.push({ key: 'watch.processor.p50', label: 'watch: poll processor duration p50', value: w.processor.p50, unit: 'ms', better: 'lower' });
     rows.push({ key: 'watch.processor.p99', label: 'watch: poll processor duration p99', value: w.processor.p99, unit: 'ms', better: 'lower' });
     rows.push({ key: 'watch.lag.p99', label: 'watch: scheduled -> started p99', value: w.lag.p99, unit: 'ms', better: 'lower' });

@@ -29,6 +29,8 @@ export interface NetnsProcs {
   /** Sum of VmRSS of the namespace's processes (kB). */
   rssKb: number;
   sshdRssKb: number;
+  /** Proportional set size of the sshd processes (shared pages split between their users), kB. */
+  sshdPssKb: number;
   /** utime+stime+cutime+cstime of the sshd processes (clock ticks). */
   sshdCpuTicks: number;
   commands: string[];
@@ -39,12 +41,19 @@ export interface WatchPollerResult {
   warmConnectMs: number;
   warm: number;
   rss: { noneMb: number; warmMb: number; afterPollingMb: number; perGatewayKb: number };
-  heap: { noneMb: number; warmMb: number };
+  /** JS heap + external + array buffers (what the sessions allocate, without the allocator's slack). */
+  js: { noneMb: number; warmMb: number; perGatewayKb: number };
+  /** The embedded redis-server's CPU over the window. */
+  redis: { cpuMs: number; cpuMsPerPoll: number } | null;
   window: { seconds: number; polls: number; failed: number; pollsPerSecond: number; cpuMs: number; cpuMsPerPoll: number; cpuShareOfOneCore: number };
   /** The processor's own duration: job start -> episode state stored and published (ms). */
   processorMs: number[];
   /** Job scheduled time (timestamp + delay) -> the worker started it (ms). */
   lagMs: number[];
+  /** The poll itself (warm session lease + the one exec + parse), from the processor's onPolled (ms). */
+  execMs: number[];
+  /** Scheduled times modulo the 1 s interval, in 100 ms buckets: how the schedulers spread the polls over the second. */
+  phaseBuckets: number[];
   probe: { gateway: string; before: NetnsProcs; warm: NetnsProcs; polls: number; sshdCpuMsPerPoll: number; clkTck: number };
 }
 
@@ -60,18 +69,31 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const mb = (b: number) => Math.round((b / 2 ** 20) * 10) / 10;
 const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
 
-async function settledRss(): Promise<{ rss: number; heap: number }> {
+async function settledRss(): Promise<{ rss: number; js: number }> {
   for (let i = 0; i < 3; i++) {
     gc();
     await sleep(300);
   }
   const m = process.memoryUsage();
-  return { rss: m.rss, heap: m.heapUsed };
+  return { rss: m.rss, js: m.heapUsed + m.external };
+}
+
+/** utime+stime of this process's redis-server child (clock ticks), or null. */
+async function redisTicks(): Promise<number | null> {
+  const children = await readFile(`/proc/${process.pid}/task/${process.pid}/children`, 'utf8').catch(() => '');
+  for (const pid of children.split(/\s+/).filter(Boolean)) {
+    const comm = (await readFile(`/proc/${pid}/comm`, 'utf8').catch(() => '')).trim();
+    if (comm !== 'redis-server') continue;
+    const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
+    const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return Number(rest[11]) + Number(rest[12]);
+  }
+  return null;
 }
 
 async function netnsProcs(ns: string): Promise<NetnsProcs> {
   const pids = execFileSync('ip', ['netns', 'pids', ns], { encoding: 'utf8' }).split(/\s+/).filter(Boolean);
-  const out: NetnsProcs = { processes: 0, sshdProcesses: 0, rssKb: 0, sshdRssKb: 0, sshdCpuTicks: 0, commands: [] };
+  const out: NetnsProcs = { processes: 0, sshdProcesses: 0, rssKb: 0, sshdRssKb: 0, sshdPssKb: 0, sshdCpuTicks: 0, commands: [] };
   for (const pid of pids) {
     const [status, stat, cmdline] = await Promise.all([
       readFile(`/proc/${pid}/status`, 'utf8').catch(() => ''),
@@ -88,6 +110,8 @@ async function netnsProcs(ns: string): Promise<NetnsProcs> {
     if (isSshd) {
       out.sshdProcesses++;
       out.sshdRssKb += rss;
+      const rollup = await readFile(`/proc/${pid}/smaps_rollup`, 'utf8').catch(() => '');
+      out.sshdPssKb += Number(/^Pss:\s+(\d+)/m.exec(rollup)?.[1] ?? 0);
       // Fields after the ")" of comm: utime stime cutime cstime are fields 14..17 (1-based).
       const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
       out.sshdCpuTicks += [11, 12, 13, 14].reduce((s, i) => s + Number(rest[i] ?? 0), 0);
@@ -103,6 +127,8 @@ const names = Object.keys(inventory.gateways).sort();
 const pool = new SessionPool();
 const processorMs: number[] = [];
 const lagMs: number[] = [];
+const execMs: number[] = [];
+const phaseBuckets: number[] = Array.from({ length: 10 }, () => 0);
 let measuring = false;
 let polls = 0;
 let failed = 0;
@@ -115,9 +141,10 @@ const process_ = createPollProcessor({
   watchList: rt.watchList,
   publisher: silentEpisodePublisher,
   enqueueCheck: (job) => enqueueCheck(rt.queues, job),
-  onPolled: (gateway, ok) => {
+  onPolled: (gateway, ok, durationMs) => {
     if (!measuring) return;
     polls++;
+    execMs.push(Math.round(durationMs * 10) / 10);
     if (!ok) failed++;
     if (gateway === probeGateway) probePolls++;
   },
@@ -132,6 +159,7 @@ const worker = new Worker<PollJob>(
     if (measuring) {
       processorMs.push(performance.now() - t0);
       lagMs.push((job.processedOn ?? Date.now()) - scheduled);
+      phaseBuckets[Math.floor((scheduled % 1000) / 100)]! += 1;
     }
     return result;
   },
@@ -158,11 +186,13 @@ try {
   await sleep(warmupS * 1000);
   measuring = true;
   const ticks0 = (await netnsProcs(probeNetns)).sshdCpuTicks;
+  const redis0 = await redisTicks();
   const cpu0 = process.cpuUsage();
   const t0 = performance.now();
   await sleep(windowS * 1000);
   const cpu = process.cpuUsage(cpu0);
   const seconds = (performance.now() - t0) / 1000;
+  const redis1 = await redisTicks();
   const ticks1 = (await netnsProcs(probeNetns)).sshdCpuTicks;
   measuring = false;
   for (const g of names) await unwatchGateway(deps, g);
@@ -173,7 +203,11 @@ try {
     warmConnectMs,
     warm,
     rss: { noneMb: mb(none.rss), warmMb: mb(warmMem.rss), afterPollingMb: mb(after.rss), perGatewayKb: Math.round((warmMem.rss - none.rss) / 1024 / names.length) },
-    heap: { noneMb: mb(none.heap), warmMb: mb(warmMem.heap) },
+    js: { noneMb: mb(none.js), warmMb: mb(warmMem.js), perGatewayKb: Math.round((warmMem.js - none.js) / 1024 / names.length) },
+    redis:
+      redis0 !== null && redis1 !== null
+        ? { cpuMs: Math.round(((redis1 - redis0) * 1000) / CLK_TCK), cpuMsPerPoll: Math.round((((redis1 - redis0) * 1000) / CLK_TCK / Math.max(1, polls)) * 100) / 100 }
+        : null,
     window: {
       seconds: Math.round(seconds * 10) / 10,
       polls,
@@ -185,6 +219,8 @@ try {
     },
     processorMs: processorMs.map((v) => Math.round(v * 10) / 10),
     lagMs,
+    execMs,
+    phaseBuckets,
     probe: {
       gateway: probeGateway,
       before,

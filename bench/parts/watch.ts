@@ -34,9 +34,12 @@ export interface WatchBenchResult {
   rssKbPerGateway: number;
   processor: { p50: number; p99: number; max: number };
   lag: { p50: number; p99: number; max: number };
-  gatewaySide: { sshdProcessesPerSession: number; sshdRssKbPerSession: number; sshdCpuMsPerPoll: number };
+  exec: { p50: number; p99: number; max: number };
+  jsKbPerGateway: number;
+  redisCpuMsPerPoll: number | null;
+  gatewaySide: { sshdProcessesPerSession: number; sshdRssKbPerSession: number; sshdPssKbPerSession: number; sshdCpuMsPerPoll: number };
   /** 1,000 gateways every 30 s on one worker process, from the figures above. */
-  at1000: { pollsPerSecond: number; cpuShareOfOneCore: number; rssMb: number; sessions: number };
+  at1000: { pollsPerSecond: number; cpuShareOfOneCore: number; redisShareOfOneCore: number | null; rssMb: number; sessions: number };
   teardown: { labsDown: number; leftoverNetns: string[] };
 }
 
@@ -77,24 +80,30 @@ export async function benchWatch(opts: { gateways: number; windowSeconds: number
     );
     const processor = latency(poller.processorMs);
     const lag = latency(poller.lagMs);
-    log(`  poll latency: processor's own duration p50 ${processor.p50} ms, p99 ${processor.p99} ms; scheduled -> started p50 ${lag.p50} ms, p99 ${lag.p99} ms`);
+    const exec = latency(poller.execMs);
+    log(`  poll latency: processor's own duration p50 ${processor.p50} ms, p99 ${processor.p99} ms; scheduled -> started p50 ${lag.p50} ms, p99 ${lag.p99} ms; of which the exec on the warm session p50 ${exec.p50} ms, p99 ${exec.p99} ms`);
+    log(`  when the polls were due within the second (100 ms buckets): ${poller.phaseBuckets.join(' ')}`);
     log(
-      `  bot RSS: ${poller.rss.noneMb} MB with no session, ${poller.rss.warmMb} MB with ${poller.gateways} warm sessions (${poller.rss.perGatewayKb} kB per gateway), ${poller.rss.afterPollingMb} MB after the window`,
+      `  bot RSS: ${poller.rss.noneMb} MB with no session, ${poller.rss.warmMb} MB with ${poller.gateways} warm sessions (${poller.rss.perGatewayKb} kB per gateway; JS heap + external ${poller.js.perGatewayKb} kB per gateway), ${poller.rss.afterPollingMb} MB after the window`,
     );
+    if (poller.redis) log(`  embedded redis-server: ${poller.redis.cpuMs} ms CPU in the window = ${poller.redis.cpuMsPerPoll} ms per poll`);
     const sshdProcs = poller.probe.warm.sshdProcesses - poller.probe.before.sshdProcesses;
     const sshdRss = poller.probe.warm.sshdRssKb - poller.probe.before.sshdRssKb;
+    const sshdPss = poller.probe.warm.sshdPssKb - poller.probe.before.sshdPssKb;
     log(
-      `  gateway ${probe.name}: sshd processes ${poller.probe.before.sshdProcesses} -> ${poller.probe.warm.sshdProcesses} with the warm session (+${sshdRss} kB RSS); sshd CPU ${poller.probe.sshdCpuMsPerPoll} ms per poll (${poller.probe.polls} polls)`,
+      `  gateway ${probe.name}: sshd processes ${poller.probe.before.sshdProcesses} -> ${poller.probe.warm.sshdProcesses} with the warm session (+${sshdRss} kB RSS, +${sshdPss} kB PSS); sshd CPU ${poller.probe.sshdCpuMsPerPoll} ms per poll (${poller.probe.polls} polls)`,
     );
     const polls1000 = 1000 / 30;
     const at1000 = {
       pollsPerSecond: round(polls1000, 1),
       cpuShareOfOneCore: round((w.cpuMsPerPoll * polls1000) / 1000, 3),
-      rssMb: round(poller.rss.noneMb + (poller.rss.perGatewayKb * 1000) / 1024, 0),
+      redisShareOfOneCore: poller.redis ? round((poller.redis.cpuMsPerPoll * polls1000) / 1000, 3) : null,
+      // The larger of the two per-gateway figures (RSS after GC can hide small growth in free heap pages).
+      rssMb: round(poller.rss.noneMb + (Math.max(poller.rss.perGatewayKb, poller.js.perGatewayKb) * 1000) / 1024, 0),
       sessions: 1000,
     };
     log(
-      `  1,000 gateways every 30 s on one worker: ${at1000.pollsPerSecond} polls/s, ~${round(at1000.cpuShareOfOneCore * 100)} % of one core, ~${at1000.rssMb} MB RSS, 1,000 SSH sessions (one per gateway per worker process)`,
+      `  1,000 gateways every 30 s on one worker: ${at1000.pollsPerSecond} polls/s, ~${round(at1000.cpuShareOfOneCore * 100)} % of one core (Redis ~${at1000.redisShareOfOneCore === null ? '?' : round(at1000.redisShareOfOneCore * 100)} % more), ~${at1000.rssMb} MB RSS, 1,000 SSH sessions (one per gateway per worker process)`,
     );
     return {
       gateways: labs.length,
@@ -105,7 +114,10 @@ export async function benchWatch(opts: { gateways: number; windowSeconds: number
       rssKbPerGateway: poller.rss.perGatewayKb,
       processor,
       lag,
-      gatewaySide: { sshdProcessesPerSession: sshdProcs, sshdRssKbPerSession: sshdRss, sshdCpuMsPerPoll: poller.probe.sshdCpuMsPerPoll },
+      exec,
+      jsKbPerGateway: poller.js.perGatewayKb,
+      redisCpuMsPerPoll: poller.redis?.cpuMsPerPoll ?? null,
+      gatewaySide: { sshdProcessesPerSession: sshdProcs, sshdRssKbPerSession: sshdRss, sshdPssKbPerSession: sshdPss, sshdCpuMsPerPoll: poller.probe.sshdCpuMsPerPoll },
       at1000,
       teardown,
     };
