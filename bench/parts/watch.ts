@@ -12,15 +12,13 @@
  *  - the extrapolation to 1,000 gateways at 30 s.
  * Labs are named cto-bnw<NN>, and all of them go at the end, also when anything fails.
  */
-import { execFileSync } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
-import { labDown, labDownAll, labUp, type Lab } from '../../lab/index.js';
 import type { WatchPollerResult } from '../children/watch-poller.js';
 import { runTsChild } from '../lib/child.js';
-import { mapLimit } from '../lib/map-limit.js';
+import { downLabs, labNames, upLabs } from '../lib/labs.js';
 import { quantile, round } from '../lib/stats.js';
 
 export const WATCH_PREFIX = 'cto-bnw';
@@ -50,19 +48,12 @@ function latency(values: number[]): { p50: number; p99: number; max: number } {
 
 export async function benchWatch(opts: { gateways: number; windowSeconds: number; warmupSeconds: number; log: (s: string) => void }): Promise<WatchBenchResult> {
   const { log } = opts;
-  const names = Array.from({ length: opts.gateways }, (_, i) => `${WATCH_PREFIX}${String(i).padStart(2, '0')}`);
-  const labs: Lab[] = [];
+  const names = labNames(WATCH_PREFIX, opts.gateways);
   const dir = await mkdtemp(join(tmpdir(), 'cto-bench-watch-'));
   const teardown = { labsDown: 0, leftoverNetns: [] as string[] };
   try {
-    await labDownAll(WATCH_PREFIX).catch(() => undefined); // leftovers of a crashed run
-    const u0 = Date.now();
     // One client with one source: the watch needs the gateway's sshd, not traffic.
-    const ups = await mapLimit(names, 4, (name) => labUp({ name, clients: 1, sourcesPerClient: 1 }));
-    for (const u of ups) if (u.status === 'fulfilled') labs.push(u.value);
-    const failedUps = ups.filter((u) => u.status === 'rejected');
-    if (failedUps.length) throw new Error(`${failedUps.length} lab(s) failed to come up: ${String((failedUps[0] as PromiseRejectedResult).reason).slice(0, 300)}`);
-    const labUpMs = Date.now() - u0;
+    const { labs, labUpMs } = await upLabs(WATCH_PREFIX, names, { clients: 1, sourcesPerClient: 1 });
     log(`  ${labs.length} labs up in ${labUpMs} ms (${Math.round(labUpMs / labs.length)} ms each, 4 at a time)`);
 
     const inventoryPath = join(dir, 'inventory.yml');
@@ -122,14 +113,7 @@ export async function benchWatch(opts: { gateways: number; windowSeconds: number
       teardown,
     };
   } finally {
-    const downs = await mapLimit(names, 4, (n) => labDown(n));
-    teardown.labsDown = downs.filter((r) => r.status === 'fulfilled').length;
-    await labDownAll(WATCH_PREFIX).catch((err: unknown) => log(`  labDownAll ${WATCH_PREFIX} failed: ${(err as Error).message}`));
-    teardown.leftoverNetns = execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' })
-      .split('\n')
-      .map((l) => l.trim().split(/\s+/)[0] ?? '')
-      .filter((n) => n.startsWith(WATCH_PREFIX));
-    if (teardown.leftoverNetns.length) log(`  WARNING: namespaces left behind: ${teardown.leftoverNetns.join(' ')}`);
+    Object.assign(teardown, await downLabs(WATCH_PREFIX, names, log));
     await rm(dir, { recursive: true, force: true });
   }
 }
