@@ -15,6 +15,10 @@ import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { fillToPercent, flushTable, labDown, labUp, type Lab } from '../../lab/index.js';
+import { loadEnv } from '../../src/config/env.js';
+import { openRedis } from '../../src/infra/redis.js';
+import { watchGateways } from '../../src/monitor/watch-control.js';
+import { openRuntime } from '../../src/runtime.js';
 
 const ROOT = resolve(import.meta.dirname, '../..');
 const TSX = join(ROOT, 'node_modules/.bin/tsx');
@@ -63,8 +67,8 @@ let stderr = '';
 const lines: WatchLine[] = [];
 const badLines: string[] = [];
 
-function startWatch(args: string[]): ChildProcess {
-  const c = spawn(TSX, ['src/cli/main.ts', 'watch', ...args], { cwd: ROOT, env: { PATH: process.env['PATH'], HOME: process.env['HOME'], USER: 'sre' }, stdio: ['ignore', 'pipe', 'pipe'] });
+function startWatch(args: string[], extraEnv: Record<string, string> = {}): ChildProcess {
+  const c = spawn(TSX, ['src/cli/main.ts', 'watch', ...args], { cwd: ROOT, env: { PATH: process.env['PATH'], HOME: process.env['HOME'], USER: 'sre', ...extraEnv }, stdio: ['ignore', 'pipe', 'pipe'] });
   let buf = '';
   c.stdout?.on('data', (d: Buffer) => {
     buf += d.toString();
@@ -186,4 +190,38 @@ describe('conntrack-ops watch in a terminal, against a real lab gateway', () => 
     expect(stderr).toContain(`unwatched ${lab.name}`);
     expect(stderr).toContain('job schedulers left: none');
   }, 400_000);
+
+  it('with a shared REDIS_URL: polls here, leaves a gateway watched before it started, unwatches its own', async () => {
+    const redis = await openRedis(undefined);
+    const sharedInventory = join(dir, 'shared.yml');
+    await lab.writeInventory(sharedInventory, { merge: false });
+    await lab.writeInventory(sharedInventory, { gatewayName: 'gw-slack', merge: true });
+    const rt = await openRuntime(loadEnv({ REDIS_URL: redis.url, INVENTORY: sharedInventory, LOG_LEVEL: 'silent' }));
+    try {
+      // Watched from Slack before the terminal starts.
+      const deps = { inventory: rt.inventory, watchList: rt.watchList, queues: rt.queues, defaultIntervalSeconds: 30 };
+      await watchGateways(deps, ['gw-slack'], { intervalSeconds: 30, channel: 'C0OPS0001', by: 'U0ALICE01' });
+      stderr = '';
+      const c = startWatch([lab.name, 'gw-slack', '--inventory', sharedInventory, '--interval', '1s', '--json'], { REDIS_URL: redis.url });
+      await waitUntil('the watch to start', () => stderr.includes('watching '), 60_000);
+      expect(stderr).toContain('gw-slack is already watched (every 30 s, by U0ALICE01): left as it is');
+      expect(stderr).toContain("shared REDIS_URL: events of this process's polls only");
+      const polled = async () => (await rt.watchStore.samples(lab.name)).length;
+      const until = Date.now() + 30_000;
+      while ((await polled()) < 3 && Date.now() < until) await sleep(500);
+      expect(await polled()).toBeGreaterThanOrEqual(3);
+
+      const exited = new Promise<number | null>((r) => c.once('exit', (code) => r(code)));
+      c.kill('SIGTERM');
+      expect(await exited, stderr.slice(-2000)).toBe(0);
+      expect(stderr).toContain(`unwatched ${lab.name}; left watching gw-slack (watched before this command); job schedulers left: watch-gw-slack; episode state and samples stay in REDIS_URL`);
+      expect((await rt.watchList.all()).map((e) => e.gateway)).toEqual(['gw-slack']);
+      expect((await rt.watchList.get('gw-slack'))?.channel).toBe('C0OPS0001');
+      expect((await rt.queues.poll.getJobSchedulers(0, -1)).map((s) => s.key)).toEqual(['watch-gw-slack']);
+      expect(badLines).toEqual([]);
+    } finally {
+      await rt.close();
+      await redis.stop();
+    }
+  }, 120_000);
 });
