@@ -98,8 +98,8 @@ export async function runWatch(gatewayArgs: readonly string[], opts: WatchCliOpt
     workers = startWorkers(rt, {
       concurrency: 2,
       publishers: { check: () => lines.checkPublisher, apply: () => silentApplyPublisher, episode: lines.episodePublisher },
-      // With a shared Redis, checks and applies stay with the bot's workers (and their Slack messages).
-      only: shared ? ['poll'] : undefined,
+      // Nothing is applied from here. With a shared Redis, checks stay with the bot's workers (and their Slack messages).
+      only: shared ? ['poll'] : ['poll', 'check'],
     });
     const deps: WatchControlDeps = { inventory: rt.inventory, watchList: rt.watchList, queues: rt.queues, defaultIntervalSeconds: env.WATCH_INTERVAL_SECONDS };
     const before = await Promise.all(gateways.map(async (g) => ({ g, entry: await rt.watchList.get(g) })));
