@@ -5,10 +5,9 @@
  *
  *  - REDIS_URL unset: an embedded redis-server and an in-process worker (polls and the
  *    automatic check at critical, whose findings are printed as one line; never applied).
- *  - REDIS_URL set: this process becomes one more POLL worker of that Redis (no check/apply
- *    worker here). It prints the events of the polls it runs itself; polls that other workers
- *    take are shown by their publishers (Slack), not here, and the polls it takes for
- *    gateways watched from Slack are shown neither here nor in Slack.
+ *  - REDIS_URL set: the bot's workers poll (and post to Slack as always); this process runs
+ *    no worker and follows the gateways' event streams in that Redis, printing every event
+ *    of the bot's polls from the moment it started (src/cli/episode-follower.ts).
  *
  * On SIGINT/SIGTERM it unwatches the gateways it started watching (their job schedulers go),
  * leaves alone those that were watched before it started, and says so on stderr.
@@ -20,6 +19,7 @@ import { unwatchGateway, watchGateways, type WatchControlDeps } from '../monitor
 import { openRuntime, type Runtime } from '../runtime.js';
 import { silentApplyPublisher } from '../worker/ports.js';
 import { startWorkers, type RunningWorkers } from '../worker/start.js';
+import { followEpisodeEvents, type Follower } from './episode-follower.js';
 import { EpisodeLines } from './episode-lines.js';
 import { CliError } from './errors.js';
 import { parseInterval } from './interval.js';
@@ -38,11 +38,11 @@ At critical the engine runs the full check by itself: its findings are printed a
 "check" line (or "check-failed"); nothing is ever applied from here.
 
 Without REDIS_URL everything runs in this process (embedded redis-server) and is gone
-when it stops. With REDIS_URL this process joins that Redis as one more poll worker:
-it prints only the events of the polls it runs itself (events of other workers' polls
-are not seen here), the polls it runs are not posted to Slack, and on exit it leaves
-the gateways that were watched before it started, and every gateway's episode state
-and samples (7 days), in that Redis.`;
+when it stops. With REDIS_URL the bot's workers run the polls (and post to Slack as
+always) and this process prints every event of them, following that Redis; it needs
+the bot's workers to be running (a warning says so when no poll arrives). On exit it
+unwatches only what it started watching, and leaves every gateway's episode state and
+samples (7 days) in that Redis.`;
 
 /** Which gateways: the named ones (validated, in the inventory), or all of the inventory. */
 function selectGateways(inventory: Inventory, names: readonly string[]): string[] {
@@ -93,14 +93,20 @@ export async function runWatch(gatewayArgs: readonly string[], opts: WatchCliOpt
   const shared = Boolean(env.REDIS_URL);
   const rt = await openRuntime(env, { inventory });
   let workers: RunningWorkers | null = null;
+  let follower: Follower | null = null;
   try {
     const lines = new EpisodeLines(process.stdout, opts.json ? 'json' : 'text', new Set(gateways));
-    workers = startWorkers(rt, {
-      concurrency: 2,
-      publishers: { check: () => lines.checkPublisher, apply: () => silentApplyPublisher, episode: lines.episodePublisher },
-      // Nothing is applied from here. With a shared Redis, checks stay with the bot's workers (and their Slack messages).
-      only: shared ? ['poll'] : ['poll', 'check'],
-    });
+    if (shared) {
+      // The bot's workers poll and post to Slack; this process only follows what they find.
+      follower = await followEpisodeEvents(rt.watchStore, gateways, (ev) => lines.event(ev), { onError: (err) => log(`following the events failed: ${err.message}`) });
+    } else {
+      // Nothing is applied from here: no apply worker.
+      workers = startWorkers(rt, {
+        concurrency: 2,
+        publishers: { check: () => lines.checkPublisher, apply: () => silentApplyPublisher, episode: lines.episodePublisher },
+        only: ['poll', 'check'],
+      });
+    }
     const deps: WatchControlDeps = { inventory: rt.inventory, watchList: rt.watchList, queues: rt.queues, defaultIntervalSeconds: env.WATCH_INTERVAL_SECONDS };
     const before = await Promise.all(gateways.map(async (g) => ({ g, entry: await rt.watchList.get(g) })));
     const kept = before.filter((b) => b.entry !== null).map((b) => b.g);
@@ -109,13 +115,33 @@ export async function runWatch(gatewayArgs: readonly string[], opts: WatchCliOpt
     const interrupted = untilInterrupted(log);
     const { entries } = await watchGateways(deps, toStart, { intervalSeconds: interval?.seconds, channel: null, by: `cli:${process.env['USER'] ?? 'user'}` });
     const every = [...new Set(entries.map((e) => `${e.intervalSeconds} s`))].join('/') || 'their own intervals';
-    log(`watching ${gateways.join(', ')} every ${every} (${shared ? 'shared REDIS_URL: events of this process\'s polls only' : 'embedded Redis'}); Ctrl-C to stop`);
+    log(`watching ${gateways.join(', ')} every ${every} (${shared ? "shared REDIS_URL: the bot's workers poll, this process prints their events" : 'embedded Redis'}); Ctrl-C to stop`);
+    const silence = shared ? warnWhenNoPolls(rt, gateways, log) : null;
     await interrupted;
+    silence?.stop();
     await stopWatching(rt, deps, toStart, kept, shared, log);
   } finally {
+    await follower?.stop();
     await workers?.close();
     await rt.close();
   }
+}
+
+/** With a shared Redis nothing polls unless the bot's workers run: say so once, after a while without any poll. */
+function warnWhenNoPolls(rt: Runtime, gateways: readonly string[], log: (line: string) => void): { stop(): void } {
+  const since = Date.now();
+  const timer = setInterval(() => {
+    void (async () => {
+      const states = await Promise.all(gateways.map((g) => rt.watchStore.state(g)));
+      const polled = states.some((s) => s.lastSample && Date.parse(s.lastSample.at) >= since);
+      if (!polled && Date.now() - since >= 120_000) {
+        log(`no poll of ${gateways.join(', ')} in 2 min: are the bot's workers running on this REDIS_URL (npm run worker)?`);
+        clearInterval(timer);
+      } else if (polled) clearInterval(timer);
+    })().catch(() => undefined);
+  }, 10_000);
+  timer.unref();
+  return { stop: () => clearInterval(timer) };
 }
 
 export function registerWatchCommand(program: Command): void {

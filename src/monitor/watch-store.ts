@@ -27,6 +27,8 @@ export const SAMPLE_RETENTION_MS = 7 * 24 * 3600_000;
 export const MAX_SAMPLES = 20_160;
 const EPISODE_RETENTION_SECONDS = 30 * 24 * 3600;
 const MAX_EPISODE_EVENTS = 1_000;
+/** Events kept per gateway in its stream (approximately: MAXLEN ~). */
+const MAX_STREAM_EVENTS = 1_000;
 
 export const messageRefSchema = z.object({ channel: z.string(), ts: z.string() });
 export type MessageRef = z.infer<typeof messageRefSchema>;
@@ -55,6 +57,27 @@ export class WatchStore {
 
   private samplesKey(gateway: string): string {
     return `${this.prefix}:samples:${gateway}`;
+  }
+
+  private streamKey(gateway: string): string {
+    return `${this.prefix}:watch-events:${gateway}`;
+  }
+
+  /** Where the gateway's event stream ends now: follow from here to see only new events. */
+  async eventsTail(gateway: string): Promise<string> {
+    const last = await this.redis.xrevrange(this.streamKey(gateway), '+', '-', 'COUNT', 1);
+    return last[0]?.[0] ?? '0-0';
+  }
+
+  /** The gateway's events after stream id `after`, oldest first, with the id to continue from. */
+  async eventsAfter(gateway: string, after: string, count = 100): Promise<{ events: EpisodeEvent[]; next: string }> {
+    const rows = await this.redis.xrange(this.streamKey(gateway), `(${after}`, '+', 'COUNT', count);
+    const events = rows.flatMap(([, fields]) => {
+      const i = fields.indexOf('e');
+      const raw = i >= 0 ? fields[i + 1] : undefined;
+      return raw ? [JSON.parse(raw) as EpisodeEvent] : [];
+    });
+    return { events, next: rows.at(-1)?.[0] ?? after };
   }
 
   private eventsKey(episodeId: string): string {
@@ -96,6 +119,8 @@ export class WatchStore {
           .zremrangebyrank(skey, 0, -(MAX_SAMPLES + 1));
       }
       for (const ev of transition.events) {
+        // every event, in order, for whoever follows the gateway (the terminal watch on a shared Redis)
+        tx.xadd(this.streamKey(gateway), 'MAXLEN', '~', String(MAX_STREAM_EVENTS), '*', 'e', JSON.stringify(ev));
         if (!ev.episodeId) continue;
         const ekey = this.eventsKey(ev.episodeId);
         tx.rpush(ekey, JSON.stringify(ev)).ltrim(ekey, -MAX_EPISODE_EVENTS, -1).expire(ekey, EPISODE_RETENTION_SECONDS);
