@@ -12,6 +12,7 @@ import { fleetRegistry } from '../metrics/fleet.js';
 import { registry as botRegistry } from '../metrics/registry.js';
 import { AlertmanagerReceiver } from '../monitor/alertmanager-receiver.js';
 import { enqueueCheck } from '../queue/producer.js';
+import type { Env } from '../config/env.js';
 import type { Runtime } from '../runtime.js';
 import type { EpisodePublisher } from '../worker/ports.js';
 import { alertmanagerHandler } from './alertmanager-route.js';
@@ -36,11 +37,13 @@ function guarded(path: string, run: (req: IncomingMessage, res: ServerResponse) 
 
 export interface RouteDeps {
   rt: Runtime;
+  /** The listener's configuration (ALERTMANAGER_TOKEN, INCIDENT_CHANNEL). */
+  env: Env;
   /** Shows alerts in their episode (the Slack episode publisher). */
   episodes: EpisodePublisher;
 }
 
-export function httpRoutes({ rt, episodes }: RouteDeps): HttpRoute[] {
+export function httpRoutes({ rt, env, episodes }: RouteDeps): HttpRoute[] {
   const scrape = Registry.merge([botRegistry, fleetRegistry(rt)]);
   const receiver = new AlertmanagerReceiver({
     inventory: rt.inventory,
@@ -50,7 +53,7 @@ export function httpRoutes({ rt, episodes }: RouteDeps): HttpRoute[] {
     watchList: rt.watchList,
     publisher: episodes,
     enqueueCheck: (job) => enqueueCheck(rt.queues, job),
-    incidentChannel: rt.env.INCIDENT_CHANNEL ?? null,
+    incidentChannel: env.INCIDENT_CHANNEL ?? null,
   });
   return [
     {
@@ -70,6 +73,6 @@ export function httpRoutes({ rt, episodes }: RouteDeps): HttpRoute[] {
       method: 'GET',
       handler: guarded('/metrics', async (_req, res) => sendText(res, 200, await scrape.metrics(), scrape.contentType)),
     },
-    { path: '/alertmanager', method: 'POST', handler: guarded('/alertmanager', alertmanagerHandler(receiver, rt.env.ALERTMANAGER_TOKEN)) },
+    { path: '/alertmanager', method: 'POST', handler: guarded('/alertmanager', alertmanagerHandler(receiver, env.ALERTMANAGER_TOKEN)) },
   ];
 }

@@ -11,6 +11,9 @@ import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client
 
 export const registry = new Registry();
 collectDefaultMetrics({ register: registry });
+// prom-client's defaults name three gauges `..._total`, which Prometheus reserves for counters
+// (`promtool check metrics` flags them): not exported.
+for (const name of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']) registry.removeSingleMetric(name);
 
 export const metrics = {
   commands: new Counter({ name: 'conntrack_ops_slack_commands_total', help: 'Slash commands received', labelNames: ['subcommand', 'outcome'], registers: [registry] }),

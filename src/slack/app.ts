@@ -45,7 +45,7 @@ export function createSlackApp({ rt, env, clientOptions }: SlackAppDeps): BoltAp
   }
   // The routes need the episode publisher, which needs the app's client: bound once the app exists.
   let episodes: EpisodePublisher | null = null;
-  const routes = httpRoutes({ rt, episodes: { publish: (update) => (episodes ? episodes.publish(update) : Promise.resolve(null)) } });
+  const routes = httpRoutes({ rt, env, episodes: { publish: (update) => (episodes ? episodes.publish(update) : Promise.resolve(null)) } });
   const mergedClientOptions: WebClientOptions = {
     ...(env.SLACK_API_URL ? { slackApiUrl: env.SLACK_API_URL } : {}),
     ...clientOptions,
