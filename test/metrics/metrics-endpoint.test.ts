@@ -5,7 +5,7 @@
  * Redis at scrape time and equal the stored state; the bot's series (job durations, queue
  * depth, Slack API errors) are there; promtool finds nothing to lint.
  */
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -26,6 +26,7 @@ import { startLocalSocketMode, type LocalSocketMode } from './local-socket-mode.
 import { metricTypes, promtoolCheckMetrics, scrape, seriesKey, waitUntil, type Scrape } from './scrape.js';
 
 const INCIDENTS = 'C0METRIC1';
+const AM_TOKEN = 'metrics-socket-am-token-01';
 
 let slack: SlackApiServer;
 let socketMode: LocalSocketMode;
@@ -72,7 +73,7 @@ beforeAll(async () => {
   httpBase = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   // the same runtime, served by a Socket Mode listener: its routes on PORT
   const socketPort = await freePort();
-  const socketEnv = loadEnv({ ...envSource(env), SLACK_MODE: 'socket', SLACK_APP_TOKEN: 'xapp-1-local-socket-mode', SLACK_API_URL: socketMode.apiUrl, PORT: String(socketPort) });
+  const socketEnv = loadEnv({ ...envSource(env), SLACK_MODE: 'socket', SLACK_APP_TOKEN: 'xapp-1-local-socket-mode', SLACK_API_URL: socketMode.apiUrl, PORT: String(socketPort), ALERTMANAGER_TOKEN: AM_TOKEN });
   socketApp = createSlackApp({ rt, env: socketEnv, clientOptions: { retryConfig: { retries: 0 } } });
   await socketApp.start({ host: '127.0.0.1' } as never);
   socketBase = `http://127.0.0.1:${socketPort}`;
@@ -108,7 +109,7 @@ function value(s: Scrape, name: string, labels: Record<string, string> = {}): nu
 }
 
 describe('/metrics in both Slack modes', () => {
-  it('serves /healthz in both modes, and Socket Mode is really connected', async () => {
+  it('serves /healthz in both modes and POST /alertmanager in Socket Mode too; Socket Mode is really connected', async () => {
     expect(socketMode.connections()).toBe(1);
     for (const base of [httpBase, socketBase]) {
       const res = await fetch(`${base}/healthz`);
@@ -117,6 +118,13 @@ describe('/metrics in both Slack modes', () => {
     }
     const wrong = await fetch(`${socketBase}/nothing-here`);
     expect(wrong.status).toBe(404);
+    expect((await fetch(`${socketBase}/metrics`, { method: 'POST' })).status).toBe(405);
+    // the same Alertmanager handler as in HTTP mode (test/monitor/alertmanager-receiver.test.ts)
+    const am = (token: string) => fetch(`${socketBase}/alertmanager`, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: '{"version":"3"}' });
+    expect((await am('not-the-token')).status).toBe(401);
+    expect((await am(AM_TOKEN)).status).toBe(400);
+    // HTTP mode's listener here has no ALERTMANAGER_TOKEN: not configured
+    expect((await fetch(`${httpBase}/alertmanager`, { method: 'POST', body: '{}' })).status).toBe(503);
   });
 
   it('after real polls: the gateway series equal the stored state, the episode is open, jobs are timed, and promtool finds nothing', async () => {
@@ -161,6 +169,8 @@ describe('/metrics in both Slack modes', () => {
       expect(value(s, 'conntrack_ops_queue_jobs', { queue: 'check', state: 'waiting' })).toBe(0);
       expect(value(s, 'conntrack_ops_queue_jobs', { queue: 'poll', state: 'active' })).toBeDefined();
       expect(value(s, 'conntrack_ops_slack_api_errors_total', { method: 'chat.postMessage', error: 'channel_not_found' })).toBe(1);
+      // CTO_METRICS_RECORD=<file>: keep the scrape, to read it
+      if (process.env['CTO_METRICS_RECORD'] && base === socketBase) await writeFile(process.env['CTO_METRICS_RECORD'], s.text);
       const lint = await promtoolCheckMetrics(s.text);
       expect(lint.out).toBe('');
       expect(lint.code).toBe(0);
