@@ -16,20 +16,16 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { App } from '@slack/bolt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
 import { fillToPercent, labDown, labUp, type Lab } from '../../lab/index.js';
-import { loadEnv } from '../../src/config/env.js';
-import { openRedis, type RedisHandle } from '../../src/infra/redis.js';
+import { freePort, openRedis, type RedisHandle } from '../../src/infra/redis.js';
 import { openRuntime, type Runtime } from '../../src/runtime.js';
-import { createSlackApp } from '../../src/slack/app.js';
-import { slackPublishers, slackWebClient } from '../../src/slack/publish/index.js';
-import { startWorkers, type RunningWorkers } from '../../src/worker/start.js';
+import type { RunningWorkers } from '../../src/worker/start.js';
+import { listenerEnv, startHttpListener, startSlackWorkers } from '../metrics/listener.js';
 import { scrape, seriesKey, waitUntil } from '../metrics/scrape.js';
 import { startSlackApi, type SlackApiServer, type StoredMessage } from '../support/slack-api/index.js';
 
@@ -48,14 +44,6 @@ let botBase: string;
 let promBase: string;
 let amBase: string;
 const children: { name: string; proc: ChildProcess; log: string[] }[] = [];
-
-async function freePort(): Promise<number> {
-  const s: Server = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const { port } = s.address() as AddressInfo;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
 
 function run(name: string, cmd: string, args: string[]): ChildProcess {
   const proc = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -132,22 +120,10 @@ beforeAll(async () => {
   await lab.writeInventory(inventory, { merge: false });
 
   // the bot: HTTP mode on loopback, workers in this process; the gateway is NOT watched: the alert opens the episode
-  const env = loadEnv({
-    SLACK_MODE: 'http',
-    SLACK_BOT_TOKEN: slack.token,
-    SLACK_SIGNING_SECRET: 'prometheus-e2e-secret',
-    SLACK_API_URL: slack.apiUrl,
-    REDIS_URL: redis.url,
-    INVENTORY: inventory,
-    INCIDENT_CHANNEL: INCIDENTS,
-    ALERTMANAGER_TOKEN: TOKEN,
-    LOG_LEVEL: 'warn',
-  });
+  const env = listenerEnv({ slack, redisUrl: redis.url, inventory, incidentChannel: INCIDENTS }, { ALERTMANAGER_TOKEN: TOKEN, LOG_LEVEL: 'warn' });
   rt = await openRuntime(env);
-  app = createSlackApp({ rt, env, clientOptions: { retryConfig: { retries: 0 } } });
-  const server = (await app.start({ port: 0, host: '127.0.0.1' } as never)) as unknown as Server;
-  botBase = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  workers = startWorkers(rt, { publishers: slackPublishers(rt, env, slackWebClient(env, { retryConfig: { retries: 0 } })) });
+  ({ app, base: botBase } = await startHttpListener(rt, env));
+  workers = startSlackWorkers(rt, env);
 
   // node_exporter inside the gateway's namespace, on its management address
   const gwAddr = lab.mgmt.gatewayAddress;

@@ -6,22 +6,20 @@
  * depth, Slack API errors) are there; promtool finds nothing to lint.
  */
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { App } from '@slack/bolt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fillToPercent, labDown, labUp, type Lab } from '../../lab/index.js';
-import { loadEnv, type Env } from '../../src/config/env.js';
-import { openRedis, type RedisHandle } from '../../src/infra/redis.js';
+import type { Env } from '../../src/config/env.js';
+import { freePort, openRedis, type RedisHandle } from '../../src/infra/redis.js';
 import { watchGateways } from '../../src/monitor/watch-control.js';
 import { pollSchedulerId } from '../../src/queue/jobs.js';
 import { openRuntime, type Runtime } from '../../src/runtime.js';
 import { createSlackApp } from '../../src/slack/app.js';
-import { slackPublishers, slackWebClient } from '../../src/slack/publish/index.js';
-import { startWorkers, type RunningWorkers } from '../../src/worker/start.js';
+import type { RunningWorkers } from '../../src/worker/start.js';
 import { startSlackApi, type SlackApiServer } from '../support/slack-api/index.js';
+import { listenerEnv, startHttpListener, startSlackWorkers } from './listener.js';
 import { startLocalSocketMode, type LocalSocketMode } from './local-socket-mode.js';
 import { metricTypes, promtoolCheckMetrics, scrape, seriesKey, waitUntil, type Scrape } from './scrape.js';
 
@@ -41,14 +39,6 @@ let dir: string;
 let httpBase: string;
 let socketBase: string;
 
-async function freePort(): Promise<number> {
-  const s: Server = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const { port } = s.address() as AddressInfo;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
-
 beforeAll(async () => {
   slack = await startSlackApi({ channels: [{ id: INCIDENTS, name: 'incidents' }] });
   socketMode = await startLocalSocketMode(slack.apiUrl);
@@ -57,27 +47,17 @@ beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'cto-metrics-'));
   const inventory = join(dir, 'inventory.yml');
   await lab.writeInventory(inventory, { merge: false });
-  env = loadEnv({
-    SLACK_MODE: 'http',
-    SLACK_BOT_TOKEN: slack.token,
-    SLACK_SIGNING_SECRET: 'metrics-signing-secret-1',
-    SLACK_API_URL: slack.apiUrl,
-    REDIS_URL: redis.url,
-    INVENTORY: inventory,
-    INCIDENT_CHANNEL: INCIDENTS,
-    LOG_LEVEL: 'error',
-  });
+  const vars = { slack, redisUrl: redis.url, inventory, incidentChannel: INCIDENTS };
+  env = listenerEnv(vars);
   rt = await openRuntime(env);
-  httpApp = createSlackApp({ rt, env, clientOptions: { retryConfig: { retries: 0 } } });
-  const server = (await httpApp.start({ port: 0, host: '127.0.0.1' } as never)) as unknown as Server;
-  httpBase = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  ({ app: httpApp, base: httpBase } = await startHttpListener(rt, env));
   // the same runtime, served by a Socket Mode listener: its routes on PORT
   const socketPort = await freePort();
-  const socketEnv = loadEnv({ ...envSource(env), SLACK_MODE: 'socket', SLACK_APP_TOKEN: 'xapp-1-local-socket-mode', SLACK_API_URL: socketMode.apiUrl, PORT: String(socketPort), ALERTMANAGER_TOKEN: AM_TOKEN });
+  const socketEnv = listenerEnv(vars, { SLACK_MODE: 'socket', SLACK_APP_TOKEN: 'xapp-1-local-socket-mode', SLACK_API_URL: socketMode.apiUrl, PORT: String(socketPort), ALERTMANAGER_TOKEN: AM_TOKEN });
   socketApp = createSlackApp({ rt, env: socketEnv, clientOptions: { retryConfig: { retries: 0 } } });
   await socketApp.start({ host: '127.0.0.1' } as never);
   socketBase = `http://127.0.0.1:${socketPort}`;
-  workers = startWorkers(rt, { publishers: slackPublishers(rt, env, slackWebClient(env, { retryConfig: { retries: 0 } })), warmSyncMs: 1_000 });
+  workers = startSlackWorkers(rt, env, { warmSyncMs: 1_000 });
 }, 240_000);
 
 afterAll(async () => {
@@ -91,18 +71,6 @@ afterAll(async () => {
   await slack?.close();
   if (dir) await rm(dir, { recursive: true, force: true });
 });
-
-/** The string variables loadEnv needs to rebuild `env` with changes. */
-function envSource(e: Env): Record<string, string> {
-  return {
-    SLACK_BOT_TOKEN: e.SLACK_BOT_TOKEN ?? '',
-    SLACK_SIGNING_SECRET: e.SLACK_SIGNING_SECRET ?? '',
-    REDIS_URL: e.REDIS_URL ?? '',
-    INVENTORY: e.INVENTORY,
-    INCIDENT_CHANNEL: e.INCIDENT_CHANNEL ?? '',
-    LOG_LEVEL: e.LOG_LEVEL,
-  };
-}
 
 function value(s: Scrape, name: string, labels: Record<string, string> = {}): number | undefined {
   return s.series.get(seriesKey(name, labels));

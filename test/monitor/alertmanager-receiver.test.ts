@@ -6,20 +6,17 @@
  * (Socket Mode serves the same handler: test/metrics/metrics-endpoint.test.ts.)
  */
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import type { Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { App } from '@slack/bolt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadEnv, type Env } from '../../src/config/env.js';
 import { openRedis, type RedisHandle } from '../../src/infra/redis.js';
 import { checkRequestIdOf } from '../../src/monitor/alertmanager-receiver.js';
 import { webhookPayloadSchema } from '../../src/monitor/alertmanager.js';
 import { checkJobId } from '../../src/queue/jobs.js';
 import { openRuntime, type Runtime } from '../../src/runtime.js';
-import { createSlackApp } from '../../src/slack/app.js';
 import { startSlackApi, type SlackApiServer, type StoredMessage } from '../support/slack-api/index.js';
+import { listenerEnv, startHttpListener } from '../metrics/listener.js';
 import { scrape, seriesKey } from '../metrics/scrape.js';
 
 const TOKEN = 'am-token-0123456789abcdef';
@@ -35,12 +32,6 @@ let base: string;
 let bareBase: string;
 let dir: string;
 
-async function startApp(env: Env): Promise<{ app: App; base: string }> {
-  const a = createSlackApp({ rt, env, clientOptions: { retryConfig: { retries: 0 } } });
-  const server = (await a.start({ port: 0, host: '127.0.0.1' } as never)) as unknown as Server;
-  return { app: a, base: `http://127.0.0.1:${(server.address() as AddressInfo).port}` };
-}
-
 beforeAll(async () => {
   slack = await startSlackApi({ channels: [{ id: INCIDENTS, name: 'incidents' }] });
   redis = await openRedis(undefined);
@@ -53,20 +44,11 @@ beforeAll(async () => {
   gw-4: { host: gw4.example.net, user: root, identityFile: /k, hostKey: "${KEY}" }
 `,
   );
-  const source = {
-    SLACK_MODE: 'http',
-    SLACK_BOT_TOKEN: slack.token,
-    SLACK_SIGNING_SECRET: 'am-signing-secret-01',
-    SLACK_API_URL: slack.apiUrl,
-    REDIS_URL: redis.url,
-    INVENTORY: inventory,
-    INCIDENT_CHANNEL: INCIDENTS,
-    LOG_LEVEL: 'silent',
-  };
-  const env = loadEnv({ ...source, ALERTMANAGER_TOKEN: TOKEN });
+  const vars = { slack, redisUrl: redis.url, inventory, incidentChannel: INCIDENTS };
+  const env = listenerEnv(vars, { ALERTMANAGER_TOKEN: TOKEN, LOG_LEVEL: 'silent' });
   rt = await openRuntime(env);
-  ({ app, base } = await startApp(env));
-  ({ app: bare, base: bareBase } = await startApp(loadEnv(source)));
+  ({ app, base } = await startHttpListener(rt, env));
+  ({ app: bare, base: bareBase } = await startHttpListener(rt, listenerEnv(vars, { LOG_LEVEL: 'silent' })));
 }, 60_000);
 
 afterAll(async () => {
