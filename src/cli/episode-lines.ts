@@ -5,7 +5,8 @@
  *
  * `--json`: one object per line. Episode events carry event, gateway, at, level, kind,
  * episodeId, percent, count, max, drops {drop, earlyDrop, insertFailed} (+ durationMs for
- * `resolved`, flaps for `reopened`, error for `poll-failed`); level and kind are null only for
+ * `resolved`, flaps for `reopened`, error for `poll-failed`, alert {name, status, summary} for
+ * `alert`: an Alertmanager alert that joined the episode); level and kind are null only for
  * a poll failure / recovery outside an episode. The automatic check at critical adds one
  * `check` line (its findings, the plan id, nothing applied) or one `check-failed` line.
  */
@@ -55,6 +56,7 @@ export function episodeEventJson(ev: EpisodeEvent): Record<string, unknown> {
     ...(ev.durationMs !== undefined ? { durationMs: ev.durationMs } : {}),
     ...(ev.flaps !== undefined ? { flaps: ev.flaps } : {}),
     ...(ev.error !== undefined ? { error: ev.error } : {}),
+    ...(ev.alert !== undefined ? { alert: ev.alert } : {}),
   };
 }
 
@@ -75,6 +77,7 @@ export function episodeEventText(ev: EpisodeEvent): string {
     ev.durationMs !== undefined ? `lasted ${duration(ev.durationMs)}` : '',
     ev.flaps !== undefined ? `back ${ev.flaps}x` : '',
     ev.error !== undefined ? `error: ${ev.error}` : '',
+    ev.alert !== undefined ? `alert ${ev.alert.name} ${ev.alert.status}${ev.alert.summary ? `: ${ev.alert.summary}` : ''}` : '',
   ].filter(Boolean);
   return [time, ev.event.toUpperCase().padEnd(14), ev.gateway, what, pct, `${n(ev.count)}/${n(ev.max)}`, drops, ...extra].join('  ');
 }

@@ -10,6 +10,8 @@ import type { Redis } from 'ioredis';
 import { z } from 'zod';
 import {
   advance,
+  alertArrived,
+  type AlertSignal,
   DEFAULT_EPISODE_RULES,
   initialWatchState,
   pollSampleSchema,
@@ -94,27 +96,36 @@ export class WatchStore {
    * returns the transition. Retries when another process changed the state in between.
    */
   advance(gateway: string, outcome: PollOutcome, rules: EpisodeRules = DEFAULT_EPISODE_RULES): Promise<Transition> {
-    const run = this.queue.then(() => this.advanceNow(gateway, outcome, rules));
+    return this.serialised(() => this.transact(gateway, (before) => advance(before, outcome, rules), outcome.ok ? outcome.sample : null));
+  }
+
+  /** Folds an Alertmanager alert into the gateway's state (opens or joins its episode), the same way. */
+  applyAlert(gateway: string, alert: AlertSignal): Promise<Transition> {
+    return this.serialised(() => this.transact(gateway, (before) => alertArrived(before, alert), null));
+  }
+
+  private serialised(work: () => Promise<Transition>): Promise<Transition> {
+    const run = this.queue.then(work);
     this.queue = run.catch(() => undefined);
     return run;
   }
 
-  private async advanceNow(gateway: string, outcome: PollOutcome, rules: EpisodeRules): Promise<Transition> {
+  private async transact(gateway: string, step: (before: WatchState) => Transition, sample: PollSample | null): Promise<Transition> {
     const key = this.stateKey(gateway);
     for (let attempt = 0; attempt < 20; attempt++) {
       await this.txConn.watch(key);
       const raw = await this.txConn.get(key);
       const before = raw ? watchStateSchema.parse(JSON.parse(raw)) : initialWatchState(gateway);
-      const transition = advance(before, outcome, rules);
-      if (transition.state === before) {
+      const transition = step(before);
+      if (transition.state === before && transition.events.length === 0) {
         await this.txConn.unwatch();
         return transition;
       }
       const tx = this.txConn.multi().set(key, JSON.stringify(transition.state));
-      if (outcome.ok) {
-        const atMs = Date.parse(outcome.sample.at);
+      if (sample) {
+        const atMs = Date.parse(sample.at);
         const skey = this.samplesKey(gateway);
-        tx.zadd(skey, atMs, JSON.stringify(outcome.sample))
+        tx.zadd(skey, atMs, JSON.stringify(sample))
           .zremrangebyscore(skey, '-inf', `(${atMs - SAMPLE_RETENTION_MS}`)
           .zremrangebyrank(skey, 0, -(MAX_SAMPLES + 1));
       }

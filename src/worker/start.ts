@@ -4,6 +4,7 @@
  */
 import { Worker } from 'bullmq';
 import { logger } from '../infra/logger.js';
+import { metrics } from '../metrics/registry.js';
 import { QUEUES, type ApplyJob, type CheckJob, type CheckResult, type PollJob } from '../queue/jobs.js';
 import { enqueueCheck } from '../queue/producer.js';
 import type { Runtime } from '../runtime.js';
@@ -84,9 +85,16 @@ export function startWorkers(rt: Runtime, opts: WorkerOptions = {}): RunningWork
     { connection, prefix: rt.env.QUEUE_PREFIX, concurrency: rt.env.WATCH_CONCURRENCY, maxStalledCount: 0 },
   );
   const warm = keepWatchedWarm(rt, pool, opts.warmSyncMs ?? 30_000);
-  const workers = [checkWorker, applyWorker, pollWorker].filter((w) => w !== false);
-  for (const w of workers) {
-    w.on('failed', (job, err) => logger.warn({ job: job?.id, err: err.message }, 'job failed'));
+  const byQueue = { check: checkWorker, apply: applyWorker, poll: pollWorker };
+  const workers = Object.values(byQueue).filter((w) => w !== false);
+  for (const [queue, w] of Object.entries(byQueue)) {
+    if (w === false) continue;
+    w.on('completed', (job) => observeJob(queue, 'completed', job));
+    w.on('failed', (job, err) => {
+      metrics.jobFailures.inc({ queue });
+      if (job) observeJob(queue, 'failed', job);
+      logger.warn({ job: job?.id, err: err.message }, 'job failed');
+    });
     w.on('error', (err) => logger.error({ err: err.message }, 'worker error'));
   }
   return {
@@ -98,6 +106,13 @@ export function startWorkers(rt: Runtime, opts: WorkerOptions = {}): RunningWork
       if (!opts.pool) pool.close();
     },
   };
+}
+
+/** The job's run time in this worker (BullMQ's processedOn -> finishedOn), per queue. */
+function observeJob(queue: string, outcome: 'completed' | 'failed', job: { processedOn?: number; finishedOn?: number }): void {
+  if (job.processedOn === undefined) return;
+  const seconds = ((job.finishedOn ?? Date.now()) - job.processedOn) / 1000;
+  metrics.jobSeconds.observe({ queue, outcome }, Math.max(0, seconds));
 }
 
 /**
