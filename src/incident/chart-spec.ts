@@ -68,6 +68,18 @@ function episodeSpan(input: ChartInput, series: ChartSeries, win: Window): { t0:
   return { t0: Math.max(win.from, opened), t1: Math.min(win.to, resolved) };
 }
 
+/**
+ * A baseline for an 11 px label near `baseline` whose text does not sit on a horizontal rule:
+ * moved up above any rule it would cross (kept where it was if that leaves the panel).
+ */
+function clearOfRules(baseline: number, ruleRows: number[]): number {
+  let y = baseline;
+  for (const r of [...ruleRows].sort((a, b) => b - a)) {
+    if (y - LABEL_FONT_SIZE - 1 <= r + 1 && y + 2 >= r - 1) y = r - 4;
+  }
+  return y - LABEL_FONT_SIZE >= 0 ? y : baseline;
+}
+
 const CLUSTER_PX = 6;
 
 /** Marks closer than a few pixels share one rule: "3 marks 14:10–14:12" instead of a thicket. */
@@ -123,6 +135,7 @@ export function episodeChartSpec(input: ChartInput, series: ChartSeries, win: Wi
   // Above the point when there is room (nothing of the line is higher), else below and to the side.
   const peakAbove = peakY >= 22 && peakX - peakTextWidth / 2 >= 0 && peakX + peakTextWidth / 2 <= util.width;
   const peakLeft = peakX + 7 + peakTextWidth > util.width;
+  const peakLabelY = peakAbove ? clearOfRules(peakY - 9, [input.warnPercent, input.critPercent].map((p) => Math.round(util.height * (1 - p / 100)))) : peakY + 15;
   const ruleRows = placed.filter((p) => p.rule);
   const unplacedRules = unplaced.filter((p) => p.rule);
   const axisBase = {
@@ -158,8 +171,14 @@ export function episodeChartSpec(input: ChartInput, series: ChartSeries, win: Wi
     data: [
       { name: 'util', values: series.util },
       { name: 'bars', values: series.bars },
-      { name: 'marks', values: ruleRows.map((p) => ({ x: p.x, y0: layout.lanesTop + p.lane * layout.laneHeight })) },
-      { name: 'hiddenMarks', values: unplacedRules.map((p) => ({ x: p.x })) },
+      {
+        name: 'marks',
+        // a labelled mark's rule starts at its label; one whose label found no room starts at the plot
+        values: [
+          ...ruleRows.map((p) => ({ x: p.x, y0: layout.lanesTop + p.lane * layout.laneHeight })),
+          ...unplacedRules.map((p) => ({ x: p.x, y0: util.y })),
+        ],
+      },
       { name: 'labels', values: placed.map((p) => ({ ...p, y: layout.lanesTop + p.lane * layout.laneHeight + LABEL_FONT_SIZE })) },
       { name: 'thresholds', values: thresholdLabels(input, util.height) },
     ],
@@ -214,9 +233,10 @@ export function episodeChartSpec(input: ChartInput, series: ChartSeries, win: Wi
               enter: {
                 x: { value: 0 },
                 x2: { value: util.width },
-                y: { scale: 'pct', value: p },
+                // on a pixel boundary, 2 px wide: two full rows of the colour, not a blur over three
+                y: { value: Math.round(util.height * (1 - p / 100)) },
                 stroke: { value: color },
-                strokeWidth: { value: 1.5 },
+                strokeWidth: { value: 2 },
                 strokeDash: { value: [7, 4] },
               },
             },
@@ -265,7 +285,7 @@ export function episodeChartSpec(input: ChartInput, series: ChartSeries, win: Wi
           },
           ...haloText({
             x: { value: peakAbove ? peakX : peakLeft ? peakX - 7 : peakX + 7 },
-            y: { value: peakAbove ? peakY - 9 : peakY + 15 },
+            y: { value: peakLabelY },
             align: { value: peakAbove ? 'center' : peakLeft ? 'right' : 'left' },
             text: { value: peakText },
             fontSize: { value: LABEL_FONT_SIZE },
@@ -343,7 +363,6 @@ export function episodeChartSpec(input: ChartInput, series: ChartSeries, win: Wi
               },
             },
           },
-          ...(maxDrops === 0 ? [] : legend()),
         ],
       },
       {
@@ -360,21 +379,8 @@ export function episodeChartSpec(input: ChartInput, series: ChartSeries, win: Wi
           },
         },
       },
-      {
-        type: 'rule',
-        from: { data: 'hiddenMarks' },
-        encode: {
-          enter: {
-            x: { signal: `datum.x + ${util.x}` },
-            y: { value: util.y },
-            y2: { value: drops.y + drops.height },
-            stroke: { value: CHART_COLORS.mark },
-            strokeWidth: { value: 1.25 },
-            strokeDash: { value: [3, 3] },
-          },
-        },
-      },
-      // Over the rules, so a mark in the middle of a quiet drops panel does not cut the words.
+      // Over the rules, so a mark running through the key or a quiet drops panel does not cut the words.
+      ...(maxDrops === 0 ? [] : legend(drops.x, drops.y)),
       ...(maxDrops === 0
         ? haloText({
             x: { value: drops.x + drops.width / 2 },
@@ -407,23 +413,23 @@ export function episodeChartSpec(input: ChartInput, series: ChartSeries, win: Wi
   };
 }
 
-/** The drops panel's key, just above it on the left. */
-function legend(): NonNullable<Spec['marks']> {
+/** The drops panel's key, just above it on the left (`x`, `y`: the panel's top-left corner). */
+function legend(left: number, top: number): NonNullable<Spec['marks']> {
   const items = [
     { text: 'table full (drop + early_drop)', color: CHART_COLORS.tableFull },
     { text: 'insert_failed (NAT ports)', color: CHART_COLORS.insertFailed },
   ];
-  let x = 0;
+  let x = left;
   const out: NonNullable<Spec['marks']> = [];
   for (const item of items) {
     out.push({
       type: 'rect',
-      encode: { enter: { x: { value: x }, y: { value: -15 }, width: { value: 10 }, height: { value: 10 }, fill: { value: item.color } } },
+      encode: { enter: { x: { value: x }, y: { value: top - 15 }, width: { value: 10 }, height: { value: 10 }, fill: { value: item.color } } },
     });
     out.push(
       ...haloText({
         x: { value: x + 14 },
-        y: { value: -6 },
+        y: { value: top - 6 },
         text: { value: item.text },
         fontSize: { value: LABEL_FONT_SIZE },
         fill: { value: CHART_COLORS.text },
