@@ -80,6 +80,34 @@ function clearOfRules(baseline: number, ruleRows: number[]): number {
   return y - LABEL_FONT_SIZE >= 0 ? y : baseline;
 }
 
+type Mark = NonNullable<Spec['marks']>[number];
+
+/** The episode's window shaded over a panel of `height`. */
+function shadeRect(ep: { t0: number; t1: number }, height: number, color: string, opacity: number): Mark {
+  return {
+    type: 'rect',
+    encode: {
+      enter: {
+        x: { scale: 'x', value: ep.t0 },
+        x2: { scale: 'x', value: ep.t1 },
+        y: { value: 0 },
+        y2: { value: height },
+        fill: { value: color },
+        fillOpacity: { value: opacity },
+      },
+    },
+  };
+}
+
+/** One layer of the stacked drop bars, from `y2` up to `y`. */
+function barRect(y: Record<string, string>, y2: Record<string, string | number>, color: string): Mark {
+  return {
+    type: 'rect',
+    from: { data: 'bars' },
+    encode: { enter: { x: { scale: 'x', field: 't0' }, x2: { scale: 'x', field: 't1' }, y, y2, fill: { value: color } } },
+  };
+}
+
 const CLUSTER_PX = 6;
 
 /** Marks closer than a few pixels share one rule: "3 marks 14:10–14:12" instead of a thicket. */
@@ -211,19 +239,7 @@ export function episodeChartSpec(input: ChartInput, series: ChartSeries, win: Wi
           { ...axisBase, orient: 'bottom', scale: 'x', grid: true, gridScale: 'pct', labels: false, tickCount: 8, domain: true },
         ],
         marks: [
-          {
-            type: 'rect',
-            encode: {
-              enter: {
-                x: { scale: 'x', value: ep.t0 },
-                x2: { scale: 'x', value: ep.t1 },
-                y: { value: 0 },
-                y2: { value: util.height },
-                fill: { value: shade },
-                fillOpacity: { value: 0.75 },
-              },
-            },
-          },
+          shadeRect(ep, util.height, shade, 0.75),
           ...[
             { p: input.warnPercent, color: CHART_COLORS.warn },
             { p: input.critPercent, color: CHART_COLORS.crit },
@@ -324,45 +340,9 @@ export function episodeChartSpec(input: ChartInput, series: ChartSeries, win: Wi
           },
         ],
         marks: [
-          {
-            type: 'rect',
-            encode: {
-              enter: {
-                x: { scale: 'x', value: ep.t0 },
-                x2: { scale: 'x', value: ep.t1 },
-                y: { value: 0 },
-                y2: { value: drops.height },
-                fill: { value: shade },
-                fillOpacity: { value: 0.45 },
-              },
-            },
-          },
-          {
-            type: 'rect',
-            from: { data: 'bars' },
-            encode: {
-              enter: {
-                x: { scale: 'x', field: 't0' },
-                x2: { scale: 'x', field: 't1' },
-                y: { scale: 'drops', field: 'tableFull' },
-                y2: { scale: 'drops', value: 0 },
-                fill: { value: CHART_COLORS.tableFull },
-              },
-            },
-          },
-          {
-            type: 'rect',
-            from: { data: 'bars' },
-            encode: {
-              enter: {
-                x: { scale: 'x', field: 't0' },
-                x2: { scale: 'x', field: 't1' },
-                y: { scale: 'drops', signal: 'datum.tableFull + datum.insertFailed' },
-                y2: { scale: 'drops', field: 'tableFull' },
-                fill: { value: CHART_COLORS.insertFailed },
-              },
-            },
-          },
+          shadeRect(ep, drops.height, shade, 0.45),
+          barRect({ scale: 'drops', field: 'tableFull' }, { scale: 'drops', value: 0 }, CHART_COLORS.tableFull),
+          barRect({ scale: 'drops', signal: 'datum.tableFull + datum.insertFailed' }, { scale: 'drops', field: 'tableFull' }, CHART_COLORS.insertFailed),
         ],
       },
       {
