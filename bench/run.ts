@@ -5,7 +5,8 @@
  * bench/results/<date>-<machine>.json) and the deltas against the previous run.
  *
  *   npm run bench                        everything (about 5-8 minutes on 2 cores)
- *   npm run bench -- --only=parser,ack   some parts: sizes, parser, ack, fleet
+ *   npm run bench -- --only=parser,ack   some parts: sizes, parser, ack, fleet, watch
+ *   npm run bench -- --watch-gateways=60 lab gateways polled every second in part 5 (default 40, 20..200)
  *   npm run bench -- --runs=3            repetitions per measurement of part 1 (default 5)
  *   npm run bench -- --save              also write the dated results file to commit
  *
@@ -27,14 +28,16 @@ import { benchFleet, FLEET_PREFIX, type FleetResult } from './parts/fleet.js';
 import { benchParser, type ParserResult } from './parts/parser.js';
 import { benchSlackAck, type SlackAckResult } from './parts/slack-ack.js';
 import { benchTableSizes, LAB_NAME, type TableSizesResult } from './parts/table-sizes.js';
+import { benchWatch, WATCH_PREFIX, type WatchBenchResult } from './parts/watch.js';
 
-const PARTS = ['sizes', 'parser', 'ack', 'fleet'] as const;
+const PARTS = ['sizes', 'parser', 'ack', 'fleet', 'watch'] as const;
 type Part = (typeof PARTS)[number];
 
 interface Args {
   only: Set<Part>;
   runs: number;
   sizes: number[];
+  watchGateways: number;
   save: boolean;
 }
 
@@ -47,7 +50,9 @@ function parseArgs(argv: string[]): Args {
   if (!Number.isInteger(runs) || runs < 1 || runs > 10) throw new Error('--runs must be 1..10');
   const sizes = (get('sizes') ?? '10000,100000,262144').split(',').map(Number);
   if (sizes.some((s) => !Number.isInteger(s) || s < 1000 || s > 262_144)) throw new Error('--sizes: integers 1000..262144');
-  return { only: parts, runs, sizes, save: argv.includes('--save') };
+  const watchGateways = Number(get('watch-gateways') ?? 40);
+  if (!Number.isInteger(watchGateways) || watchGateways < 20 || watchGateways > 200) throw new Error('--watch-gateways must be 20..200');
+  return { only: parts, runs, sizes, watchGateways, save: argv.includes('--save') };
 }
 
 /** One comparable figure of a run (what the deltas are computed on). */
@@ -75,6 +80,7 @@ interface Results {
     parser?: ParserResult;
     slackAck?: SlackAckResult;
     fleet?: FleetResult;
+    watch?: WatchBenchResult;
   };
   errors: Record<string, string>;
   rows: Row[];
@@ -208,13 +214,25 @@ function rowsOf(r: Results['parts']): Row[] {
     rows.push({ key: 'fleet.maxWaitVsExpected', label: 'max wait / FIFO fair-share expectation', value: f.maxWaitVsExpected, unit: 'x', better: 'lower' });
     rows.push({ key: 'fleet.serviceInFleet', label: 'service time per check inside the fleet', value: f.serviceInFleet.median, unit: 'ms', better: 'lower' });
   }
+  const w = r.watch;
+  if (w) {
+    rows.push({ key: 'watch.cpuPerPoll', label: `watch, ${w.gateways} gateways every 1 s: bot CPU per poll`, value: w.cpuMsPerPoll, unit: 'ms', better: 'lower' });
+    rows.push({ key: 'watch.rssPerGateway', label: 'watch: bot RSS per warm session (kB)', value: w.rssKbPerGateway, unit: 'count', better: 'lower' });
+    rows.push({ key: 'watch.jsPerGateway', label: 'watch: bot JS heap + external per warm session (kB)', value: w.jsKbPerGateway, unit: 'count', better: 'lower' });
+    rows.push({ key: 'watch.processor.p50', label: 'watch: poll processor duration p50', value: w.processor.p50, unit: 'ms', better: 'lower' });
+    rows.push({ key: 'watch.processor.p99', label: 'watch: poll processor duration p99', value: w.processor.p99, unit: 'ms', better: 'lower' });
+    rows.push({ key: 'watch.lag.p99', label: 'watch: scheduled -> started p99', value: w.lag.p99, unit: 'ms', better: 'lower' });
+    rows.push({ key: 'watch.sshdRssPerSession', label: 'watch: gateway sshd RSS per warm session (kB)', value: w.gatewaySide.sshdRssKbPerSession, unit: 'count', better: 'lower' });
+    rows.push({ key: 'watch.at1000.cpu', label: 'watch: 1,000 gateways / 30 s, share of one core (%)', value: round(w.at1000.cpuShareOfOneCore * 100, 1), unit: 'count', better: 'lower' });
+    rows.push({ key: 'watch.at1000.rss', label: 'watch: 1,000 gateways / 30 s, bot RSS', value: w.at1000.rssMb, unit: 'MB', better: 'lower' });
+  }
   return rows;
 }
 
 function fmtValue(row: Row): string {
   switch (row.unit) {
     case 'ms':
-      return fmtMs(row.value);
+      return row.value < 10 ? `${row.value.toFixed(2)} ms` : fmtMs(row.value);
     case 'x':
       return `${row.value.toFixed(2)}x`;
     case 'lines/s':
@@ -235,6 +253,7 @@ function table(headers: string[], body: string[][]): string {
 async function cleanupLabs(log: (s: string) => void): Promise<void> {
   await labDown(LAB_NAME).catch((err: unknown) => log(`cleanup ${LAB_NAME}: ${(err as Error).message}`));
   await labDownAll(FLEET_PREFIX).catch((err: unknown) => log(`cleanup ${FLEET_PREFIX}*: ${(err as Error).message}`));
+  await labDownAll(WATCH_PREFIX).catch((err: unknown) => log(`cleanup ${WATCH_PREFIX}*: ${(err as Error).message}`));
 }
 
 async function main(): Promise<void> {
@@ -302,6 +321,11 @@ async function main(): Promise<void> {
     if (args.only.has('fleet')) {
       parts.fleet = await section('fleet', '4. 20 lab gateways checked at once (BullMQ worker, concurrency 4)', () =>
         benchFleet({ gateways: 20, concurrency: 4, rounds: 3, singleRuns: 3, log }),
+      );
+    }
+    if (args.only.has('watch')) {
+      parts.watch = await section('watch', `5. the watch: ${args.watchGateways} lab gateways polled every second by one worker`, () =>
+        benchWatch({ gateways: args.watchGateways, windowSeconds: 30, warmupSeconds: 5, log }),
       );
     }
   } finally {

@@ -15,33 +15,16 @@ import { QueueEvents, Worker, type Job } from 'bullmq';
 import { loadEnv } from '../../src/config/env.js';
 import { inventorySchema } from '../../src/config/inventory.js';
 import { freshSessions } from '../../src/gateway/session-pool.js';
-import { fillScenario, labDown, labDownAll, labUp, type Lab } from '../../lab/index.js';
+import { fillScenario, type Lab } from '../../lab/index.js';
 import { enqueueCheck } from '../../src/queue/producer.js';
 import { QUEUES, type CheckJob, type CheckResult } from '../../src/queue/jobs.js';
 import { openRuntime, type Runtime } from '../../src/runtime.js';
 import { silentCheckPublisher } from '../../src/worker/ports.js';
+import { downLabs, labNames, upLabs } from '../lib/labs.js';
+import { mapLimit } from '../lib/map-limit.js';
 import { round, summarize, type Summary } from '../lib/stats.js';
 
 export const FLEET_PREFIX = 'cto-bnq';
-
-/** At most `limit` promises of `fn` at once, results in input order. */
-async function mapLimit<T, R>(items: T[], limit: number, fn: (item: T, i: number) => Promise<R>): Promise<PromiseSettledResult<R>[]> {
-  const out: PromiseSettledResult<R>[] = new Array(items.length);
-  let next = 0;
-  const lanes = Array.from({ length: Math.min(limit, items.length) }, async () => {
-    for (;;) {
-      const i = next++;
-      if (i >= items.length) return;
-      try {
-        out[i] = { status: 'fulfilled', value: await fn(items[i] as T, i) };
-      } catch (reason) {
-        out[i] = { status: 'rejected', reason };
-      }
-    }
-  });
-  await Promise.all(lanes);
-  return out;
-}
 
 export interface FleetJob {
   gateway: string;
@@ -97,22 +80,17 @@ export async function benchFleet(opts: {
   log: (s: string) => void;
 }): Promise<FleetResult> {
   const { log } = opts;
-  const names = Array.from({ length: opts.gateways }, (_, i) => `${FLEET_PREFIX}${String(i).padStart(2, '0')}`);
-  const labs: Lab[] = [];
+  const names = labNames(FLEET_PREFIX, opts.gateways);
+  let labs: Lab[] = [];
   let rt: Runtime | undefined;
   let worker: Worker<CheckJob, CheckResult> | undefined;
   let events: QueueEvents | undefined;
   const connections: { disconnect(): void }[] = [];
   const teardown = { labsDown: 0, leftoverNetns: [] as string[] };
   try {
-    await labDownAll(FLEET_PREFIX).catch(() => undefined); // leftovers of a crashed run
-    const u0 = Date.now();
-    // labUp allocates under a machine-wide lock; 4 at a time keeps a 2-core machine responsive.
-    const ups = await mapLimit(names, 4, (name) => labUp({ name, clients: 1, sourcesPerClient: 2 }));
-    for (const u of ups) if (u.status === 'fulfilled') labs.push(u.value);
-    const failedUps = ups.filter((u) => u.status === 'rejected');
-    if (failedUps.length) throw new Error(`${failedUps.length} lab(s) failed to come up: ${String((failedUps[0] as PromiseRejectedResult).reason).slice(0, 300)}`);
-    const labUpMs = Date.now() - u0;
+    const up = await upLabs(FLEET_PREFIX, names, { clients: 1, sourcesPerClient: 2 });
+    labs = up.labs;
+    const labUpMs = up.labUpMs;
     const f0 = Date.now();
     const small = { udp: 100, unreplied: 10, established: 30, timewait: 30 };
     const fills = await mapLimit(labs, 4, (lab) => fillScenario(lab, 'healthy', { healthy: small, timeoutMs: 120_000 }));
@@ -231,14 +209,6 @@ export async function benchFleet(opts: {
     await events?.close().catch(() => undefined);
     for (const c of connections) c.disconnect();
     await rt?.close().catch(() => undefined);
-    // Every lab of this part, even those whose labUp failed half-way (labDown is idempotent).
-    await mapLimit(names, 4, (n) => labDown(n)).then((rs) => (teardown.labsDown = rs.filter((r) => r.status === 'fulfilled').length));
-    await labDownAll(FLEET_PREFIX).catch((err: unknown) => log(`labDownAll ${FLEET_PREFIX} failed: ${(err as Error).message}`));
-    const { execFileSync } = await import('node:child_process');
-    teardown.leftoverNetns = execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' })
-      .split('\n')
-      .map((l) => l.trim().split(/\s+/)[0] ?? '')
-      .filter((n) => n.startsWith(FLEET_PREFIX));
-    if (teardown.leftoverNetns.length) log(`  WARNING: namespaces left behind: ${teardown.leftoverNetns.join(' ')}`);
+    Object.assign(teardown, await downLabs(FLEET_PREFIX, names, log));
   }
 }

@@ -56,7 +56,7 @@ async function thresholdsOf(inventoryPath: string, gateway: string): Promise<{ w
   return t ? { warnPercent: t.warnPercent, critPercent: t.critPercent } : { warnPercent: DEFAULT_EPISODE_RULES.warnPercent, critPercent: DEFAULT_EPISODE_RULES.critPercent };
 }
 
-export async function runIncidentCommand(gatewayArg: string, opts: IncidentCliOptions, chart: ChartRenderer | undefined = defaultChartRenderer): Promise<void> {
+export async function runIncidentCommand(gatewayArg: string, opts: IncidentCliOptions, chart: ChartRenderer = defaultChartRenderer): Promise<void> {
   const name = gatewayNameSchema.safeParse(gatewayArg);
   if (!name.success) throw new CliError(`invalid gateway name "${gatewayArg}": ${name.error.issues[0]?.message ?? ''}`, 2);
   if (opts.json && opts.markdown) throw new CliError('choose one of --json and --markdown', 2);
@@ -67,7 +67,6 @@ export async function runIncidentCommand(gatewayArg: string, opts: IncidentCliOp
       2,
     );
   }
-  if (opts.png && !chart) throw new CliError('this build draws no charts yet (src/incident/chart.ts is not part of it); leave out --png', 2);
   const handle = await openRedis(env.REDIS_URL);
   const redis = handle.connect();
   const watchStore = new WatchStore(redis, env.QUEUE_PREFIX);
@@ -79,10 +78,12 @@ export async function runIncidentCommand(gatewayArg: string, opts: IncidentCliOp
     if (opts.json) process.stdout.write(`${JSON.stringify(toJsonIncident(incident), null, 2)}\n`);
     else if (opts.markdown) process.stdout.write(renderIncidentMarkdown(incident, now));
     else process.stdout.write(`${renderIncidentText(incident, now)}\n`);
-    if (opts.png && chart) {
+    if (opts.png) {
       const episode = (await watchStore.state(name.data)).episode;
       if (!episode) throw new CliError(`the episode of ${name.data} vanished while reading it`, 3);
-      const drawn = await chart(await chartInputOf(watchStore, incident, episode, await thresholdsOf(opts.inventory, name.data), now));
+      const input = await chartInputOf(watchStore, incident, episode, await thresholdsOf(opts.inventory, name.data), now);
+      if (input.samples.length === 0) throw new CliError(`no chart: the watch has no samples of ${name.data} for this episode (it was opened by a check, not by polls)`, 1);
+      const drawn = await chart(input);
       await writeFile(opts.png, drawn.png);
       process.stderr.write(`chart written to ${opts.png} (${drawn.png.byteLength.toLocaleString('en-US')} bytes): ${drawn.altText}\n`);
     }

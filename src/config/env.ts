@@ -44,6 +44,11 @@ export const envSchema = z.object({
   WATCH_CONCURRENCY: z.coerce.number().int().min(1).max(256).default(16),
   /** An open episode's Slack message is refreshed (now %, growth) at most this often between events. */
   EPISODE_REFRESH_SECONDS: z.coerce.number().int().min(5).max(3600).default(60),
+  /**
+   * Bearer token Alertmanager sends to POST /alertmanager (webhook_configs http_config
+   * authorization credentials_file). Unset: the route answers 503, not configured.
+   */
+  ALERTMANAGER_TOKEN: z.string().min(16, 'ALERTMANAGER_TOKEN must be at least 16 characters').optional(),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 export type Env = z.infer<typeof envSchema>;
@@ -57,7 +62,7 @@ export function loadEnv(source: NodeJS.ProcessEnv = process.env): Env {
   return result.data;
 }
 
-const SECRET_KEYS = ['SLACK_BOT_TOKEN', 'SLACK_SIGNING_SECRET', 'SLACK_APP_TOKEN', 'REDIS_URL'] as const;
+const SECRET_KEYS = ['SLACK_BOT_TOKEN', 'SLACK_SIGNING_SECRET', 'SLACK_APP_TOKEN', 'REDIS_URL', 'ALERTMANAGER_TOKEN'] as const;
 
 /** The env with secrets replaced, safe to log. */
 export function redactedEnv(env: Env): Record<string, unknown> {

@@ -1,10 +1,12 @@
 /**
  * The chart of an episode, behind a port: the renderer (src/incident/chart.ts,
- * renderEpisodeChart) is injected where the Slack publishers are wired, so the summary does
- * not depend on how the PNG is drawn. `chartInputOf` gathers its input from the watch store.
+ * renderEpisodeChart, by default) is injected where the Slack publishers are wired, so the
+ * summary does not depend on how the PNG is drawn. `chartInputOf` gathers its input from the
+ * watch store.
  */
 import type { Episode } from '../monitor/episodes.js';
 import type { WatchStore } from '../monitor/watch-store.js';
+import { renderEpisodeChart } from './chart.js';
 import type { IncidentSummary } from './summary.js';
 
 export interface ChartSample {
@@ -34,11 +36,8 @@ export interface RenderedChart {
 
 export type ChartRenderer = (input: ChartInput) => Promise<RenderedChart>;
 
-/**
- * The renderer used where none is injected (the bot's summaries, `conntrack-ops incident --png`).
- * Unset until src/incident/chart.ts is merged; then: `async (input) => renderEpisodeChart(input)`.
- */
-export const defaultChartRenderer: ChartRenderer | undefined = undefined;
+/** The renderer used where none is injected (the bot's summaries, `conntrack-ops incident --png`): chart.ts. */
+export const defaultChartRenderer: ChartRenderer = (input) => renderEpisodeChart(input);
 
 /** Samples kept around the episode: a little before it opened, up to its end (or now). */
 const MARGIN_MS = 5 * 60_000;

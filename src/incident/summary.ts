@@ -74,8 +74,6 @@ export interface IncidentSources {
   plans: ReadonlyMap<string, PlanRecord>;
   /** Apply / roll back outcomes by plan id. */
   outcomes: ReadonlyMap<string, { apply: ApplyOutcome | null; rollback: ApplyOutcome | null }>;
-  /** Alerts from Alertmanager that joined the episode. */
-  alerts?: readonly { at: string; status: 'firing' | 'resolved'; alertname: string }[];
   now: Date;
 }
 
@@ -113,6 +111,8 @@ function episodeEventEntry(ev: EpisodeEvent, warn: string): TimelineEntry | null
       return { at: ev.at, event: 'polls failing', by: 'watch', detail: ev.error ?? '' };
     case 'poll-recovered':
       return { at: ev.at, event: 'polls work again', by: 'watch', detail: pct };
+    case 'alert':
+      return ev.alert ? { at: ev.at, event: `alert ${ev.alert.status}`, by: 'alertmanager', detail: `${ev.alert.name}${ev.alert.summary ? `: ${ev.alert.summary}` : ''}` } : null;
     case 'reminder':
       return null;
   }
@@ -208,7 +208,6 @@ export function buildIncident(src: IncidentSources): IncidentSummary {
   const warn = `the warning threshold`;
   const timeline: TimelineEntry[] = [
     ...src.episodeEvents.map((e) => episodeEventEntry(e, warn)).filter((e): e is TimelineEntry => e !== null),
-    ...(src.alerts ?? []).map((a) => ({ at: a.at, event: `alert ${a.status}`, by: 'alertmanager', detail: a.alertname })),
     // a close by hand is in the episode's own events (with who closed it)
     ...history.filter((r) => r.event !== 'closed').map(historyEntry),
     ...[...src.outcomes.values()].flatMap((o) => [o.apply, o.rollback]).filter((o): o is ApplyOutcome => o !== null && history.some((h) => h.planId === o.planId)).flatMap(stepEntries),

@@ -74,6 +74,8 @@ export const watchStateSchema = z.object({
   aboveWarnStreak: z.number().int().nonnegative(),
   pollFailing: z.boolean(),
   lastError: z.string().nullable(),
+  /** When the last poll ended, successful or not (/metrics: last poll time). */
+  lastPollAt: z.string().nullable().default(null),
   /** The open episode, or the last resolved one (kept for the flap window). */
   episode: episodeSchema.nullable(),
 });
@@ -101,7 +103,7 @@ export const DEFAULT_EPISODE_RULES: EpisodeRules = {
   reminderMs: 4 * 3600_000,
 };
 
-export const episodeEventNameSchema = z.enum(['opened', 'escalated', 'reopened', 'reminder', 'resolved', 'poll-failed', 'poll-recovered']);
+export const episodeEventNameSchema = z.enum(['opened', 'escalated', 'reopened', 'reminder', 'resolved', 'poll-failed', 'poll-recovered', 'alert']);
 export type EpisodeEventName = z.infer<typeof episodeEventNameSchema>;
 
 /** One line of `conntrack-ops watch --json`, one thread reply in Slack. */
@@ -124,14 +126,16 @@ export interface EpisodeEvent {
   flaps?: number;
   /** For `poll-failed`: why. */
   error?: string;
-  /** For a `resolved` by hand (`/conntrack incident <gw> close`): who closed it. */
+  /** For a `resolved` by hand (`/conntrack incident <gw> close`): who closed it; for `opened` by a check: who asked for it. */
   by?: string;
+  /** For `alert`: the Alertmanager alert that fired or resolved. */
+  alert?: { name: string; status: 'firing' | 'resolved'; summary: string };
 }
 
 const RECENT_POINTS = 10;
 
 export function initialWatchState(gateway: string): WatchState {
-  return { gateway, lastSample: null, recent: [], aboveWarnStreak: 0, pollFailing: false, lastError: null, episode: null };
+  return { gateway, lastSample: null, recent: [], aboveWarnStreak: 0, pollFailing: false, lastError: null, lastPollAt: null, episode: null };
 }
 
 /** Increase of a cumulative counter; a value that goes down is a reset and counts from zero. */
@@ -202,9 +206,9 @@ export interface Transition {
 /** Folds one poll outcome into a gateway's watch state. Samples not newer than the last one are ignored. */
 export function advance(state: WatchState, outcome: PollOutcome, rules: EpisodeRules = DEFAULT_EPISODE_RULES): Transition {
   if (!outcome.ok) {
-    if (state.pollFailing) return { state: { ...state, lastError: outcome.error }, events: [] };
+    if (state.pollFailing) return { state: { ...state, lastError: outcome.error, lastPollAt: outcome.at }, events: [] };
     const ev = { ...eventOf('poll-failed', state.gateway, outcome.at, openEpisode(state), null, zeroDrops()), error: outcome.error };
-    return { state: { ...state, pollFailing: true, lastError: outcome.error }, events: [ev] };
+    return { state: { ...state, pollFailing: true, lastError: outcome.error, lastPollAt: outcome.at }, events: [ev] };
   }
   const sample = outcome.sample;
   if (state.lastSample && Date.parse(sample.at) <= Date.parse(state.lastSample.at)) return { state, events: [] };
@@ -284,7 +288,7 @@ export function advance(state: WatchState, outcome: PollOutcome, rules: EpisodeR
 
   const recent = [...state.recent, { atMs, count: sample.count }].slice(-RECENT_POINTS);
   return {
-    state: { gateway: state.gateway, lastSample: sample, recent, aboveWarnStreak, pollFailing: false, lastError: null, episode },
+    state: { gateway: state.gateway, lastSample: sample, recent, aboveWarnStreak, pollFailing: false, lastError: null, lastPollAt: sample.at, episode },
     events,
   };
 }
@@ -326,6 +330,64 @@ export function openByCheck(state: WatchState, check: { at: string; count: numbe
   };
   const ev: EpisodeEvent = { ...eventOf('opened', state.gateway, check.at, episode, null, zeroDrops()), by: check.by };
   return { state: { ...state, episode }, events: [ev] };
+}
+
+/**
+ * An alert from Prometheus / Alertmanager about a gateway: another source of the same
+ * episodes as the polls (the receiver, src/monitor/alertmanager-receiver.ts, maps it).
+ */
+export interface AlertSignal {
+  name: string;
+  status: 'firing' | 'resolved';
+  /** startsAt when firing, endsAt when resolved. */
+  at: string;
+  level: EpisodeLevel;
+  kind: EpisodeKind;
+  summary: string;
+}
+
+/**
+ * Folds an alert into a gateway's watch state:
+ *  - firing while an episode is open: the alert joins it (an `alert` event; a critical alert
+ *    raises a warning episode to critical, the polls decide the rest);
+ *  - firing with none open: the alert opens one (`opened`, then `alert`), with the last poll's
+ *    numbers when the gateway is watched, none otherwise (the check in its thread reads them);
+ *  - resolved: an `alert` event on the open (or last) episode; the state is unchanged, only
+ *    polls resolve an episode. No episode at all: nothing.
+ */
+export function alertArrived(state: WatchState, alert: AlertSignal): Transition {
+  const info = { name: alert.name, status: alert.status, summary: alert.summary };
+  const sample = state.lastSample;
+  let episode = state.episode;
+  const events: EpisodeEvent[] = [];
+  if (alert.status === 'resolved') {
+    if (!episode) return { state, events: [] };
+  } else if (episode && episode.status === 'open') {
+    if (LEVEL_RANK[alert.level] > LEVEL_RANK[episode.level]) episode = { ...episode, level: alert.level, kind: alert.kind, notifiedAt: alert.at };
+  } else {
+    const percent = sample ? utilisationPercent(sample.count, sample.max) : 0;
+    episode = {
+      id: `${state.gateway}-${Date.parse(alert.at)}`,
+      gateway: state.gateway,
+      status: 'open',
+      level: alert.level,
+      kind: alert.kind,
+      openedAt: alert.at,
+      resolvedAt: null,
+      notifiedAt: alert.at,
+      peakPercent: percent,
+      lastPercent: percent,
+      lastCount: sample?.count ?? 0,
+      max: sample?.max ?? 0,
+      drops: zeroDrops(),
+      tableFullLines: 0,
+      flaps: 0,
+      clearStreak: 0,
+    };
+    events.push(eventOf('opened', state.gateway, alert.at, episode, sample, zeroDrops()));
+  }
+  events.push({ ...eventOf('alert', state.gateway, alert.at, episode, null, episode.drops), alert: info });
+  return { state: { ...state, episode }, events };
 }
 
 /** A full table (utilisation, drops) and NAT port exhaustion are different troubles: one never reopens the other. */

@@ -20,9 +20,12 @@ export async function syncSchedulers(queue: Queue<PollJob>, entries: readonly Wa
   const wanted = new Map(entries.map((e) => [pollSchedulerId(e.gateway), e]));
   const upserted: string[] = [];
   for (const [id, entry] of wanted) {
+    const every = entry.intervalSeconds * 1000;
     await queue.upsertJobScheduler(
       id,
-      { every: entry.intervalSeconds * 1000 },
+      // BullMQ aligns `every` schedulers to multiples of the interval: without an offset all
+      // gateways are polled in the same instant (1,000 polls in one burst every 30 s).
+      { every, offset: spreadOffset(entry.gateway, every) },
       {
         name: 'poll',
         data: { gateway: entry.gateway },
@@ -42,4 +45,14 @@ export async function syncSchedulers(queue: Queue<PollJob>, entries: readonly Wa
     }
   }
   return { upserted, removed };
+}
+
+/** A stable place for a gateway within its interval (FNV-1a of its name), so polls spread evenly. */
+export function spreadOffset(gateway: string, everyMs: number): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < gateway.length; i++) {
+    h ^= gateway.charCodeAt(i);
+    h = Math.imul(h, 0x01000193) >>> 0;
+  }
+  return h % everyMs;
 }

@@ -10,8 +10,10 @@ import type { Redis } from 'ioredis';
 import { z } from 'zod';
 import {
   advance,
+  alertArrived,
   closeByHand,
   openByCheck,
+  type AlertSignal,
   DEFAULT_EPISODE_RULES,
   initialWatchState,
   pollSampleSchema,
@@ -29,6 +31,8 @@ export const SAMPLE_RETENTION_MS = 7 * 24 * 3600_000;
 export const MAX_SAMPLES = 20_160;
 const EPISODE_RETENTION_SECONDS = 30 * 24 * 3600;
 const MAX_EPISODE_EVENTS = 1_000;
+/** Events kept per gateway in its stream (approximately: MAXLEN ~). */
+const MAX_STREAM_EVENTS = 1_000;
 
 export const messageRefSchema = z.object({ channel: z.string(), ts: z.string() });
 export type MessageRef = z.infer<typeof messageRefSchema>;
@@ -59,6 +63,27 @@ export class WatchStore {
     return `${this.prefix}:samples:${gateway}`;
   }
 
+  private streamKey(gateway: string): string {
+    return `${this.prefix}:watch-events:${gateway}`;
+  }
+
+  /** Where the gateway's event stream ends now: follow from here to see only new events. */
+  async eventsTail(gateway: string): Promise<string> {
+    const last = await this.redis.xrevrange(this.streamKey(gateway), '+', '-', 'COUNT', 1);
+    return last[0]?.[0] ?? '0-0';
+  }
+
+  /** The gateway's events after stream id `after`, oldest first, with the id to continue from. */
+  async eventsAfter(gateway: string, after: string, count = 100): Promise<{ events: EpisodeEvent[]; next: string }> {
+    const rows = await this.redis.xrange(this.streamKey(gateway), `(${after}`, '+', 'COUNT', count);
+    const events = rows.flatMap(([, fields]) => {
+      const i = fields.indexOf('e');
+      const raw = i >= 0 ? fields[i + 1] : undefined;
+      return raw ? [JSON.parse(raw) as EpisodeEvent] : [];
+    });
+    return { events, next: rows.at(-1)?.[0] ?? after };
+  }
+
   private eventsKey(episodeId: string): string {
     return `${this.prefix}:episode-events:${episodeId}`;
   }
@@ -73,13 +98,12 @@ export class WatchStore {
    * returns the transition. Retries when another process changed the state in between.
    */
   advance(gateway: string, outcome: PollOutcome, rules: EpisodeRules = DEFAULT_EPISODE_RULES): Promise<Transition> {
-    const run = this.queue.then(() => this.advanceNow(gateway, outcome, rules));
-    this.queue = run.catch(() => undefined);
-    return run;
+    return this.serialised(() => this.transact(gateway, (before) => advance(before, outcome, rules), outcome.ok ? outcome.sample : null));
   }
 
-  private advanceNow(gateway: string, outcome: PollOutcome, rules: EpisodeRules): Promise<Transition> {
-    return this.commit(gateway, (before) => advance(before, outcome, rules), outcome.ok ? outcome.sample : null);
+  /** Folds an Alertmanager alert into the gateway's state (opens or joins its episode), the same way. */
+  applyAlert(gateway: string, alert: AlertSignal): Promise<Transition> {
+    return this.serialised(() => this.transact(gateway, (before) => alertArrived(before, alert), null));
   }
 
   /**
@@ -87,27 +111,28 @@ export class WatchStore {
    * episode's timeline gets a `resolved` event naming who closed it. No events when none is open.
    */
   closeEpisode(gateway: string, by: string, at: string): Promise<Transition> {
-    const run = this.queue.then(() => this.commit(gateway, (before) => closeByHand(before, by, at), null));
-    this.queue = run.catch(() => undefined);
-    return run;
+    return this.serialised(() => this.transact(gateway, (before) => closeByHand(before, by, at), null));
   }
 
   /** Opens a critical episode from a full check's reading when none is open (see openByCheck). */
   openFromCheck(gateway: string, check: Parameters<typeof openByCheck>[1]): Promise<Transition> {
-    const run = this.queue.then(() => this.commit(gateway, (before) => openByCheck(before, check), null));
+    return this.serialised(() => this.transact(gateway, (before) => openByCheck(before, check), null));
+  }
+
+  private serialised(work: () => Promise<Transition>): Promise<Transition> {
+    const run = this.queue.then(work);
     this.queue = run.catch(() => undefined);
     return run;
   }
 
-  /** Applies `change` to the stored state under WATCH, with the poll's sample and the events; retries on a conflict. */
-  private async commit(gateway: string, change: (before: WatchState) => Transition, sample: PollSample | null): Promise<Transition> {
+  private async transact(gateway: string, step: (before: WatchState) => Transition, sample: PollSample | null): Promise<Transition> {
     const key = this.stateKey(gateway);
     for (let attempt = 0; attempt < 20; attempt++) {
       await this.txConn.watch(key);
       const raw = await this.txConn.get(key);
       const before = raw ? watchStateSchema.parse(JSON.parse(raw)) : initialWatchState(gateway);
-      const transition = change(before);
-      if (transition.state === before) {
+      const transition = step(before);
+      if (transition.state === before && transition.events.length === 0) {
         await this.txConn.unwatch();
         return transition;
       }
@@ -120,6 +145,8 @@ export class WatchStore {
           .zremrangebyrank(skey, 0, -(MAX_SAMPLES + 1));
       }
       for (const ev of transition.events) {
+        // every event, in order, for whoever follows the gateway (the terminal watch on a shared Redis)
+        tx.xadd(this.streamKey(gateway), 'MAXLEN', '~', String(MAX_STREAM_EVENTS), '*', 'e', JSON.stringify(ev));
         if (!ev.episodeId) continue;
         const ekey = this.eventsKey(ev.episodeId);
         tx.rpush(ekey, JSON.stringify(ev)).ltrim(ekey, -MAX_EPISODE_EVENTS, -1).expire(ekey, EPISODE_RETENTION_SECONDS);

@@ -2,12 +2,17 @@
  * The Slack listener: Bolt in Socket Mode (no public URL) or HTTP mode, chosen by
  * SLACK_MODE. It only parses, authorises, enqueues and answers; SSH happens in workers.
  */
-import { App, LogLevel } from '@slack/bolt';
-import type { App as BoltApp } from '@slack/bolt';
+import type { Server } from 'node:http';
+import { App, LogLevel, SocketModeReceiver } from '@slack/bolt';
+import type { App as BoltApp, SocketModeReceiverOptions } from '@slack/bolt';
 import type { WebClientOptions } from '@slack/web-api';
 import type { Env } from '../config/env.js';
-import { registry } from '../metrics/registry.js';
+import { httpRoutes, type HttpRoute } from '../http/routes.js';
+import { close, listen, routesServer } from '../http/server.js';
 import type { Runtime } from '../runtime.js';
+import type { EpisodePublisher } from '../worker/ports.js';
+import { SlackEpisodePublisher } from './publish/episode-message.js';
+import { SlackMessageWriter } from './publish/message-writer.js';
 import { ApprovalRules } from '../approvals/rules.js';
 import { registerCommands } from './commands/slash-command.js';
 import { registerActions } from './actions/plan-buttons.js';
@@ -38,25 +43,9 @@ export function createSlackApp({ rt, env, clientOptions }: SlackAppDeps): BoltAp
   if (missing.length) {
     throw new MissingSlackConfigError(`Slack is not configured. Set:\n${missing.map((m) => `  - ${m}`).join('\n')}\nCreate the app from manifest.yml (README, "Slack app").`);
   }
-  const customRoutes = [
-    {
-      path: '/healthz',
-      method: ['GET'],
-      handler: (_req: unknown, res: import('node:http').ServerResponse) => {
-        rt.redis.ping().then(
-          () => res.writeHead(200, { 'content-type': 'text/plain' }).end('ok\n'),
-          (err: Error) => res.writeHead(503, { 'content-type': 'text/plain' }).end(`redis: ${err.message}\n`),
-        );
-      },
-    },
-    {
-      path: '/metrics',
-      method: ['GET'],
-      handler: (_req: unknown, res: import('node:http').ServerResponse) => {
-        registry.metrics().then((body) => res.writeHead(200, { 'content-type': registry.contentType }).end(body));
-      },
-    },
-  ];
+  // The routes need the episode publisher, which needs the app's client: bound once the app exists.
+  let episodes: EpisodePublisher | null = null;
+  const routes = httpRoutes({ rt, env, episodes: { publish: (update) => (episodes ? episodes.publish(update) : Promise.resolve(null)) } });
   const mergedClientOptions: WebClientOptions = {
     ...(env.SLACK_API_URL ? { slackApiUrl: env.SLACK_API_URL } : {}),
     ...clientOptions,
@@ -70,9 +59,14 @@ export function createSlackApp({ rt, env, clientOptions }: SlackAppDeps): BoltAp
   };
   const app =
     env.SLACK_MODE === 'socket'
-      ? // Socket Mode needs no inbound HTTP; the routes get their own server on PORT (the container health check).
-        new App({ ...common, appToken: env.SLACK_APP_TOKEN, socketMode: true, customRoutes, port: env.PORT })
-      : new App({ ...common, signingSecret: env.SLACK_SIGNING_SECRET, customRoutes, processBeforeResponse: false });
+      ? new App({
+          ...common,
+          appToken: env.SLACK_APP_TOKEN,
+          socketMode: true,
+          receiver: new SocketModeWithRoutes({ appToken: env.SLACK_APP_TOKEN ?? '', logLevel: common.logLevel, installerOptions: { clientOptions: mergedClientOptions } }, routes, env.PORT),
+        })
+      : new App({ ...common, signingSecret: env.SLACK_SIGNING_SECRET, customRoutes: routes, processBeforeResponse: false });
+  episodes = new SlackEpisodePublisher(new SlackMessageWriter(app.client), rt.watchStore, env.INCIDENT_CHANNEL ?? null, env.EPISODE_REFRESH_SECONDS * 1000);
   const rules = new ApprovalRules(
     { approvers: env.APPROVERS, approverGroups: env.APPROVER_GROUPS, allowSelfApproval: env.ALLOW_SELF_APPROVAL },
     async (usergroup) => (await app.client.usergroups.users.list({ usergroup })).users ?? [],
@@ -81,4 +75,37 @@ export function createSlackApp({ rt, env, clientOptions }: SlackAppDeps): BoltAp
   registerActions(app, { rt, rules });
   registerEpisodeActions(app, { rt });
   return app;
+}
+
+/**
+ * Socket Mode plus the bot's HTTP routes (/healthz, /metrics, /alertmanager) on PORT: Socket
+ * Mode itself listens nowhere, but Prometheus and Alertmanager still need to reach the bot.
+ * `app.start({ port, host })` may override where (tests: port 0 on loopback).
+ */
+class SocketModeWithRoutes extends SocketModeReceiver {
+  private readonly server: Server;
+
+  constructor(
+    options: SocketModeReceiverOptions,
+    routes: readonly HttpRoute[],
+    private readonly port: number,
+  ) {
+    super(options);
+    this.server = routesServer(routes);
+  }
+
+  override async start(where: { port?: number; host?: string } = {}): ReturnType<SocketModeReceiver['start']> {
+    await listen(this.server, where.port ?? this.port, where.host);
+    try {
+      return await super.start();
+    } catch (err) {
+      await close(this.server);
+      throw err;
+    }
+  }
+
+  override async stop(): Promise<void> {
+    await close(this.server);
+    await super.stop();
+  }
 }

@@ -4,6 +4,7 @@
  */
 import { Worker } from 'bullmq';
 import { logger } from '../infra/logger.js';
+import { metrics } from '../metrics/registry.js';
 import { QUEUES, type ApplyJob, type CheckJob, type CheckResult, type PollJob } from '../queue/jobs.js';
 import { enqueueCheck } from '../queue/producer.js';
 import type { Runtime } from '../runtime.js';
@@ -21,7 +22,11 @@ export interface WorkerOptions {
   pool?: SessionPool;
   /** How often the warm sessions are matched to the watch list (default 30 s). */
   warmSyncMs?: number;
+  /** Which queues this process works on (default all three). */
+  only?: readonly WorkerKind[];
 }
+
+export type WorkerKind = 'check' | 'apply' | 'poll';
 
 export interface RunningWorkers {
   pool: SessionPool;
@@ -32,7 +37,8 @@ export function startWorkers(rt: Runtime, opts: WorkerOptions = {}): RunningWork
   const pool = opts.pool ?? new SessionPool({ onEvent: (e) => logger.info(e, 'ssh pool') });
   const concurrency = opts.concurrency ?? rt.env.WORKER_CONCURRENCY;
   const connection = rt.redisHandle.connect();
-  const checkWorker = new Worker<CheckJob, CheckResult>(
+  const runs = (kind: WorkerKind): boolean => !opts.only || opts.only.includes(kind);
+  const checkWorker = runs('check') && new Worker<CheckJob, CheckResult>(
     QUEUES.check,
     createCheckProcessor({
       inventory: rt.inventory,
@@ -46,7 +52,7 @@ export function startWorkers(rt: Runtime, opts: WorkerOptions = {}): RunningWork
     }),
     { connection, prefix: rt.env.QUEUE_PREFIX, concurrency },
   );
-  const applyWorker = new Worker<ApplyJob>(
+  const applyWorker = runs('apply') && new Worker<ApplyJob>(
     QUEUES.apply,
     createApplyProcessor({
       inventory: rt.inventory,
@@ -64,7 +70,7 @@ export function startWorkers(rt: Runtime, opts: WorkerOptions = {}): RunningWork
     // Applies change gateways: one at a time per process, and a stalled apply is never silently re-run.
     { connection, prefix: rt.env.QUEUE_PREFIX, concurrency: 1, maxStalledCount: 0 },
   );
-  const pollWorker = new Worker<PollJob>(
+  const pollWorker = runs('poll') && new Worker<PollJob>(
     QUEUES.poll,
     createPollProcessor({
       inventory: rt.inventory,
@@ -79,19 +85,34 @@ export function startWorkers(rt: Runtime, opts: WorkerOptions = {}): RunningWork
     { connection, prefix: rt.env.QUEUE_PREFIX, concurrency: rt.env.WATCH_CONCURRENCY, maxStalledCount: 0 },
   );
   const warm = keepWatchedWarm(rt, pool, opts.warmSyncMs ?? 30_000);
-  for (const w of [checkWorker, applyWorker, pollWorker]) {
-    w.on('failed', (job, err) => logger.warn({ job: job?.id, err: err.message }, 'job failed'));
+  const byQueue = { check: checkWorker, apply: applyWorker, poll: pollWorker };
+  const workers = Object.values(byQueue).filter((w) => w !== false);
+  for (const [queue, w] of Object.entries(byQueue)) {
+    if (w === false) continue;
+    w.on('completed', (job) => observeJob(queue, 'completed', job));
+    w.on('failed', (job, err) => {
+      metrics.jobFailures.inc({ queue });
+      if (job) observeJob(queue, 'failed', job);
+      logger.warn({ job: job?.id, err: err.message }, 'job failed');
+    });
     w.on('error', (err) => logger.error({ err: err.message }, 'worker error'));
   }
   return {
     pool,
     async close() {
       warm.stop();
-      await Promise.all([checkWorker.close(), applyWorker.close(), pollWorker.close()]);
+      await Promise.all(workers.map((w) => w.close()));
       connection.disconnect();
       if (!opts.pool) pool.close();
     },
   };
+}
+
+/** The job's run time in this worker (BullMQ's processedOn -> finishedOn), per queue. */
+function observeJob(queue: string, outcome: 'completed' | 'failed', job: { processedOn?: number; finishedOn?: number }): void {
+  if (job.processedOn === undefined) return;
+  const seconds = ((job.finishedOn ?? Date.now()) - job.processedOn) / 1000;
+  metrics.jobSeconds.observe({ queue, outcome }, Math.max(0, seconds));
 }
 
 /**

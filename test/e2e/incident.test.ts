@@ -11,7 +11,7 @@
  * was edited, never re-posted. Beside it, gateway B (cheap: a small TIME_WAIT pile over a 1 %
  * warning line) has its own summary, closed by hand by an approver; the two never mix.
  *
- * The chart: test/incident/tiny-chart.ts (a real, small PNG) until src/incident/chart.ts is merged.
+ * The chart is the real one (src/incident/chart.ts: vega -> SVG -> resvg PNG).
  */
 import { spawn } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -33,7 +33,6 @@ import { startWorkers, type RunningWorkers } from '../../src/worker/start.js';
 import { waitUntil } from '../support/wait-until.js';
 import { startSlackApi, type SlackApiServer, type StoredMessage } from '../support/slack-api/index.js';
 import { buildBlockActionsBody, buildSlashCommandBody, signedFormHeaders } from '../support/slack-signing.js';
-import { tinyChart } from '../incident/tiny-chart.js';
 
 const SECRET = 'incident-signing-secret-3e9d';
 const OPS = 'C0OPS0001';
@@ -63,7 +62,7 @@ const mark = (what: string): void => {
 
 async function startWorker(): Promise<void> {
   rtWorker = await openRuntime(env, { inventory });
-  const publishers = slackPublishers(rtWorker, env, slackWebClient(env, { retryConfig: { retries: 0 } }), { incident: { chart: tinyChart } });
+  const publishers = slackPublishers(rtWorker, env, slackWebClient(env, { retryConfig: { retries: 0 } }));
   workers = startWorkers(rtWorker, { publishers, concurrency: 2, warmSyncMs: 1000 });
 }
 
@@ -131,7 +130,6 @@ beforeAll(async () => {
     LOG_LEVEL: 'error',
     PATH: process.env.PATH,
   });
-  // The worker first: its summaries draw charts (the listener's, wired by its commands, do not).
   await startWorker();
   rtApp = await openRuntime(env, { inventory });
   app = createSlackApp({ rt: rtApp, env, clientOptions: { retryConfig: { retries: 0 } } });
@@ -245,8 +243,13 @@ describe('incident summary: one pinned message per episode, edited in place from
     mark('A chart');
     expect(chart.channel).toBe(INCIDENTS);
     expect(chart.content?.subarray(0, 8)).toEqual(Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]));
-    expect(chart.content!.length).toBeGreaterThan(500);
-    expect(chart.altText).toContain(`peak ${incident.episode!.peakPercent} %`);
+    // a real image of sensible size (IHDR: width, height), whose alt text carries the peak
+    expect(chart.content!.length).toBeGreaterThan(10_000);
+    const [w, h] = [chart.content!.readUInt32BE(16), chart.content!.readUInt32BE(20)];
+    expect(w).toBeGreaterThanOrEqual(600);
+    expect(h).toBeGreaterThanOrEqual(250);
+    expect(chart.altText).toContain(`Peak ${incident.episode!.peakPercent.toFixed(1)}%`);
+    if (process.env['CTO_SLACK_RECORD']) await writeFile(`${process.env['CTO_SLACK_RECORD']}.png`, chart.content!);
     // a few more polls and records: still one chart, one summary
     await new Promise((r) => setTimeout(r, 4_000));
     expect(slack.uploadedFiles().filter((f) => f.threadTs === summaryA.ts)).toHaveLength(1);

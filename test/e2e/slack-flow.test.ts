@@ -23,6 +23,7 @@ import { slackPublishers } from '../../src/slack/publish/index.js';
 import { startWorkers, type RunningWorkers } from '../../src/worker/start.js';
 import { joinedCodeBlocks, startSlackApi, type SlackApiServer, type StoredMessage } from '../support/slack-api/index.js';
 import { buildBlockActionsBody, buildSlashCommandBody, signedFormHeaders } from '../support/slack-signing.js';
+import { waitUntil } from '../support/wait-until.js';
 
 const SECRET = 'e2e-signing-secret-5b1c9d';
 const CHANNEL = 'C0OPS0001';
@@ -80,15 +81,6 @@ function buttonsOf(m: StoredMessage): { action_id: string; value: string }[] {
   return out;
 }
 
-async function waitUntil<T>(what: string, probe: () => T | undefined | null | false | Promise<T | undefined | null | false>, timeoutMs = 60_000): Promise<T> {
-  const until = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await probe();
-    if (v) return v;
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 const ephemeralsFor = (user: string): string[] => slack.ephemerals({ user }).map((e) => e.text);
 

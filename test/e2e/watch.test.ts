@@ -23,6 +23,7 @@ import { openRuntime, type Runtime } from '../../src/runtime.js';
 import { createSlackApp } from '../../src/slack/app.js';
 import { startSlackApi, type SlackApiServer, type StoredMessage } from '../support/slack-api/index.js';
 import { buildSlashCommandBody, signedFormHeaders } from '../support/slack-signing.js';
+import { waitUntil as waitFor } from '../support/wait-until.js';
 
 const SECRET = 'watch-signing-secret-8a7f';
 const CHANNEL = 'C0WATCH01';
@@ -70,14 +71,8 @@ async function stopWorker(signal: NodeJS.Signals): Promise<void> {
   await exited;
 }
 
-async function waitUntil<T>(what: string, probe: () => T | undefined | null | false | Promise<T | undefined | null | false>, timeoutMs = 60_000): Promise<T> {
-  const until = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await probe();
-    if (v) return v;
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}\n--- worker log ---\n${workerLog.slice(-3000)}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
+function waitUntil<T>(what: string, probe: () => T | undefined | null | false | Promise<T | undefined | null | false>, timeoutMs = 60_000): Promise<T> {
+  return waitFor(what, probe, timeoutMs, { everyMs: 200, context: () => `--- worker log ---\n${workerLog.slice(-3000)}` });
 }
 
 /** The incident summary (test/e2e/incident.test.ts) is a second, pinned message per episode: counted apart. */

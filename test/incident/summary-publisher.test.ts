@@ -2,7 +2,7 @@
  * The incident summary's Slack side with real Redis and the local Slack API server (no lab):
  * posted once per episode and pinned, edited in place after polls and history records, never
  * twice from two processes, a Slack failure never fails whoever recorded history, the chart
- * once at resolution, and a critical check on a gateway with no episode opens one.
+ * (the real one, src/incident/chart.ts) once at resolution, and a critical check on a gateway with no episode opens one.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { WebClient } from '@slack/web-api';
@@ -10,6 +10,7 @@ import type { Redis } from 'ioredis';
 import { ApplyRecordStore } from '../../src/apply/store.js';
 import { checkReportSchema } from '../../src/core/model.js';
 import { parseInventory } from '../../src/config/inventory.js';
+import { defaultChartRenderer } from '../../src/incident/chart-port.js';
 import { IncidentMessageStore } from '../../src/incident/message-store.js';
 import { openRedis, type RedisHandle } from '../../src/infra/redis.js';
 import { DEFAULT_EPISODE_RULES, type PollSample } from '../../src/monitor/episodes.js';
@@ -22,7 +23,6 @@ import { PlanStore } from '../../src/store/plan-store.js';
 import { waitUntil } from '../support/wait-until.js';
 import { startSlackApi, type SlackApiServer } from '../support/slack-api/index.js';
 import { realisticReport } from '../slack/blocks/fixtures.js';
-import { tinyChart } from './tiny-chart.js';
 
 const INCIDENTS = 'C0INCID01';
 const OPS = 'C0OPS0001';
@@ -43,7 +43,7 @@ const inventory = parseInventory(
   'inline.yml',
 );
 
-function summary(opts: { channel?: string | null; chart?: boolean; now?: () => Date } = {}): SlackIncidentSummary {
+function summary(opts: { channel?: string | null; now?: () => Date } = {}): SlackIncidentSummary {
   const s = new SlackIncidentSummary({
     writer: new SlackMessageWriter(new WebClient(slack.token, { slackApiUrl: slack.apiUrl, retryConfig: { retries: 0 } })),
     stores: { watchStore, history, plans, applies: new ApplyRecordStore(redis, prefix) },
@@ -51,7 +51,7 @@ function summary(opts: { channel?: string | null; chart?: boolean; now?: () => D
     watchList: new WatchList(redis, prefix),
     inventory: () => inventory,
     incidentChannel: opts.channel === undefined ? INCIDENTS : opts.channel,
-    ...(opts.chart === false ? {} : { chart: tinyChart }),
+    chart: defaultChartRenderer,
     debounceMs: 50,
     refreshMs: 60_000,
     ...(opts.now ? { now: opts.now } : {}),
@@ -166,7 +166,7 @@ describe('incident summary in Slack', () => {
     await waitUntil('resolved', () => slack.message(INCIDENTS, posted.ts)!.text.includes('incident resolved'));
     const file = await waitUntil('the chart', () => slack.uploadedFiles().find((f) => f.completed));
     expect(file.threadTs).toBe(posted.ts);
-    expect(file.altText).toContain('peak 97.3 %');
+    expect(file.altText).toContain('Peak 97.3%');
     expect(file.content?.subarray(1, 4).toString()).toBe('PNG');
     await s.refresh(GW);
     await poll(s, 900);

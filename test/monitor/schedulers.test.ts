@@ -3,7 +3,7 @@ import { Queue, Worker } from 'bullmq';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openRedis, type RedisHandle } from '../../src/infra/redis.js';
 import { QUEUES, type PollJob } from '../../src/queue/jobs.js';
-import { syncSchedulers } from '../../src/monitor/schedulers.js';
+import { spreadOffset, syncSchedulers } from '../../src/monitor/schedulers.js';
 import { WatchList, type WatchEntry } from '../../src/monitor/watch-list.js';
 
 function entry(gateway: string, intervalSeconds: number): WatchEntry {
@@ -50,4 +50,16 @@ describe('watch schedulers (real Redis, real BullMQ)', () => {
     await queue.close();
     conn.disconnect();
   }, 30_000);
+});
+
+describe('spreadOffset', () => {
+  it('spreads 1,000 gateways over a 30 s interval instead of one burst', () => {
+    const offsets = Array.from({ length: 1000 }, (_, i) => spreadOffset(`gw-${i}`, 30_000));
+    expect(offsets.every((o) => o >= 0 && o < 30_000)).toBe(true);
+    // every 3 s slice of the interval gets some of them (no slice more than twice its share)
+    const slices = Array.from({ length: 10 }, (_, k) => offsets.filter((o) => Math.floor(o / 3000) === k).length);
+    expect(Math.min(...slices)).toBeGreaterThan(50);
+    expect(Math.max(...slices)).toBeLessThan(200);
+    expect(spreadOffset('gw-3', 30_000)).toBe(spreadOffset('gw-3', 30_000));
+  });
 });

@@ -55,8 +55,9 @@ export function renderEpisodeMessage(view: EpisodeView): RenderedMessage {
     : `*Status:* open since ${slackDate(e.openedAt)}`;
   const items = [
     status,
-    `*Now:* ${pct(e.lastPercent)} (${int(e.lastCount)} / ${int(e.max)})`,
-    `*Peak:* ${pct(e.peakPercent)}`,
+    // an episode opened by an alert on a gateway the watch does not poll has no numbers yet
+    e.max > 0 ? `*Now:* ${pct(e.lastPercent)} (${int(e.lastCount)} / ${int(e.max)})` : '*Now:* not polled (opened by an alert; the check in the thread reads the table)',
+    `*Peak:* ${e.max > 0 ? pct(e.peakPercent) : '—'}`,
     `*Drops during the episode:* ${dropsText(e.drops)}`,
     // a table that grows toward max matters; NAT ports run out at 64,512 per destination, whatever the table
     `*Growth:* ${resolved || e.kind === 'port-exhaustion' ? '—' : esc(growthText(view.growth))}`,
@@ -102,6 +103,12 @@ export function renderEpisodeEvent(ev: EpisodeEvent): RenderedMessage {
     case 'poll-recovered':
       line = `:arrows_counterclockwise: Polls of ${gw} work again: ${now}.`;
       break;
+    case 'alert':
+      line = ev.alert?.status === 'resolved'
+        ? `:white_check_mark: *Alertmanager: ${esc(ev.alert.name)} resolved*: ${esc(ev.alert.summary)}`
+        : `:rotating_light: *Alertmanager: ${esc(ev.alert?.name ?? 'alert')} firing*: ${esc(ev.alert?.summary ?? '')}`;
+      break;
   }
-  return { text: `${ev.gateway}: ${ev.event}${ev.level ? ` (${ev.level})` : ''}${now ? `, ${now}` : ''}`, blocks: [section(line)] };
+  const what = ev.alert ? `alert ${ev.alert.name} ${ev.alert.status}` : ev.event;
+  return { text: `${ev.gateway}: ${what}${ev.level ? ` (${ev.level})` : ''}${now ? `, ${now}` : ''}`, blocks: [section(line)] };
 }

@@ -12,6 +12,7 @@ import { ApplyRecordStore } from '../../apply/store.js';
 import type { Runtime } from '../../runtime.js';
 import { context, esc } from '../blocks/kit.js';
 import { renderIncidentSummary } from '../blocks/incident.js';
+import { SlackMessageWriter } from '../publish/message-writer.js';
 import { incidentSummaries } from '../publish/publishers.js';
 import type { ConntrackCommand } from './parse.js';
 
@@ -65,7 +66,7 @@ async function show(gateway: string, ctx: IncidentCommandContext, summaries: Ret
   }
   const rendered = renderIncidentSummary(incident);
   const ref = await summaries.summaryRef(gateway);
-  const link = ref ? await ctx.client.chat.getPermalink({ channel: ref.channel, message_ts: ref.ts }).then((r) => r.permalink ?? null, () => null) : null;
+  const link = ref ? await new SlackMessageWriter(ctx.client).permalink(ref).catch(() => null) : null;
   if (!link) {
     // never posted (no incident channel when it opened, or Slack failed): post it here, for everyone
     await respond({ response_type: 'in_channel', ...rendered });

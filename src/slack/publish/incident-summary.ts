@@ -185,6 +185,7 @@ export class SlackIncidentSummary {
     const gw = this.deps.inventory().gateways[incident.gateway];
     const thresholds = gw ? gw.thresholds : { warnPercent: DEFAULT_EPISODE_RULES.warnPercent, critPercent: DEFAULT_EPISODE_RULES.critPercent };
     const input = await chartInputOf(this.deps.stores.watchStore, incident, episode, { warnPercent: thresholds.warnPercent, critPercent: thresholds.critPercent }, this.now());
+    if (input.samples.length === 0) return null; // an episode opened by a check, never polled: nothing to draw
     const chart = await this.deps.chart(input);
     const safe = incident.gateway.replace(/[^A-Za-z0-9._-]+/g, '-').slice(0, 60);
     const title = `${incident.gateway}: conntrack utilisation and drops, episode ${incident.status === 'resolved' ? 'resolved' : 'so far'}`;

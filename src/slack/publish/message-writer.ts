@@ -14,6 +14,7 @@
 import type { types } from '@slack/bolt';
 import type { WebClient } from '@slack/web-api';
 import { z } from 'zod';
+import { metrics } from '../../metrics/registry.js';
 import type { SlackMessageRef } from '../../store/plan-store.js';
 import type { Block, RenderedMessage } from '../blocks/index.js';
 
@@ -66,13 +67,30 @@ export class SlackUploadError extends Error {
   override name = 'SlackUploadError';
 }
 
+/** Slack's error code of a failed Web API call (`channel_not_found`...), else the SDK's (`slack_webapi_rate_limited_error`...). */
+export function slackErrorCode(err: unknown): string {
+  const e = err as { code?: unknown; data?: { error?: unknown } };
+  if (typeof e.data?.error === 'string') return e.data.error;
+  return typeof e.code === 'string' ? e.code : 'unknown';
+}
+
+/** Runs one Slack API call; a failure is counted (method, error code) and rethrown. */
+async function counted<T>(method: string, call: () => Promise<T>): Promise<T> {
+  try {
+    return await call();
+  } catch (err) {
+    metrics.slackApiErrors.inc({ method, error: slackErrorCode(err) });
+    throw err;
+  }
+}
+
 export class SlackMessageWriter {
   constructor(private readonly client: WebClient) {}
 
   /** A new message (a thread reply when `place.threadTs` is set). `broadcast`: also show a reply in the channel. */
   async post(place: MessagePlace, message: RenderedMessage, opts: { broadcast?: boolean } = {}): Promise<SlackMessageRef> {
     const base = { channel: place.channel, text: message.text, blocks: toSlackBlocks(message.blocks) };
-    const res = await this.client.chat.postMessage(place.threadTs ? { ...base, thread_ts: place.threadTs, reply_broadcast: opts.broadcast ?? false } : base);
+    const res = await counted('chat.postMessage', () => this.client.chat.postMessage(place.threadTs ? { ...base, thread_ts: place.threadTs, reply_broadcast: opts.broadcast ?? false } : base));
     const posted = postedSchema.safeParse(res);
     if (!posted.success) throw new Error('chat.postMessage answered without channel and ts');
     return posted.data;
@@ -85,7 +103,7 @@ export class SlackMessageWriter {
 
   /** Replace the text and blocks of a message the bot posted. */
   async update(ref: SlackMessageRef, message: RenderedMessage): Promise<SlackMessageRef> {
-    await this.client.chat.update({ channel: ref.channel, ts: ref.ts, text: message.text, blocks: toSlackBlocks(message.blocks) });
+    await counted('chat.update', () => this.client.chat.update({ channel: ref.channel, ts: ref.ts, text: message.text, blocks: toSlackBlocks(message.blocks) }));
     return ref;
   }
 
@@ -94,13 +112,15 @@ export class SlackMessageWriter {
     try {
       await this.client.pins.add({ channel: ref.channel, timestamp: ref.ts });
     } catch (err) {
-      if ((err as { data?: { error?: string } }).data?.error !== 'already_pinned') throw err;
+      if (slackErrorCode(err) === 'already_pinned') return;
+      metrics.slackApiErrors.inc({ method: 'pins.add', error: slackErrorCode(err) });
+      throw err;
     }
   }
 
   /** A link to a message (chat.getPermalink). */
   async permalink(ref: SlackMessageRef): Promise<string> {
-    const res = await this.client.chat.getPermalink({ channel: ref.channel, message_ts: ref.ts });
+    const res = await counted('chat.getPermalink', () => this.client.chat.getPermalink({ channel: ref.channel, message_ts: ref.ts }));
     const link = z.object({ permalink: z.url() }).safeParse(res);
     if (!link.success) throw new Error('chat.getPermalink answered without a permalink');
     return link.data.permalink;
@@ -122,12 +142,14 @@ export class SlackMessageWriter {
     if (file.altText !== undefined && file.altText.length > ALT_TEXT_MAX) throw new SlackUploadError(`alt text of ${file.filename} is longer than ${ALT_TEXT_MAX} characters`);
     if (file.bytes.byteLength === 0) throw new SlackUploadError(`${file.filename} is empty: Slack refuses a length of 0`);
     // `alt_txt` is the name Slack documents; the SDK's typed arguments spell it alt_text.
-    const asked = await this.client.apiCall('files.getUploadURLExternal', {
-      filename: file.filename,
-      length: file.bytes.byteLength,
-      ...(file.altText !== undefined ? { alt_txt: file.altText } : {}),
-      ...(file.snippetType !== undefined ? { snippet_type: file.snippetType } : {}),
-    });
+    const asked = await counted('files.getUploadURLExternal', () =>
+      this.client.apiCall('files.getUploadURLExternal', {
+        filename: file.filename,
+        length: file.bytes.byteLength,
+        ...(file.altText !== undefined ? { alt_txt: file.altText } : {}),
+        ...(file.snippetType !== undefined ? { snippet_type: file.snippetType } : {}),
+      }),
+    );
     const target = uploadUrlSchema.safeParse(asked);
     if (!target.success) throw new SlackUploadError('files.getUploadURLExternal answered without upload_url and file_id');
     // Raw bytes (Slack also takes multipart). Not through the WebClient: this is no API method.
@@ -137,14 +159,17 @@ export class SlackMessageWriter {
       body: file.bytes,
       signal: AbortSignal.timeout(UPLOAD_TIMEOUT_MS),
     });
+    if (sent.status !== 200) metrics.slackApiErrors.inc({ method: 'upload_url', error: `http_${sent.status}` });
     if (sent.status !== 200) throw new SlackUploadError(`uploading ${file.filename} (${file.bytes.byteLength} bytes) failed: HTTP ${sent.status} ${(await sent.text()).slice(0, 200)}`);
     const title = file.title ?? file.filename;
-    const done = await this.client.files.completeUploadExternal({
-      files: [{ id: target.data.file_id, title }],
-      channel_id: share.channel,
-      ...(share.threadTs ? { thread_ts: share.threadTs } : {}),
-      ...(share.comment !== undefined ? { initial_comment: share.comment } : {}),
-    });
+    const done = await counted('files.completeUploadExternal', () =>
+      this.client.files.completeUploadExternal({
+        files: [{ id: target.data.file_id, title }],
+        channel_id: share.channel,
+        ...(share.threadTs ? { thread_ts: share.threadTs } : {}),
+        ...(share.comment !== undefined ? { initial_comment: share.comment } : {}),
+      }),
+    );
     const completed = completedSchema.safeParse(done);
     if (!completed.success) throw new SlackUploadError('files.completeUploadExternal answered without the file');
     return { id: target.data.file_id, title };

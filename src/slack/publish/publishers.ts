@@ -20,7 +20,7 @@ export function slackWebClient(env: Env, options: WebClientOptions = {}): WebCli
 }
 
 export interface IncidentSummaryOptions {
-  /** Draws the episode chart posted in the summary's thread (src/incident/chart.ts). */
+  /** Draws the episode chart posted in the summary's thread (default: src/incident/chart.ts). */
   chart?: ChartRenderer;
   debounceMs?: number;
 }
@@ -42,7 +42,7 @@ export function incidentSummaries(rt: Runtime, env: Env, client: WebClient, opts
     watchList: rt.watchList,
     inventory: rt.inventory,
     incidentChannel: env.INCIDENT_CHANNEL ?? null,
-    ...((opts.chart ?? defaultChartRenderer) ? { chart: opts.chart ?? defaultChartRenderer } : {}),
+    chart: opts.chart ?? defaultChartRenderer,
     ...(opts.debounceMs !== undefined ? { debounceMs: opts.debounceMs } : {}),
     refreshMs: env.EPISODE_REFRESH_SECONDS * 1000,
   });
