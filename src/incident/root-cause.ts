@@ -98,7 +98,7 @@ export function rootCauseOf(report: CheckReport): string | null {
   const why = [...heavyHitter(report), ...idleEstablished(report), ...timeWait(report)];
   if (what === null && why.length === 0) return null;
   const refused = report.drops.drop - report.drops.insertFailed + report.drops.earlyDrop;
-  const scope = refused > 0 ? `; ${int(refused)} new-connection packets dropped for lack of room` : '';
+  const scope = refused > 0 ? `; ${int(refused)} new-connection packets dropped for lack of room when checked` : '';
   if (what === null) return `${joinPhrases(why)}${scope}`;
   return `${what}${why.length > 0 ? `: ${joinPhrases(why)}` : ''}${scope}`;
 }

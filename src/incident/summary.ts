@@ -125,7 +125,8 @@ function historyEntry(r: HistoryRecord): TimelineEntry {
 
 function stepEntries(o: ApplyOutcome): TimelineEntry[] {
   return o.steps
-    .filter((s) => s.status !== 'skipped' && s.status !== 'not-run')
+    // refused steps (not writable here) are in "left to do"
+    .filter((s) => s.status !== 'skipped' && s.status !== 'not-run' && s.status !== 'refused')
     .map((s) => ({ at: o.at, event: `${o.action} step`, by: o.by, detail: `${s.key}: ${s.before ?? '—'} -> ${s.after ?? '—'} (${s.status})` }));
 }
 
@@ -153,7 +154,7 @@ function actionsOf(src: IncidentSources, history: HistoryRecord[]): IncidentActi
         ? {
             outcome: outcome.apply.outcome,
             at: outcome.apply.at,
-            steps: outcome.apply.steps.filter((s) => s.status !== 'skipped').map((s) => ({ stepId: s.stepId, key: s.key, before: s.before, after: s.after, status: s.status })),
+            steps: outcome.apply.steps.filter((s) => s.status !== 'skipped' && s.status !== 'refused').map((s) => ({ stepId: s.stepId, key: s.key, before: s.before, after: s.after, status: s.status })),
             verified: outcome.apply.outcome === 'applied',
           }
         : null,

@@ -206,9 +206,9 @@ describe('incident summary: one pinned message per episode, edited in place from
     const responseUrl = slack.responseUrl(undefined, { channel: INCIDENTS, user: BOB, messageTs });
     expect(await post(buildBlockActionsBody({ actionId: 'plan_approve', value: plan!.planId, userId: BOB, channelId: INCIDENTS, messageTs, responseUrl }))).toBe(200);
 
-    await summaryWhen(labA.name, 'approved by Bob', (t) => t.includes(`approved by ${BOB}`));
+    await summaryWhen(labA.name, 'approved by Bob', (t) => t.includes(`approved by <@${BOB}>`));
     mark('A approved');
-    stage('approved', (t) => t.includes(`approved by ${BOB}`));
+    stage('approved', (t) => t.includes(`approved by <@${BOB}>`));
     await summaryWhen(labA.name, 'mitigated', (t) => t.includes('conntrack incident mitigated') && t.includes('-&gt;'), 120_000);
     mark('A applied (mitigated)');
     // the apply often completes within a second of the approval: one edit may show both

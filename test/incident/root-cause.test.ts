@@ -34,7 +34,7 @@ describe('root cause', () => {
       },
     });
     expect(rootCauseOf(report)).toBe(
-      'table at max 262,144: heavy hitter 198.18.1.36 holds 56 % of entries (UDP to 198.19.1.2:20000-20003), and 20,000 ESTABLISHED entries idle > 1 d under the 5 d timeout; 4,101 new-connection packets dropped for lack of room',
+      'table at max 262,144: heavy hitter 198.18.1.36 holds 56 % of entries (UDP to 198.19.1.2:20000-20003), and 20,000 ESTABLISHED entries idle > 1 d under the 5 d timeout; 4,101 new-connection packets dropped for lack of room when checked',
     );
   });
 

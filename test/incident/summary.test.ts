@@ -55,6 +55,7 @@ const applied: ApplyOutcome = applyOutcomeSchema.parse({
     { stepId: 'timeout-established', kind: 'sysctl', key: 'nf_conntrack_tcp_timeout_established', status: 'applied', before: '432000', after: '86400', expected: '86400' },
     { stepId: 'delete-idle', kind: 'delete-idle-entries', key: 'idle ESTABLISHED entries', status: 'applied', before: '262144', after: '242144', expected: null },
     { stepId: 'max', kind: 'sysctl', key: 'nf_conntrack_max', status: 'skipped', before: null, after: null, expected: null },
+    { stepId: 'buckets', kind: 'sysctl', key: 'nf_conntrack_buckets', status: 'refused', before: null, after: null, expected: null },
   ],
   problems: [], verify: [{ name: 'count below max', ok: true }], verifyReport: null, restore: null, notes: [], canRollBack: true, followUp: null,
 });
@@ -141,6 +142,10 @@ describe('incident summary', () => {
     const msg = renderIncidentSummary(i, new Date(T(12)));
     expect(validateMessage(msg).ok).toBe(true);
     expect(JSON.stringify(msg.blocks)).toContain('confirmed');
+    // who decided: a mention in Slack, the id in the terminal; a refused step is left to do, not done
+    expect(JSON.stringify(msg.blocks)).toContain(`approved by <@${BOB}>`);
+    expect(text).toContain(`approved by ${BOB}`);
+    expect(text).not.toContain('nf_conntrack_buckets');
   });
 
   it('a long timeline still fits one Slack message: the start and the newest events', () => {
