@@ -8,6 +8,7 @@ import { logger } from '../infra/logger.js';
 import { registerCheckCommand } from './check-command.js';
 import { registerStartCommand } from './start-command.js';
 import { registerWatchCommand } from './watch-command.js';
+import { registerIncidentCommand } from './incident-command.js';
 import { runProgram } from './run-program.js';
 
 // Terminal commands print a report for people: the JSON log lines of the in-process worker
@@ -23,5 +24,6 @@ const program = new Command()
 registerCheckCommand(program);
 registerStartCommand(program);
 registerWatchCommand(program);
+registerIncidentCommand(program);
 
 await runProgram(program);

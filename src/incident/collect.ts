@@ -36,5 +36,13 @@ export async function collectIncident(stores: IncidentStores, gateway: string, n
       if (apply || rollback) outcomes.set(id, { apply, rollback });
     }),
   );
-  return buildIncident({ episode, episodeEvents, history, plans, outcomes, now });
+  // oldest first: records of the same instant (a follow-up check and its verdict) stay in the order they were made
+  return buildIncident({ episode, episodeEvents, history: [...history].reverse(), plans, outcomes, now });
+}
+
+/** The gateway to show when none is named: the newest open episode, else the newest episode; null when none had one. */
+export async function latestIncidentGateway(watchStore: WatchStore, gateways: readonly string[]): Promise<string | null> {
+  const episodes = (await Promise.all(gateways.map(async (g) => (await watchStore.state(g)).episode))).filter((e) => e !== null);
+  const newest = (list: typeof episodes) => [...list].sort((a, b) => Date.parse(b.openedAt) - Date.parse(a.openedAt))[0] ?? null;
+  return (newest(episodes.filter((e) => e.status === 'open')) ?? newest(episodes))?.gateway ?? null;
 }

@@ -40,9 +40,9 @@ function mechanism(report: CheckReport): string | null {
   return null;
 }
 
-/** The destination ports a heavy hitter's destination is reached on (from the busiest NAT port use), as "a-b" or "p". */
-function portsOf(report: CheckReport, dst: string): string | null {
-  const ports = report.table.topPortUse.filter((p) => p.dst === dst).map((p) => p.dport);
+/** The destination ports a heavy hitter's destination is reached on with its protocol (from the busiest NAT port use), as "a-b" or "p". */
+function portsOf(report: CheckReport, dst: string, proto: string | null): string | null {
+  const ports = report.table.topPortUse.filter((p) => p.dst === dst && (proto === null || p.proto.toLowerCase() === proto)).map((p) => p.dport);
   if (ports.length === 0) return null;
   const lo = Math.min(...ports);
   const hi = Math.max(...ports);
@@ -56,7 +56,7 @@ function heavyHitter(report: CheckReport): string[] {
     const dst = str(f, 'topDestination');
     const state = str(f, 'dominantState');
     const proto = state ? state.split(' ')[0]!.toUpperCase() : null;
-    const ports = dst ? portsOf(report, dst) : null;
+    const ports = dst ? portsOf(report, dst, proto?.toLowerCase() ?? null) : null;
     const to = dst ? ` (${proto ? `${proto} ` : ''}to ${dst}${ports ? `:${ports}` : ''})` : '';
     return `heavy hitter ${source} holds ${share !== null ? `${share.toFixed(0)} %` : int(num(f, 'entries') ?? 0)} of entries${to}`;
   });
@@ -98,7 +98,7 @@ export function rootCauseOf(report: CheckReport): string | null {
   const why = [...heavyHitter(report), ...idleEstablished(report), ...timeWait(report)];
   if (what === null && why.length === 0) return null;
   const refused = report.drops.drop - report.drops.insertFailed + report.drops.earlyDrop;
-  const scope = refused > 0 ? `; ${int(refused)} new-connection packets dropped for lack of room` : '';
+  const scope = refused > 0 ? `; ${int(refused)} new-connection packets dropped for lack of room when checked` : '';
   if (what === null) return `${joinPhrases(why)}${scope}`;
   return `${what}${why.length > 0 ? `: ${joinPhrases(why)}` : ''}${scope}`;
 }

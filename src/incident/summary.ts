@@ -68,7 +68,7 @@ export interface IncidentSummary {
 export interface IncidentSources {
   episode: Episode;
   episodeEvents: readonly EpisodeEvent[];
-  /** The gateway's history (any order). */
+  /** The gateway's history, oldest first (records of one instant keep this order). */
   history: readonly HistoryRecord[];
   /** Plans by id (those the history names). */
   plans: ReadonlyMap<string, PlanRecord>;
@@ -98,13 +98,15 @@ function episodeEventEntry(ev: EpisodeEvent, warn: string): TimelineEntry | null
   const drops = ev.drops.drop + ev.drops.earlyDrop + ev.drops.insertFailed > 0 ? `, drop ${int(ev.drops.drop)} / early_drop ${int(ev.drops.earlyDrop)} / insert_failed ${int(ev.drops.insertFailed)}` : '';
   switch (ev.event) {
     case 'opened':
-      return { at: ev.at, event: 'detected', by: 'watch', detail: `${ev.level} (${ev.kind}): ${pct}${ev.count !== null && ev.max !== null ? ` (${int(ev.count)} / ${int(ev.max)})` : ''}${ev.kind === 'utilisation' && ev.level === 'warning' ? ` above ${warn}` : ''}${drops}` };
+      return { at: ev.at, event: ev.by ? 'detected by a check' : 'detected', by: ev.by ?? 'watch', detail: `${ev.level} (${ev.kind}): ${pct}${ev.count !== null && ev.max !== null ? ` (${int(ev.count)} / ${int(ev.max)})` : ''}${ev.kind === 'utilisation' && ev.level === 'warning' ? ` above ${warn}` : ''}${drops}` };
     case 'escalated':
       return { at: ev.at, event: 'escalated', by: 'watch', detail: `${ev.level} (${ev.kind}): ${pct}${drops}` };
     case 'reopened':
       return { at: ev.at, event: 'back again', by: 'watch', detail: `${ev.kind}: ${pct} (flap ${ev.flaps ?? 0})` };
     case 'resolved':
-      return { at: ev.at, event: 'resolved', by: 'watch', detail: `${pct}, below the threshold for 3 polls` };
+      return ev.by
+        ? { at: ev.at, event: 'closed by hand', by: ev.by, detail: `resolved by an approver at ${pct}` }
+        : { at: ev.at, event: 'resolved', by: 'watch', detail: `${pct}, below the threshold for 3 polls` };
     case 'poll-failed':
       return { at: ev.at, event: 'polls failing', by: 'watch', detail: ev.error ?? '' };
     case 'poll-recovered':
@@ -123,7 +125,8 @@ function historyEntry(r: HistoryRecord): TimelineEntry {
 
 function stepEntries(o: ApplyOutcome): TimelineEntry[] {
   return o.steps
-    .filter((s) => s.status !== 'skipped' && s.status !== 'not-run')
+    // refused steps (not writable here) are in "left to do"
+    .filter((s) => s.status !== 'skipped' && s.status !== 'not-run' && s.status !== 'refused')
     .map((s) => ({ at: o.at, event: `${o.action} step`, by: o.by, detail: `${s.key}: ${s.before ?? '—'} -> ${s.after ?? '—'} (${s.status})` }));
 }
 
@@ -151,7 +154,7 @@ function actionsOf(src: IncidentSources, history: HistoryRecord[]): IncidentActi
         ? {
             outcome: outcome.apply.outcome,
             at: outcome.apply.at,
-            steps: outcome.apply.steps.filter((s) => s.status !== 'skipped').map((s) => ({ stepId: s.stepId, key: s.key, before: s.before, after: s.after, status: s.status })),
+            steps: outcome.apply.steps.filter((s) => s.status !== 'skipped' && s.status !== 'refused').map((s) => ({ stepId: s.stepId, key: s.key, before: s.before, after: s.after, status: s.status })),
             verified: outcome.apply.outcome === 'applied',
           }
         : null,
@@ -186,10 +189,15 @@ export function buildIncident(src: IncidentSources): IncidentSummary {
   const mitigatedAt = applied.length > 0 ? applied.map((a) => a.applied!.at).sort()[0]! : null;
   const status: IncidentStatus = ep.status === 'resolved' ? 'resolved' : mitigatedAt ? 'mitigated' : 'investigating';
 
-  // root cause: the newest check of the episode that shows trouble; confirmed by a follow-up of an applied plan
+  // root cause: the diagnosis the applied plan acted on (a later follow-up check sees the table
+  // after the change, e.g. entries "still on a timer"), else the newest check of the episode that
+  // shows trouble; confirmed by a follow-up of an applied plan that saw the drops stop
   let rootCause: IncidentSummary['rootCause'] = null;
-  for (const r of [...history].reverse()) {
-    if (r.event !== 'check' || !r.planId) continue;
+  const actedOn = [...applied].reverse()[0]?.planId;
+  const checksNewestFirst = [...history].reverse().filter((r) => r.event === 'check' && r.planId);
+  const ordered = actedOn ? [...checksNewestFirst.filter((r) => r.planId === actedOn), ...checksNewestFirst.filter((r) => r.planId !== actedOn)] : checksNewestFirst;
+  for (const r of ordered) {
+    if (!r.planId) continue;
     const plan = src.plans.get(r.planId);
     const text = plan ? rootCauseOf(plan.report) : null;
     if (text) {
@@ -201,7 +209,8 @@ export function buildIncident(src: IncidentSources): IncidentSummary {
   const warn = `the warning threshold`;
   const timeline: TimelineEntry[] = [
     ...src.episodeEvents.map((e) => episodeEventEntry(e, warn)).filter((e): e is TimelineEntry => e !== null),
-    ...history.map(historyEntry),
+    // a close by hand is in the episode's own events (with who closed it)
+    ...history.filter((r) => r.event !== 'closed').map(historyEntry),
     ...[...src.outcomes.values()].flatMap((o) => [o.apply, o.rollback]).filter((o): o is ApplyOutcome => o !== null && history.some((h) => h.planId === o.planId)).flatMap(stepEntries),
   ].sort((a, b) => Date.parse(a.at) - Date.parse(b.at));
 

@@ -126,6 +126,8 @@ export interface EpisodeEvent {
   flaps?: number;
   /** For `poll-failed`: why. */
   error?: string;
+  /** For a `resolved` by hand (`/conntrack incident <gw> close`): who closed it; for `opened` by a check: who asked for it. */
+  by?: string;
   /** For `alert`: the Alertmanager alert that fired or resolved. */
   alert?: { name: string; status: 'firing' | 'resolved'; summary: string };
 }
@@ -289,6 +291,45 @@ export function advance(state: WatchState, outcome: PollOutcome, rules: EpisodeR
     state: { gateway: state.gateway, lastSample: sample, recent, aboveWarnStreak, pollFailing: false, lastError: null, lastPollAt: sample.at, episode },
     events,
   };
+}
+
+/** Resolves the open episode by hand (an approver closed the incident); no change when none is open. */
+export function closeByHand(state: WatchState, by: string, at: string): Transition {
+  const open = openEpisode(state);
+  if (!open) return { state, events: [] };
+  const episode: Episode = { ...open, status: 'resolved', resolvedAt: at, clearStreak: 0 };
+  const ev: EpisodeEvent = { ...eventOf('resolved', state.gateway, at, episode, null, episode.drops), durationMs: Date.parse(at) - Date.parse(open.openedAt), by };
+  return { state: { ...state, episode }, events: [ev] };
+}
+
+/**
+ * Opens a critical episode because a full check found critical trouble on a gateway with no
+ * open episode (a gateway not watched, or not yet seen by its polls); `by` asked for the check.
+ * No change when an episode is open.
+ */
+export function openByCheck(state: WatchState, check: { at: string; count: number; max: number; kind: EpisodeKind; by: string }): Transition {
+  if (openEpisode(state)) return { state, events: [] };
+  const percent = utilisationPercent(check.count, check.max);
+  const episode: Episode = {
+    id: `${state.gateway}-${Date.parse(check.at)}`,
+    gateway: state.gateway,
+    status: 'open',
+    level: 'critical',
+    kind: check.kind,
+    openedAt: check.at,
+    resolvedAt: null,
+    notifiedAt: check.at,
+    peakPercent: percent,
+    lastPercent: percent,
+    lastCount: check.count,
+    max: check.max,
+    drops: zeroDrops(),
+    tableFullLines: 0,
+    flaps: 0,
+    clearStreak: 0,
+  };
+  const ev: EpisodeEvent = { ...eventOf('opened', state.gateway, check.at, episode, null, zeroDrops()), by: check.by };
+  return { state: { ...state, episode }, events: [ev] };
 }
 
 /**

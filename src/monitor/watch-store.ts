@@ -11,6 +11,8 @@ import { z } from 'zod';
 import {
   advance,
   alertArrived,
+  closeByHand,
+  openByCheck,
   type AlertSignal,
   DEFAULT_EPISODE_RULES,
   initialWatchState,
@@ -102,6 +104,19 @@ export class WatchStore {
   /** Folds an Alertmanager alert into the gateway's state (opens or joins its episode), the same way. */
   applyAlert(gateway: string, alert: AlertSignal): Promise<Transition> {
     return this.serialised(() => this.transact(gateway, (before) => alertArrived(before, alert), null));
+  }
+
+  /**
+   * Resolves the gateway's open episode by hand (`/conntrack incident <gw> close`): the
+   * episode's timeline gets a `resolved` event naming who closed it. No events when none is open.
+   */
+  closeEpisode(gateway: string, by: string, at: string): Promise<Transition> {
+    return this.serialised(() => this.transact(gateway, (before) => closeByHand(before, by, at), null));
+  }
+
+  /** Opens a critical episode from a full check's reading when none is open (see openByCheck). */
+  openFromCheck(gateway: string, check: Parameters<typeof openByCheck>[1]): Promise<Transition> {
+    return this.serialised(() => this.transact(gateway, (before) => openByCheck(before, check), null));
   }
 
   private serialised(work: () => Promise<Transition>): Promise<Transition> {

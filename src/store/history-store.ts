@@ -8,7 +8,7 @@ import { z } from 'zod';
 export const historyRecordSchema = z.object({
   at: z.string(),
   gateway: z.string(),
-  event: z.enum(['check', 'approved', 'rejected', 'expired', 'applied', 'apply-failed', 'rolled-back', 'rollback-failed', 'refused', 'follow-up']),
+  event: z.enum(['check', 'approved', 'rejected', 'expired', 'applied', 'apply-failed', 'rolled-back', 'rollback-failed', 'refused', 'follow-up', 'closed']),
   actor: z.string(),
   planId: z.string().nullable(),
   /** One line: what the outcome was (severity, counts, failing step...). */
@@ -31,7 +31,12 @@ export type LastCheck = z.infer<typeof lastCheckSchema>;
 
 const KEEP = 200;
 
+/** Told after each record is stored (e.g. to refresh the incident summary). Must not throw; it is not awaited. */
+export type HistoryListener = (record: HistoryRecord) => void;
+
 export class HistoryStore {
+  private readonly listeners = new Set<HistoryListener>();
+
   constructor(
     private readonly redis: Redis,
     private readonly prefix: string,
@@ -39,7 +44,22 @@ export class HistoryStore {
 
   async record(entry: HistoryRecord): Promise<void> {
     const key = `${this.prefix}:history:${entry.gateway}`;
-    await this.redis.multi().lpush(key, JSON.stringify(historyRecordSchema.parse(entry))).ltrim(key, 0, KEEP - 1).exec();
+    const record = historyRecordSchema.parse(entry);
+    await this.redis.multi().lpush(key, JSON.stringify(record)).ltrim(key, 0, KEEP - 1).exec();
+    // Best effort: whoever listens must never fail the job that recorded history.
+    for (const listener of this.listeners) {
+      try {
+        listener(record);
+      } catch {
+        // a listener's own failure is its business
+      }
+    }
+  }
+
+  /** Call `listener` after each record stored through this store; returns how to stop. */
+  onRecord(listener: HistoryListener): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
   }
 
   async list(gateway: string, limit = 20): Promise<HistoryRecord[]> {

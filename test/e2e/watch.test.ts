@@ -75,7 +75,10 @@ function waitUntil<T>(what: string, probe: () => T | undefined | null | false | 
   return waitFor(what, probe, timeoutMs, { everyMs: 200, context: () => `--- worker log ---\n${workerLog.slice(-3000)}` });
 }
 
-const topLevel = (): StoredMessage[] => slack.messages(INCIDENTS).filter((m) => m.threadTs === null || m.threadTs === m.ts);
+/** The incident summary (test/e2e/incident.test.ts) is a second, pinned message per episode: counted apart. */
+const isSummary = (m: StoredMessage): boolean => m.text.startsWith(`${lab.name}: conntrack incident`);
+const topLevel = (): StoredMessage[] => slack.messages(INCIDENTS).filter((m) => (m.threadTs === null || m.threadTs === m.ts) && !isSummary(m));
+const summaries = (): StoredMessage[] => slack.messages(INCIDENTS).filter((m) => m.threadTs === null && isSummary(m));
 const thread = (m: StoredMessage): StoredMessage[] => slack.replies(INCIDENTS, m.ts).filter((r) => r.ts !== m.ts);
 const body = (m: StoredMessage): string => `${m.text}\n${JSON.stringify(m.blocks)}`;
 const polls = async (): Promise<number> => (await rt.watchStore.samples(lab.name)).length;
@@ -151,6 +154,7 @@ describe('watch: episodes from real polls of a lab gateway, through the real wor
     worker = startWorker();
     await waitPolls(20);
     expect(topLevel()).toHaveLength(1);
+    expect(summaries()).toHaveLength(1); // the new process edits the same summary
     expect(thread(episodeMsg)).toHaveLength(0);
     expect(slack.messages(INCIDENTS).filter((m) => m.ts === episodeMsg.ts)[0]?.versions.length ?? 0).toBeGreaterThan(1); // edited in place
 

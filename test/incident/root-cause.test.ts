@@ -34,8 +34,22 @@ describe('root cause', () => {
       },
     });
     expect(rootCauseOf(report)).toBe(
-      'table at max 262,144: heavy hitter 198.18.1.36 holds 56 % of entries (UDP to 198.19.1.2:20000-20003), and 20,000 ESTABLISHED entries idle > 1 d under the 5 d timeout; 4,101 new-connection packets dropped for lack of room',
+      'table at max 262,144: heavy hitter 198.18.1.36 holds 56 % of entries (UDP to 198.19.1.2:20000-20003), and 20,000 ESTABLISHED entries idle > 1 d under the 5 d timeout; 4,101 new-connection packets dropped for lack of room when checked',
     );
+  });
+
+  it('the heavy hitter\'s ports are those of its protocol (dead TCP entries to the same server are not UDP ports)', () => {
+    const base = realisticReport();
+    const report = withFindings(base, [saturated, hitter], {
+      table: {
+        ...base.table,
+        topPortUse: [
+          { natSource: '198.19.1.1', dst: '198.19.1.2', dport: 7001, proto: 'tcp', count: 20_000 },
+          ...[20000, 20011].map((dport) => ({ natSource: '198.19.1.1', dst: '198.19.1.2', dport, proto: 'udp', count: 36_000 })),
+        ],
+      },
+    });
+    expect(rootCauseOf(report)).toContain('heavy hitter 198.18.1.36 holds 56 % of entries (UDP to 198.19.1.2:20000-20011)');
   });
 
   it('port exhaustion names the NAT address and the destination, not the table', () => {

@@ -55,6 +55,7 @@ const applied: ApplyOutcome = applyOutcomeSchema.parse({
     { stepId: 'timeout-established', kind: 'sysctl', key: 'nf_conntrack_tcp_timeout_established', status: 'applied', before: '432000', after: '86400', expected: '86400' },
     { stepId: 'delete-idle', kind: 'delete-idle-entries', key: 'idle ESTABLISHED entries', status: 'applied', before: '262144', after: '242144', expected: null },
     { stepId: 'max', kind: 'sysctl', key: 'nf_conntrack_max', status: 'skipped', before: null, after: null, expected: null },
+    { stepId: 'buckets', kind: 'sysctl', key: 'nf_conntrack_buckets', status: 'refused', before: null, after: null, expected: null },
   ],
   problems: [], verify: [{ name: 'count below max', ok: true }], verifyReport: null, restore: null, notes: [], canRollBack: true, followUp: null,
 });
@@ -108,6 +109,20 @@ describe('incident summary', () => {
     expect(done.timeline.at(-1)?.event).toBe('resolved');
   });
 
+  it('the confirmed cause is the diagnosis the applied plan acted on, not the follow-up check\'s view after the change', () => {
+    const AFTER = '7d1c2b3a-0000-4000-8000-000000000003';
+    const later = plan(AFTER);
+    const afterChange = checkReportSchema.parse({ ...later.report, checkedAt: T(9), findings: later.report.findings.filter((f) => f.id !== 'heavy-hitter') });
+    const before = buildIncident(sources()).rootCause?.text;
+    const history = [...sources().history, rec('check', T(9), BOB, AFTER, 'critical: follow-up check')];
+    const i = buildIncident(sources({ history, plans: new Map([...sources().plans, [AFTER, { ...later, report: afterChange }]]) }));
+    expect(i.rootCause).toEqual({ text: before, confirmed: true });
+    // a follow-up check and its verdict of the same instant stay in the order they were recorded
+    const same = [rec('check', T(9), BOB, AFTER, 'the follow-up check'), rec('follow-up', T(9), BOB, PLAN, 'stopped', { stopped: true })];
+    const ordered = buildIncident(sources({ history: [...sources().history.filter((r) => r.event !== 'follow-up'), ...same], plans: new Map([...sources().plans, [AFTER, later]]) }));
+    expect(ordered.timeline.slice(-2).map((t) => t.event)).toEqual(['check', 'follow-up: drops stopped']);
+  });
+
   it('a roll back takes the mitigation away and marks the chart', () => {
     const history = [...sources().history, rec('rolled-back', T(6), BOB, PLAN, 'rolled back')];
     const i = buildIncident(sources({ history }));
@@ -127,6 +142,10 @@ describe('incident summary', () => {
     const msg = renderIncidentSummary(i, new Date(T(12)));
     expect(validateMessage(msg).ok).toBe(true);
     expect(JSON.stringify(msg.blocks)).toContain('confirmed');
+    // who decided: a mention in Slack, the id in the terminal; a refused step is left to do, not done
+    expect(JSON.stringify(msg.blocks)).toContain(`approved by <@${BOB}>`);
+    expect(text).toContain(`approved by ${BOB}`);
+    expect(text).not.toContain('nf_conntrack_buckets');
   });
 
   it('a long timeline still fits one Slack message: the start and the newest events', () => {

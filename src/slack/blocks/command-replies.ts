@@ -13,6 +13,9 @@ export const COMMANDS: readonly CommandHelp[] = [
   { usage: '/conntrack history <gateway>', description: 'Checks, decisions, applies and roll backs on a gateway.' },
   { usage: '/conntrack watch <gateway>|all [every 30s]', description: 'Poll a gateway on a schedule; an episode message appears here (or in the incident channel) when it fills up.' },
   { usage: '/conntrack unwatch <gateway>', description: 'Stop polling a gateway.' },
+  { usage: '/conntrack incident [gateway]', description: 'The open (or latest) incident\'s summary: status, root cause, what was done, the timeline, with a link to the pinned message.' },
+  { usage: '/conntrack incident <gateway> chart', description: 'Post the episode\'s chart (utilisation and drops) in the summary\'s thread.' },
+  { usage: '/conntrack incident <gateway> close', description: 'Approvers only: resolve the open incident by hand (recorded with your name).' },
   { usage: '/conntrack help', description: 'This help.' },
 ];
 
@@ -35,7 +38,7 @@ export function renderHelp(commands: readonly CommandHelp[] = COMMANDS): Rendere
       'help_footer',
     ),
   ];
-  return { text: 'conntrack-ops: /conntrack check <gateway> | status [gateway] | history <gateway> | help', blocks };
+  return { text: 'conntrack-ops: /conntrack check <gateway> | status [gateway] | history <gateway> | watch <gateway> | incident [gateway] | help', blocks };
 }
 
 /** Reply to a command that could not be parsed: what was wrong, then the usage. */

@@ -53,7 +53,8 @@ export function renderIncidentSummary(i: IncidentSummary, now: Date = new Date()
   const cause = i.rootCause
     ? `*Root cause (${i.rootCause.confirmed ? 'confirmed: the follow-up after the apply saw no more drops' : 'suspected'}):* ${esc(i.rootCause.text)}`
     : '*Root cause:* _not known yet; the full check in the episode thread will show it_';
-  const done = i.actions.flatMap((a) => actionLines(a)).map(esc);
+  // user ids of who requested, decided, rolled back: shown as mentions (the terminal prints the ids)
+  const done = i.actions.flatMap((a) => actionLines(a)).map((l) => esc(l).replace(/\b(by) ([UW][A-Z0-9]{6,})\b/g, (_, by: string, id: string) => `${by} ${user(id)}`));
   const doneFit = fitLines(done.map((l) => (l.startsWith('  ') ? `     ${l.trim()}` : `• ${l}`)), LIMITS.sectionText - 40, (n) => `… and ${n} more line(s)`);
   const left = fitLines(i.leftToDo.map((l) => `• ${esc(l)}`), LIMITS.sectionText - 40, (n) => `… and ${n} more`);
   const blocks: Block[] = [

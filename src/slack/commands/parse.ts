@@ -13,6 +13,7 @@ export type ConntrackCommand =
   | { kind: 'history'; gateway: string }
   | { kind: 'watch'; target: { all: true } | { all: false; gateway: string }; intervalSeconds: number | null }
   | { kind: 'unwatch'; gateway: string }
+  | { kind: 'incident'; gateway: string | null; action: 'show' | 'chart' | 'close' }
   | { kind: 'apply' }
   | { kind: 'help' };
 
@@ -76,6 +77,19 @@ export function parseConntrackCommand(text: string): ParseResult {
       if (tooMany) return tooMany;
       const gw = gateway(arg, 'unwatch');
       return gw.ok ? { ok: true, command: { kind: 'unwatch', gateway: gw.name } } : gw;
+    }
+    case 'incident': {
+      // incident [<gw>] [chart|close]
+      if (extra.length > 1) return { ok: false, error: `unexpected "${extra.slice(1).join(' ').slice(0, 40)}"` };
+      if (!arg) return { ok: true, command: { kind: 'incident', gateway: null, action: 'show' } };
+      const lower = arg.toLowerCase();
+      if (lower === 'close' || lower === 'chart') return { ok: false, error: `\`incident ${lower}\` needs a gateway name: \`incident <gateway> ${lower}\`` };
+      const gw = gateway(arg, 'incident');
+      if (!gw.ok) return gw;
+      const action = extra[0]?.toLowerCase();
+      if (action === undefined) return { ok: true, command: { kind: 'incident', gateway: gw.name, action: 'show' } };
+      if (action === 'close' || action === 'chart') return { ok: true, command: { kind: 'incident', gateway: gw.name, action } };
+      return { ok: false, error: 'use `incident [<gateway>]`, `incident <gateway> chart` or `incident <gateway> close`' };
     }
     case 'apply':
       return { ok: true, command: { kind: 'apply' } };

@@ -10,6 +10,8 @@ import type { Runtime } from '../../runtime.js';
 import type { ApprovalRules } from '../../approvals/rules.js';
 import { renderHelp, renderHistory, renderStatus, renderUsage } from '../blocks/index.js';
 import { parseConntrackCommand } from './parse.js';
+import { answerIncident } from './incident-command.js';
+import { incidentSummaries } from '../publish/publishers.js';
 import { unwatchGateway, watchGateways, type WatchControlDeps } from '../../monitor/watch-control.js';
 import type { WatchedView } from '../blocks/types.js';
 import { utilisationPercent } from '../../monitor/episodes.js';
@@ -26,8 +28,10 @@ function requestIdFrom(triggerId: string, gateway: string): string {
   return parsed.success ? parsed.data : `${Date.now()}`;
 }
 
-export function registerCommands(app: App, { rt }: CommandDeps): void {
-  app.command('/conntrack', async ({ command, ack, respond }) => {
+export function registerCommands(app: App, { rt, rules }: CommandDeps): void {
+  // The incident summary is edited after every history record this process makes (approvals too).
+  if (rt.env.SLACK_BOT_TOKEN) incidentSummaries(rt, rt.env, app.client);
+  app.command('/conntrack', async ({ command, ack, respond, client }) => {
     const started = performance.now();
     const parsed = parseConntrackCommand(command.text ?? '');
     if (!parsed.ok) {
@@ -115,6 +119,12 @@ export function registerCommands(app: App, { rt }: CommandDeps): void {
         const lastChecks = cmd.gateway ? Object.fromEntries(Object.entries(last).filter(([g]) => g === cmd.gateway)) : last;
         await respond({ response_type: 'ephemeral', ...renderStatus({ gateway: cmd.gateway, lastChecks, running, watched }) });
         metrics.commands.inc({ subcommand: 'status', outcome: 'ok' });
+        break;
+      }
+      case 'incident': {
+        await ack();
+        const outcome = await answerIncident(cmd, { rt, rules, client, userId: command.user_id, channelId: command.channel_id, respond });
+        metrics.commands.inc({ subcommand: 'incident', outcome });
         break;
       }
       case 'history': {

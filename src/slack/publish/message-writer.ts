@@ -1,6 +1,6 @@
 /**
  * The one way this bot writes to Slack: post, update, "update it if it exists, else post
- * it", thread replies and file uploads. Every publisher and the button handlers go
+ * it", thread replies, pins, permalinks and file uploads. Every publisher and the button handlers go
  * through it; nothing else calls chat.* or files.* .
  *
  * Messages are our renderers' `{ text, blocks }` (src/slack/blocks), whose block types
@@ -105,6 +105,25 @@ export class SlackMessageWriter {
   async update(ref: SlackMessageRef, message: RenderedMessage): Promise<SlackMessageRef> {
     await counted('chat.update', () => this.client.chat.update({ channel: ref.channel, ts: ref.ts, text: message.text, blocks: toSlackBlocks(message.blocks) }));
     return ref;
+  }
+
+  /** Pin a message to its channel (pins.add); a message already pinned is fine. */
+  async pin(ref: SlackMessageRef): Promise<void> {
+    try {
+      await this.client.pins.add({ channel: ref.channel, timestamp: ref.ts });
+    } catch (err) {
+      if (slackErrorCode(err) === 'already_pinned') return;
+      metrics.slackApiErrors.inc({ method: 'pins.add', error: slackErrorCode(err) });
+      throw err;
+    }
+  }
+
+  /** A link to a message (chat.getPermalink). */
+  async permalink(ref: SlackMessageRef): Promise<string> {
+    const res = await counted('chat.getPermalink', () => this.client.chat.getPermalink({ channel: ref.channel, message_ts: ref.ts }));
+    const link = z.object({ permalink: z.url() }).safeParse(res);
+    if (!link.success) throw new Error('chat.getPermalink answered without a permalink');
+    return link.data.permalink;
   }
 
   /**

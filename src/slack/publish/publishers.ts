@@ -1,12 +1,17 @@
 /** Slack publishers for workers: jobs that came from Slack report back to their channel, through one message writer. */
 import { WebClient, type WebClientOptions } from '@slack/web-api';
 import type { Env } from '../../config/env.js';
+import { ApplyRecordStore } from '../../apply/store.js';
+import { defaultChartRenderer, type ChartRenderer } from '../../incident/chart-port.js';
+import { IncidentMessageStore } from '../../incident/message-store.js';
 import type { ApplyJob, CheckJob } from '../../queue/jobs.js';
 import type { Runtime } from '../../runtime.js';
+import type { HistoryStore } from '../../store/history-store.js';
 import { silentApplyPublisher, silentCheckPublisher, type ApplyPublisher, type CheckPublisher, type EpisodePublisher } from '../../worker/ports.js';
 import { SlackApplyPublisher } from './apply-message.js';
 import { SlackCheckPublisher } from './check-message.js';
 import { SlackEpisodePublisher } from './episode-message.js';
+import { SlackIncidentSummary } from './incident-summary.js';
 import { SlackMessageWriter } from './message-writer.js';
 import { JobMessageStore } from '../../store/job-messages.js';
 
@@ -14,16 +19,61 @@ export function slackWebClient(env: Env, options: WebClientOptions = {}): WebCli
   return new WebClient(env.SLACK_BOT_TOKEN, { ...(env.SLACK_API_URL ? { slackApiUrl: env.SLACK_API_URL } : {}), ...options });
 }
 
+export interface IncidentSummaryOptions {
+  /** Draws the episode chart posted in the summary's thread (default: src/incident/chart.ts). */
+  chart?: ChartRenderer;
+  debounceMs?: number;
+}
+
+/** One incident summary per history store (a process that runs the listener and a worker wires it once). */
+const summaries = new WeakMap<HistoryStore, SlackIncidentSummary>();
+
+/**
+ * The incident summaries of this process: edited after every history record of a gateway
+ * (checks, decisions, applies, roll backs, follow-ups, closes), from whichever part recorded it.
+ */
+export function incidentSummaries(rt: Runtime, env: Env, client: WebClient, opts: IncidentSummaryOptions = {}): SlackIncidentSummary {
+  const known = summaries.get(rt.history);
+  if (known) return known;
+  const summary = new SlackIncidentSummary({
+    writer: new SlackMessageWriter(client),
+    stores: { watchStore: rt.watchStore, history: rt.history, plans: rt.plans, applies: new ApplyRecordStore(rt.redis, env.QUEUE_PREFIX) },
+    messages: new IncidentMessageStore(rt.redis, env.QUEUE_PREFIX),
+    watchList: rt.watchList,
+    inventory: rt.inventory,
+    incidentChannel: env.INCIDENT_CHANNEL ?? null,
+    chart: opts.chart ?? defaultChartRenderer,
+    ...(opts.debounceMs !== undefined ? { debounceMs: opts.debounceMs } : {}),
+    refreshMs: env.EPISODE_REFRESH_SECONDS * 1000,
+  });
+  rt.history.onRecord((record) => summary.afterRecord(record));
+  summaries.set(rt.history, summary);
+  return summary;
+}
+
 export function slackPublishers(
   rt: Runtime,
   env: Env,
   client: WebClient = slackWebClient(env),
-): { check: (job: CheckJob, jobId: string) => CheckPublisher; apply: (job: ApplyJob) => ApplyPublisher; episode: EpisodePublisher } {
+  opts: { incident?: IncidentSummaryOptions } = {},
+): { check: (job: CheckJob, jobId: string) => CheckPublisher; apply: (job: ApplyJob) => ApplyPublisher; episode: EpisodePublisher; incident: SlackIncidentSummary } {
   const writer = new SlackMessageWriter(client);
   const jobMessages = new JobMessageStore(rt.redis, env.QUEUE_PREFIX);
+  const episodes = new SlackEpisodePublisher(writer, rt.watchStore, env.INCIDENT_CHANNEL ?? null, env.EPISODE_REFRESH_SECONDS * 1000);
+  const incident = incidentSummaries(rt, env, client, opts.incident);
   return {
     check: (job, jobId) => (job.origin.kind === 'slack' ? new SlackCheckPublisher(writer, job.origin, { store: jobMessages, jobId }) : silentCheckPublisher),
     apply: (job) => (job.origin.kind === 'slack' ? new SlackApplyPublisher(writer, rt.plans, job.action) : silentApplyPublisher),
-    episode: new SlackEpisodePublisher(writer, rt.watchStore, env.INCIDENT_CHANNEL ?? null, env.EPISODE_REFRESH_SECONDS * 1000),
+    // The episode message, then the incident summary of the same episode (two messages: see incident-summary.ts).
+    episode: {
+      async publish(update) {
+        try {
+          return await episodes.publish(update);
+        } finally {
+          incident.afterPoll(update);
+        }
+      },
+    },
+    incident,
   };
 }

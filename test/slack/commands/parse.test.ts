@@ -19,6 +19,17 @@ describe('/conntrack grammar', () => {
     expect(parseConntrackCommand('unwatch gw-3')).toEqual({ ok: true, command: { kind: 'unwatch', gateway: 'gw-3' } });
   });
 
+  it('incident [<gw>] [chart|close]', () => {
+    expect(parseConntrackCommand('incident')).toEqual({ ok: true, command: { kind: 'incident', gateway: null, action: 'show' } });
+    expect(parseConntrackCommand('incident gw-3')).toEqual({ ok: true, command: { kind: 'incident', gateway: 'gw-3', action: 'show' } });
+    expect(parseConntrackCommand('Incident gw-3 CLOSE')).toEqual({ ok: true, command: { kind: 'incident', gateway: 'gw-3', action: 'close' } });
+    expect(parseConntrackCommand('incident gw-3 chart')).toEqual({ ok: true, command: { kind: 'incident', gateway: 'gw-3', action: 'chart' } });
+    expect(parseConntrackCommand('incident close')).toEqual({ ok: false, error: '`incident close` needs a gateway name: `incident <gateway> close`' });
+    expect(parseConntrackCommand('incident gw-3 reopen')).toMatchObject({ ok: false, error: expect.stringContaining('incident <gateway> close') });
+    expect(parseConntrackCommand('incident gw-3 close now')).toMatchObject({ ok: false, error: 'unexpected "now"' });
+    expect(parseConntrackCommand('incident ;rm')).toMatchObject({ ok: false, error: expect.stringContaining('not a valid gateway name') });
+  });
+
   it('refuses what it cannot read, with the reason', () => {
     expect(parseConntrackCommand('watch')).toEqual({ ok: false, error: '`watch` needs a gateway name' });
     expect(parseConntrackCommand('watch gw-3 often')).toMatchObject({ ok: false, error: expect.stringContaining('every 30s') });

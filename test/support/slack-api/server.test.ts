@@ -148,6 +148,17 @@ describe('local Slack Web API over raw HTTP', () => {
     expect(await form('chat.update', { channel: 'C0OPS0001', ts: parent, text: 'x' })).toEqual({ ok: false, error: 'message_not_found' });
   });
 
+  it('pins.add pins a message once, with Slack\'s errors', async () => {
+    const ts = String((await form('chat.postMessage', { channel: 'C0OPS0001', text: 'summary' }))['ts']);
+    expect(await form('pins.add', { channel: 'C0OPS0001', timestamp: ts })).toEqual({ ok: true });
+    expect(slack.pins('C0OPS0001').map((m) => m.ts)).toEqual([ts]);
+    expect(await form('pins.add', { channel: 'C0OPS0001', timestamp: ts })).toEqual({ ok: false, error: 'already_pinned' });
+    expect(await form('pins.add', { channel: 'C0OPS0001' })).toEqual({ ok: false, error: 'no_item_specified' });
+    expect(await form('pins.add', { channel: 'C0OPS0001', timestamp: '1.000001' })).toEqual({ ok: false, error: 'message_not_found' });
+    expect(await form('pins.add', { channel: 'C0NOPE001', timestamp: ts })).toEqual({ ok: false, error: 'channel_not_found' });
+    expect(await form('pins.add', { timestamp: ts })).toEqual({ ok: false, error: 'channel_not_found' });
+  });
+
   it('unknown methods answer unknown_method', async () => {
     expect(await form('chat.frobnicate', { x: '1' })).toEqual({ ok: false, error: 'unknown_method', req_method: 'chat.frobnicate' });
   });

@@ -70,6 +70,8 @@ export interface StoredMessage {
   deleted: boolean;
   via: 'api' | 'response_url' | 'files';
   postedAt: number;
+  /** Pinned to its channel (pins.add). */
+  pinned: boolean;
 }
 
 export interface EphemeralMessage {
@@ -406,6 +408,11 @@ export class SlackApiServer {
     return this.messages(channel).filter((m) => m.threadTs === threadTs && m.ts !== threadTs);
   }
 
+  /** Pinned messages of a channel, oldest first. */
+  pins(channel: string): StoredMessage[] {
+    return this.messages(channel).filter((m) => m.pinned);
+  }
+
   ephemerals(filter: { channel?: string; user?: string } = {}): EphemeralMessage[] {
     return this.ephemeralStore.filter((e) => (filter.channel === undefined || e.channel === filter.channel) && (filter.user === undefined || e.user === filter.user));
   }
@@ -609,6 +616,7 @@ export class SlackApiServer {
       deleted: false,
       via,
       postedAt: at,
+      pinned: false,
     };
     this.store.set(`${ch.id}:${m.ts}`, m);
     return m;
@@ -699,6 +707,19 @@ export class SlackApiServer {
         const p = ts.replace('.', '');
         const thread = m.threadTs ? `?thread_ts=${m.threadTs}&cid=${ch.id}` : '';
         return { ok: true, channel: ch.id, permalink: `https://${this.team.domain}.slack.com/archives/${ch.id}/p${p}${thread}` };
+      }
+      case 'pins.add': {
+        // Slack: a message (channel + timestamp) or nothing to pin; the channel must exist.
+        const raw = str(args, 'channel');
+        const ch = raw ? this.resolveChannel(raw) : undefined;
+        if (!ch) throw new ApiError('channel_not_found');
+        const ts = str(args, 'timestamp');
+        if (ts === undefined || ts === '') throw new ApiError('no_item_specified');
+        const m = this.store.get(`${ch.id}:${ts}`);
+        if (!m || m.deleted) throw new ApiError('message_not_found');
+        if (m.pinned) throw new ApiError('already_pinned');
+        m.pinned = true;
+        return { ok: true };
       }
       case 'users.info': {
         const id = str(args, 'user');
