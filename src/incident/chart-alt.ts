@@ -13,14 +13,18 @@ function dropsSentence(totals: ChartSeries['totals']): string {
   return `Drops: ${countText(all)} in total, ${countText(totals.tableFull)} because the table was full (drop + early_drop), ${countText(totals.insertFailed)} insert_failed (NAT port exhaustion).`;
 }
 
+/** A short episode is told to the second ("19:52:09–19:52:27"), not as "19:52–19:52". */
+const SECONDS_BELOW_MS = 10 * 60_000;
+
 function episodeSentence(episode: ChartInput['episode'], series: ChartSeries): string {
   const opened = Date.parse(episode.openedAt);
   const ref = series.firstT;
   if (episode.resolvedAt === null) {
-    return `Episode opened ${utcTime(opened, ref)}, still open after ${spanText(series.lastT - opened)}.`;
+    return `Episode opened ${utcTime(opened, ref, series.lastT - opened < SECONDS_BELOW_MS)}, still open after ${spanText(series.lastT - opened)}.`;
   }
   const resolved = Date.parse(episode.resolvedAt);
-  return `Episode ${utcTime(opened, ref)}–${utcTime(resolved, ref)}, lasted ${spanText(resolved - opened)}.`;
+  const s = resolved - opened < SECONDS_BELOW_MS;
+  return `Episode ${utcTime(opened, ref, s)}–${utcTime(resolved, ref, s)}, lasted ${spanText(resolved - opened)}.`;
 }
 
 function marksSentence(marks: ChartInput['marks'], ref: number, window: { from: number; to: number }, room: number): string {

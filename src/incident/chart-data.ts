@@ -154,12 +154,17 @@ export function chartSeries(samples: readonly Sample[], maxPoints = 480): ChartS
   };
 }
 
-/** The time window drawn: the samples and the episode, padded a little (a single sample gets ±5 min). */
+/**
+ * The time window drawn: the samples and the episode, padded a little (a single sample gets
+ * ±5 min; a short episode a quarter of its span, at least 15 s, so it fills the chart instead
+ * of a sliver in a 10-minute window).
+ */
 export function chartWindow(series: ChartSeries, episode: ChartInput['episode']): { from: number; to: number } {
   const opened = Date.parse(episode.openedAt);
   const resolved = episode.resolvedAt === null ? series.lastT : Date.parse(episode.resolvedAt);
   const from = Math.min(series.firstT, opened);
   const to = Math.max(series.lastT, resolved);
-  const pad = to - from < 60_000 ? 5 * 60_000 : (to - from) * 0.02;
+  const span = to - from;
+  const pad = span === 0 ? 5 * 60_000 : span < 60_000 ? Math.max(span * 0.25, 15_000) : span * 0.02;
   return { from: from - pad, to: to + pad };
 }

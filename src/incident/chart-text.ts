@@ -10,14 +10,14 @@ export function utcDate(t: number): string {
   return `${d.getUTCFullYear()}-${pad2(d.getUTCMonth() + 1)}-${pad2(d.getUTCDate())}`;
 }
 
-export function utcClock(t: number): string {
+export function utcClock(t: number, seconds = false): string {
   const d = new Date(t);
-  return `${pad2(d.getUTCHours())}:${pad2(d.getUTCMinutes())}`;
+  return `${pad2(d.getUTCHours())}:${pad2(d.getUTCMinutes())}${seconds ? `:${pad2(d.getUTCSeconds())}` : ''}`;
 }
 
-/** "14:05" when `t` is on the same UTC day as `ref`, else "2026-12-05 14:05". */
-export function utcTime(t: number, ref: number): string {
-  return utcDate(t) === utcDate(ref) ? utcClock(t) : `${utcDate(t)} ${utcClock(t)}`;
+/** "14:05" (with `seconds`, "14:05:09") when `t` is on the same UTC day as `ref`, else "2026-12-05 14:05". */
+export function utcTime(t: number, ref: number, seconds = false): string {
+  return utcDate(t) === utcDate(ref) ? utcClock(t, seconds) : `${utcDate(t)} ${utcClock(t, seconds)}`;
 }
 
 /** "2026-12-04 13:10–15:40" or "2026-12-04 13:10 – 2026-12-05 02:00". */
