@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { chartSeries, counterDelta } from '../../src/incident/chart-data.js';
+import { chartSeries, chartWindow, counterDelta } from '../../src/incident/chart-data.js';
 import { placeLabels, textWidth, LABEL_FONT_SIZE } from '../../src/incident/chart-layout.js';
 import { samplesFrom } from './chart-scenarios.js';
 
@@ -56,5 +56,22 @@ describe('placeLabels', () => {
         }
       }
     }
+  });
+});
+
+describe('chart window', () => {
+  const t0 = Date.parse('2026-12-04T19:52:00Z');
+  const samples = Array.from({ length: 30 }, (_, i) => ({ at: new Date(t0 + i * 1000).toISOString(), count: 1000, max: 262_144, drop: 0, earlyDrop: 0, insertFailed: 0 }));
+
+  it('an 18 s episode in 30 s of samples fills the chart (a margin of a quarter, at least 15 s), not a 10-minute window', () => {
+    const w = chartWindow(chartSeries(samples), { openedAt: new Date(t0 + 9000).toISOString(), resolvedAt: new Date(t0 + 27000).toISOString(), peakPercent: 100 });
+    expect(w.to - w.from).toBeLessThanOrEqual(60_000);
+    expect(w.from).toBeLessThanOrEqual(t0);
+    expect(w.to).toBeGreaterThanOrEqual(t0 + 29_000);
+  });
+
+  it('a single sample still gets a readable window (±5 min)', () => {
+    const w = chartWindow(chartSeries(samples.slice(0, 1)), { openedAt: samples[0]!.at, resolvedAt: null, peakPercent: 0 });
+    expect(w.to - w.from).toBe(10 * 60_000);
   });
 });
