@@ -165,13 +165,20 @@ function actionsOf(src: IncidentSources, history: HistoryRecord[]): IncidentActi
   return actions;
 }
 
+/** A file's content as its settings on one line (comments and blank lines left out). */
+function oneLineValue(v: string): string {
+  if (!v.includes('\n')) return v;
+  const settings = v.split('\n').map((l) => l.trim()).filter((l) => l !== '' && !l.startsWith('#'));
+  return settings.length > 0 ? settings.join('; ') : '(empty)';
+}
+
 function leftToDoOf(src: IncidentSources, history: HistoryRecord[]): string[] {
   const latest = [...history].reverse().find((r) => r.event === 'check' && r.planId && src.plans.has(r.planId));
   const plan = latest?.planId ? src.plans.get(latest.planId) : undefined;
   if (!plan) return [];
   const out: string[] = [];
   for (const s of plan.report.plan.steps) {
-    if (!s.writable) out.push(`${s.key}: ${s.current} -> ${s.proposed}${s.whereToChange ? ` (${s.whereToChange})` : ' (not writable from the bot\'s session)'}`);
+    if (!s.writable) out.push(`${s.key}: ${oneLineValue(s.current)} -> ${oneLineValue(s.proposed)}${s.whereToChange ? ` (${s.whereToChange})` : ' (not writable from the bot\'s session)'}`);
   }
   for (const f of plan.report.findings) {
     if (f.id === 'port-exhaustion-risk' && f.evidence['percentUsed'] === 100) {

@@ -43,9 +43,12 @@ const ev = (event: EpisodeEvent['event'], at: string, extra: Partial<EpisodeEven
 const rec = (event: HistoryRecord['event'], at: string, actor: string, planId: string | null, summary: string, extra: Partial<HistoryRecord> = {}): HistoryRecord => ({ at, gateway: 'gw-3', event, actor, planId, summary, ...extra });
 
 function plan(id: string): PlanRecord {
+  const report = checkReportSchema.parse({ ...realisticReport(), checkedAt: T(1) });
+  // persisting is not possible from a namespace: its file content must read as one line under "left to do"
+  report.plan.steps = report.plan.steps.map((s) => (s.kind === 'persist-sysctl' ? { ...s, writable: false, proposed: '# Managed by conntrack-ops\nnet.netfilter.nf_conntrack_tcp_timeout_established = 7200\n' } : s));
   return {
     planId: id, gateway: 'gw-3', requestedBy: 'watch', createdAt: T(1), expiresAt: T(31), origin: { kind: 'slack', channel: 'C0INCID01' },
-    report: checkReportSchema.parse({ ...realisticReport(), checkedAt: T(1) }), status: 'applied', decidedBy: BOB, decidedAt: T(3), message: null,
+    report, status: 'applied', decidedBy: BOB, decidedAt: T(3), message: null,
   };
 }
 
@@ -94,6 +97,9 @@ describe('incident summary', () => {
     expect(i.timeline.some((t) => t.detail.includes('long before'))).toBe(false);
     expect(i.marks).toEqual([{ at: T(4), label: `plan ${PLAN.slice(0, 8)} applied (${BOB})` }]);
     expect(i.leftToDo.some((l) => l.startsWith('nf_conntrack_max'))).toBe(true);
+    // a file's content is told as its settings on one line
+    expect(i.leftToDo.every((l) => !l.includes('\n'))).toBe(true);
+    expect(i.leftToDo).toContainEqual(expect.stringContaining('(absent) -> net.netfilter.nf_conntrack_tcp_timeout_established = 7200'));
     expect(i.refusedPacketsAtMost).toBe(4_096);
   });
 

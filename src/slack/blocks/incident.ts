@@ -47,7 +47,9 @@ export function renderIncidentSummary(i: IncidentSummary, now: Date = new Date()
     `*Resolved:* ${when(i.resolvedAt)}`,
     `*Utilisation:* now ${pct(i.nowPercent)}, peak ${pct(i.peakPercent)} of ${int(i.max)}`,
     `*Drops:* ${dropsText(i)}`,
-    `*Refused:* at most ${int(i.refusedPacketsAtMost)} new connections (packets dropped for lack of room; each refused connection retries)`,
+    i.refusedPacketsAtMost > 0
+      ? `*Refused:* at most ${int(i.refusedPacketsAtMost)} new connections (packets dropped for lack of room; each refused connection retries)`
+      : '*Refused:* none (no packet dropped for lack of room)',
     `*Duration:* ${spanText(i, now)}`,
   ];
   const cause = i.rootCause
