@@ -75,7 +75,8 @@ export type ConntrackStats = z.infer<typeof conntrackStatsSchema>;
 export const kernelLogEventSchema = z.object({
   /** ISO timestamp (from `dmesg --time-format iso`), or null when the log has no wall clock. */
   at: z.string().nullable(),
-  kind: z.enum(['table-full', 'suppressed', 'other']),
+  /** 'expect-full': "nf_conntrack: expectation table full" (nf_conntrack_expect_max), not the conntrack table. */
+  kind: z.enum(['table-full', 'expect-full', 'suppressed', 'other']),
   /** Network namespace inode when the kernel names it ("table full in netns 4026532177"). */
   netns: z.number().nullable(),
   /** For "net_ratelimit: N callbacks suppressed". */

@@ -311,7 +311,7 @@ export function parseFacts(stdout: string, collectedAt: string): GatewayFacts {
   else if ((nft?.nativeTables.length ?? 0) > 0) firewallBackend = 'nft';
 
   const externalAddresses = externalAddressesFor(natRules, get('ip-addr')?.text ?? '');
-  const kernelLog = parseKernelLog(get('kernel-log')?.text ?? '', { netnsInode });
+  const kernelLog = parseKernelLog(get('kernel-log')?.text ?? '', { netnsInode, referenceTime: collectedAt });
 
   const persistence = {
     sysctlFiles: parseSysctlGrep(get('sysctl-files')?.text ?? ''),

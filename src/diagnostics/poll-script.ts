@@ -75,7 +75,7 @@ export function parsePollOutput(text: string): PollReading {
   if (maxN <= 0) throw new PollOutputError('nf_conntrack_max is 0');
   const netnsInode = parseNetnsInode(netns);
   const procStat = parseProcStatConntrack(lines.slice(statAt + 1, logAt).join('\n'));
-  const events = parseKernelLog(lines.slice(logAt + 1, endAt).join('\n'), { netnsInode });
+  const events = parseKernelLog(lines.slice(logAt + 1, endAt).join('\n'), { netnsInode, referenceTime: new Date(clockS * 1000).toISOString() });
   const tableFullAtMs = events.filter((e) => e.kind === 'table-full' && e.at !== null).map((e) => Date.parse(e.at as string));
   return {
     gatewayAtMs: clockS * 1000,

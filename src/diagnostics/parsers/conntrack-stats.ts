@@ -3,6 +3,9 @@
  *
  *   conntrack -S:
  *     cpu=0   	found=0 invalid=0 insert=0 insert_failed=0 drop=0 early_drop=0 error=0 search_restart=0 clash_resolve=0 chaintoolong=0
+ *   conntrack -S of older conntrack-tools (1.4.4 on kernels without ctnetlink per-CPU stats):
+ *   one total, a name and a decimal value per line
+ *     insert_failed		12783
  *   /proc/net/stat/nf_conntrack (when the tool is missing; hex, one row per CPU):
  *     entries  clashres found new invalid ignore delete chainlength insert insert_failed drop early_drop icmp_error  expect_new expect_create expect_delete search_restart
  *     00000014  00000000 00000000 ...
@@ -61,8 +64,12 @@ export function droppedForLackOfRoom(stats: ConntrackStats): boolean {
   return stats.drop > stats.insert_failed;
 }
 
-/** `conntrack -S` output; null when it holds no per-CPU line. */
+/** `conntrack -S` output (per-CPU lines, or the one-total summary); null when it holds neither. */
 export function parseConntrackStatsCli(text: string): ConntrackStats | null {
+  return parsePerCpuLines(text) ?? parseSummaryLines(text);
+}
+
+function parsePerCpuLines(text: string): ConntrackStats | null {
   const stats = zeroStats();
   let rows = 0;
   for (const raw of text.split('\n')) {
@@ -79,6 +86,22 @@ export function parseConntrackStatsCli(text: string): ConntrackStats | null {
     }
   }
   return rows > 0 ? conntrackStatsSchema.parse(stats) : null;
+}
+
+/** The summary of older conntrack-tools: "name<TAB><TAB>value" lines, already a total. */
+function parseSummaryLines(text: string): ConntrackStats | null {
+  const stats = zeroStats();
+  let known = 0;
+  for (const raw of text.split('\n')) {
+    const m = /^(\w+)\s+(\d+)$/.exec(raw.trim());
+    if (!m) continue;
+    const key = canonicalKey(m[1] as string);
+    const value = Number(m[2]);
+    if (key === undefined || !Number.isSafeInteger(value)) continue;
+    stats[key] = value;
+    known++;
+  }
+  return known > 0 ? conntrackStatsSchema.parse(stats) : null;
 }
 
 /** `/proc/net/stat/nf_conntrack`; null when the header or rows are missing. */

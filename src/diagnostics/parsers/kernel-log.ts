@@ -7,6 +7,17 @@
  *   2026-11-24T13:55:55,589626+00:00 net_ratelimit: 312 callbacks suppressed
  *   [ 1234.567890] nf_conntrack: table full, dropping packet                          (no wall clock: at = null)
  *
+ * and the wall-clock formats of other tools (read as UTC, since they carry no zone; the
+ * facts script could later print the gateway's zone):
+ *
+ *   [Tue Nov 20 22:30:22 2018] nf_conntrack: table full, dropping packet                              (dmesg -T)
+ *   Sat Sep  9 16:28:18 2017 kern.warn kernel: [12345.678] nf_conntrack: table full, dropping packet (OpenWrt logread)
+ *   Nov 20 22:30:22 host kernel: [12345.678] nf_conntrack: table full, dropping packet              (syslog, journalctl -o short[-precise])
+ *
+ * Syslog lines carry no year: it is taken from `referenceTime` (the time the log was read),
+ * one year back when that would put the line in the future; without it they get no time.
+ * "nf_conntrack: expectation table full" (nf_conntrack_expect_max) is its own kind.
+ *
  * The log is shared by every network namespace of the host, so lines that name
  * another namespace are dropped when the gateway's own inode is known.
  */
@@ -17,12 +28,22 @@ export interface KernelLogOptions {
   netnsInode: number | null;
   /** Keep lines that name another namespace (default false). */
   keepOtherNetns?: boolean;
+  /** When the log was read (ISO): gives the year of syslog lines, which print none. */
+  referenceTime?: string;
 }
 
 const ISO_PREFIX = /^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:[.,]\d+)?(?:Z|[+-]\d\d:?\d\d)?)\s+(.*)$/;
 const MONO_PREFIX = /^\[\s*\d+\.\d+\]\s*(.*)$/;
 /** journalctl's "host kernel: " between the time and the message. */
 const JOURNAL_PREFIX = /^\S+\s+kernel:\s+(.*)$/;
+/** dmesg -T: "[Tue Nov 20 22:30:22 2018] message". */
+const DMESG_T_PREFIX = /^\[(?:[A-Z][a-z]{2} )?([A-Z][a-z]{2}) +(\d{1,2}) (\d\d:\d\d:\d\d(?:\.\d+)?) (\d{4})\]\s*(.*)$/;
+/** OpenWrt logread: "Sat Sep  9 16:28:18 2017 kern.warn kernel: message". */
+const LOGREAD_PREFIX = /^[A-Z][a-z]{2} ([A-Z][a-z]{2}) +(\d{1,2}) (\d\d:\d\d:\d\d) (\d{4}) \S+\.\S+ kernel:\s*(.*)$/;
+/** syslog / journalctl short(-precise): "Nov 20 22:30:22[.123456] [host] kernel: message" (no year). */
+const SYSLOG_PREFIX = /^([A-Z][a-z]{2}) +(\d{1,2}) (\d\d:\d\d:\d\d(?:\.\d+)?) (?:\S+ )?kernel:\s*(.*)$/;
+const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
+const EXPECT_FULL = /expectation table full/;
 const TABLE_FULL = /table full(?: in netns (\d+))?/;
 const SUPPRESSED = /net_ratelimit:\s+(\d+) callbacks suppressed/;
 const NETNS = /\bnetns (\d+)/;
@@ -36,25 +57,62 @@ export function normalizeLogTime(stamp: string): string | null {
   return Number.isNaN(t) ? null : new Date(t).toISOString();
 }
 
+/** Month name, day, time and year of a zoneless stamp -> ISO, read as UTC; null when invalid. */
+function utcTime(month: string, day: string, time: string, year: number): string | null {
+  const m = MONTHS.indexOf(month);
+  if (m < 0) return null;
+  const iso = `${String(year).padStart(4, '0')}-${String(m + 1).padStart(2, '0')}-${day.padStart(2, '0')}T${time}Z`;
+  const t = Date.parse(iso);
+  return Number.isNaN(t) ? null : new Date(t).toISOString();
+}
+
+/** A syslog stamp (no year) -> ISO in the reference time's year, or the year before when that is later than it. */
+function syslogTime(month: string, day: string, time: string, referenceMs: number | null): string | null {
+  if (referenceMs === null) return null;
+  const year = new Date(referenceMs).getUTCFullYear();
+  const sameYear = utcTime(month, day, time, year);
+  if (sameYear === null || Date.parse(sameYear) <= referenceMs) return sameYear;
+  return utcTime(month, day, time, year - 1);
+}
+
+/** The time and the message of one line, whatever tool printed it. */
+function splitStamp(line: string, referenceMs: number | null): { at: string | null; message: string } {
+  const iso = ISO_PREFIX.exec(line);
+  if (iso) {
+    const rest = iso[2] as string;
+    return { at: normalizeLogTime(iso[1] as string), message: withoutMonotonic(JOURNAL_PREFIX.exec(rest)?.[1] ?? rest) };
+  }
+  const dmesgT = DMESG_T_PREFIX.exec(line);
+  if (dmesgT) {
+    const [, month, day, time, year, message] = dmesgT as unknown as [string, string, string, string, string, string];
+    return { at: utcTime(month, day, time, Number(year)), message };
+  }
+  const logread = LOGREAD_PREFIX.exec(line);
+  if (logread) {
+    const [, month, day, time, year, message] = logread as unknown as [string, string, string, string, string, string];
+    return { at: utcTime(month, day, time, Number(year)), message: withoutMonotonic(message) };
+  }
+  const syslog = SYSLOG_PREFIX.exec(line);
+  if (syslog) {
+    const [, month, day, time, message] = syslog as unknown as [string, string, string, string, string];
+    return { at: syslogTime(month, day, time, referenceMs), message: withoutMonotonic(message) };
+  }
+  return { at: null, message: withoutMonotonic(line) };
+}
+
+/** "[12345.678] message" -> "message" (the seconds since boot that syslog copies from dmesg). */
+function withoutMonotonic(message: string): string {
+  return MONO_PREFIX.exec(message)?.[1] ?? message;
+}
+
 interface RawEvent extends KernelLogEvent {
   ms: number | null;
 }
 
-function classify(line: string): RawEvent | null {
+function classify(line: string, referenceMs: number | null): RawEvent | null {
   const trimmed = line.trim();
   if (trimmed.length === 0) return null;
-  let at: string | null = null;
-  let message = trimmed;
-  const iso = ISO_PREFIX.exec(trimmed);
-  if (iso) {
-    at = normalizeLogTime(iso[1] as string);
-    message = iso[2] as string;
-    const journal = JOURNAL_PREFIX.exec(message);
-    if (journal) message = journal[1] as string;
-  } else {
-    const mono = MONO_PREFIX.exec(trimmed);
-    if (mono) message = mono[1] as string;
-  }
+  const { at, message } = splitStamp(trimmed, referenceMs);
   const ms = at === null ? null : Date.parse(at);
 
   const suppressed = SUPPRESSED.exec(message);
@@ -62,6 +120,9 @@ function classify(line: string): RawEvent | null {
     return { at, kind: 'suppressed', netns: null, suppressed: Number(suppressed[1]), line: trimmed, ms };
   }
   if (!/conntrack/i.test(message)) return null;
+  if (EXPECT_FULL.test(message)) {
+    return { at, kind: 'expect-full', netns: null, suppressed: null, line: trimmed, ms };
+  }
   const full = TABLE_FULL.exec(message);
   if (full) {
     return { at, kind: 'table-full', netns: full[1] !== undefined ? Number(full[1]) : null, suppressed: null, line: trimmed, ms };
@@ -78,8 +139,10 @@ function classify(line: string): RawEvent | null {
  */
 export function parseKernelLog(text: string, opts: KernelLogOptions): KernelLogEvent[] {
   const raw: RawEvent[] = [];
+  const reference = opts.referenceTime === undefined ? Number.NaN : Date.parse(opts.referenceTime);
+  const referenceMs = Number.isNaN(reference) ? null : reference;
   for (const line of text.split('\n')) {
-    const event = classify(line);
+    const event = classify(line, referenceMs);
     if (event) raw.push(event);
   }
   const ours = (e: RawEvent): boolean =>

@@ -74,11 +74,15 @@ export interface IptablesRules {
   ruleCount: number;
 }
 
-/** Parse `iptables-save` / `ip6tables-save` output (any tables; NAT rules come from *nat). */
-export function parseIptablesSave(text: string, family: 'ipv4' | 'ipv6' = 'ipv4'): IptablesRules {
+/**
+ * Parse `iptables-save` / `ip6tables-save` output (any tables; NAT rules come from *nat).
+ * `headerlessTable`: the table of `iptables -t <table> -S` output, which prints no
+ * `*table` header (`-P POSTROUTING ACCEPT`, `-A POSTROUTING -o eth0 -j MASQUERADE`).
+ */
+export function parseIptablesSave(text: string, family: 'ipv4' | 'ipv6' = 'ipv4', headerlessTable?: string): IptablesRules {
   const natRules: NatRule[] = [];
   const managedNotrack: string[] = [];
-  let table = '';
+  let table = headerlessTable ?? '';
   let seenTables = false;
   let ruleCount = 0;
   for (const raw of text.split('\n')) {
@@ -88,6 +92,8 @@ export function parseIptablesSave(text: string, family: 'ipv4' | 'ipv6' = 'ipv4'
       seenTables = true;
       continue;
     }
+    // `iptables -S` prints each built-in chain's policy first: the command worked
+    if (headerlessTable !== undefined && line.startsWith('-P ')) seenTables = true;
     if (!line.startsWith('-A ')) continue;
     ruleCount++;
     const args = splitIptablesArgs(line);
@@ -99,7 +105,9 @@ export function parseIptablesSave(text: string, family: 'ipv4' | 'ipv6' = 'ipv4'
         args.forEach((a, i) => {
           if (a === '--to-source' || a === '--to') {
             const v = args[i + 1];
-            if (v !== undefined) toAddresses.push(stripPorts(v));
+            // "--to-source :53" changes the port only: no address
+            const address = v === undefined ? '' : stripPorts(v);
+            if (address !== '') toAddresses.push(address);
           }
         });
       }
@@ -194,7 +202,8 @@ export function parseNftRuleset(text: string, iptablesHasRules = false): NftRule
   };
 
   for (const raw of text.split('\n')) {
-    const line = raw.trim();
+    // `nft -a` appends "# handle N" to tables, chains and rules
+    const line = raw.trim().replace(/\s*# handle \d+$/, '');
     if (line.length === 0 || line.startsWith('#')) continue;
     const header = /^table (\S+) (\S+) \{$/.exec(line);
     if (header && depth === 0) {
@@ -251,7 +260,8 @@ function nftNatRule(rule: string, tableFamily: string): NatRule | null {
   const toAddresses: string[] = [];
   if (snat) {
     const to = /\bsnat(?:\s+(?:ip|ip6))?\s+to\s+(\S+)/.exec(rule);
-    if (to && !(to[1] as string).startsWith('ip') && !(to[1] as string).startsWith('{')) toAddresses.push(stripPorts(to[1] as string));
+    const address = to && !(to[1] as string).startsWith('ip') && !(to[1] as string).startsWith('{') ? stripPorts(to[1] as string) : '';
+    if (address !== '') toAddresses.push(address);
   }
   const family = nftFamily(tableFamily, rule);
   return natRuleSchema.parse({

@@ -1,0 +1,138 @@
+/**
+ * Outputs written by other people (issue threads, public repositories), fed to the parsers.
+ * Each fixture under test/fixtures/wild/ cites its source on its first line.
+ */
+import { readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { natRuleSchema } from '../../src/core/model.js';
+import { parseConntrackStatsCli } from '../../src/diagnostics/parsers/conntrack-stats.js';
+import { parseFacts } from '../../src/diagnostics/facts-script.js';
+import { parsePollOutput } from '../../src/diagnostics/poll-script.js';
+import { parseKernelLog } from '../../src/diagnostics/parsers/kernel-log.js';
+import { parseIptablesSave, parseNftRuleset } from '../../src/diagnostics/parsers/nat-rules.js';
+
+/** The fixture without its first (citation) line. */
+const wild = (name: string): string => {
+  const text = readFileSync(new URL(`../fixtures/wild/${name}`, import.meta.url), 'utf8');
+  expect(text.startsWith('# source: ')).toBe(true);
+  return text.slice(text.indexOf('\n') + 1);
+};
+
+describe('kernel log in the wild', () => {
+  it('"expectation table full" is not the conntrack table being full (OpenWrt logread)', () => {
+    const events = parseKernelLog(wild('logread-expectation-full.txt'), { netnsInode: null });
+    expect(events.filter((e) => e.kind === 'table-full')).toEqual([]);
+    expect(events.map((e) => [e.kind, e.at])).toEqual([
+      ['expect-full', '2022-12-16T10:09:21.000Z'],
+      ['expect-full', '2022-12-16T10:09:21.000Z'],
+      ['expect-full', '2022-12-16T10:09:21.000Z'],
+      ['expect-full', '2022-12-16T10:09:22.000Z'],
+      // "47 callbacks suppressed" belongs to an expectation message: not kept
+      ['expect-full', '2022-12-16T10:09:26.000Z'],
+    ]);
+  });
+
+  it('syslog without a year takes it from the reference time, one year back when that is in the future', () => {
+    const text = wild('syslog-expectation-full.txt');
+    const sameYear = parseKernelLog(text, { netnsInode: null, referenceTime: '2022-07-03T12:00:00.000Z' });
+    expect(sameYear.map((e) => [e.kind, e.at])).toEqual([
+      ['expect-full', '2022-07-03T10:07:53.000Z'],
+      ['expect-full', '2022-07-03T10:07:53.000Z'],
+      ['expect-full', '2022-07-03T10:07:56.000Z'],
+      ['expect-full', '2022-07-03T10:08:00.000Z'],
+    ]);
+    const nextJanuary = parseKernelLog(text, { netnsInode: null, referenceTime: '2023-01-05T00:00:00.000Z' });
+    expect(nextJanuary[0]?.at).toBe('2022-07-03T10:07:53.000Z');
+    // no reference time: the year is unknown, so no time
+    expect(parseKernelLog(text, { netnsInode: null }).every((e) => e.at === null)).toBe(true);
+  });
+
+  it('reads `dmesg -T` wall-clock times', () => {
+    const events = parseKernelLog(wild('dmesg-T-table-full.txt'), { netnsInode: null });
+    expect(events.map((e) => [e.kind, e.at])).toEqual([
+      ['table-full', '2018-11-20T22:30:22.000Z'],
+      ['table-full', '2018-11-20T22:30:27.000Z'],
+      ['table-full', '2018-11-20T22:30:27.000Z'],
+      ['table-full', '2018-11-20T22:30:27.000Z'],
+    ]);
+    // "how many in the last 5 minutes" now has an answer
+    const since = Date.parse('2018-11-20T22:30:25.000Z');
+    expect(events.filter((e) => e.at !== null && Date.parse(e.at) > since).length).toBe(3);
+  });
+
+  it('reads syslog / journalctl short lines with a host and the monotonic stamp', () => {
+    const events = parseKernelLog(wild('syslog-table-full.txt'), { netnsInode: null, referenceTime: '2018-02-23T17:00:00.000Z' });
+    expect(events.map((e) => [e.kind, e.at])).toEqual([
+      ['table-full', '2018-02-23T16:44:36.000Z'],
+      ['table-full', '2018-02-23T16:44:36.000Z'],
+      ['table-full', '2018-02-23T16:44:36.000Z'],
+    ]);
+  });
+
+  it('the facts date syslog lines with the time they were collected', () => {
+    const recorded = readFileSync(new URL('../fixtures/facts-netns.txt', import.meta.url), 'utf8');
+    const start = recorded.indexOf('@@section kernel-log@@\n') + '@@section kernel-log@@\n'.length;
+    const end = recorded.indexOf('@@end kernel-log rc=0@@');
+    expect(start).toBeGreaterThan(100);
+    const withSyslog = recorded.slice(0, start) + wild('syslog-table-full.txt') + recorded.slice(end);
+    const facts = parseFacts(withSyslog, '2018-02-23T17:00:00.000Z');
+    expect(facts.kernelLog.map((e) => [e.kind, e.at])).toEqual([1, 2, 3].map(() => ['table-full', '2018-02-23T16:44:36.000Z']));
+  });
+
+  it('the poll dates syslog lines with the gateway clock it read', () => {
+    const recorded = readFileSync(new URL('../fixtures/poll-healthy.txt', import.meta.url), 'utf8');
+    const [head = '', rest = ''] = recorded.split('@@log@@\n');
+    const gatewayClock = String(Date.parse('2018-02-23T17:00:00.000Z') / 1000);
+    const withSyslog = `${head.replace(/^\d{10}$/m, gatewayClock)}@@log@@\n${wild('syslog-table-full.txt')}@@end@@\n`;
+    expect(rest).toContain('@@end@@');
+    const reading = parsePollOutput(withSyslog);
+    expect(reading.tableFullAtMs).toEqual([1, 2, 3].map(() => Date.parse('2018-02-23T16:44:36.000Z')));
+  });
+});
+
+describe('conntrack -S in the wild', () => {
+  it('reads the one-total summary of older conntrack-tools (name<TAB><TAB>value)', () => {
+    const stats = parseConntrackStatsCli(wild('conntrack-S-summary.txt'));
+    expect(stats).toEqual({
+      found: 72556,
+      invalid: 3828562,
+      insert: 0,
+      insert_failed: 12783,
+      drop: 12783,
+      early_drop: 0,
+      error: 1,
+      search_restart: 32917695,
+      clash_resolve: 0,
+      chaintoolong: 0,
+    });
+  });
+});
+
+describe('NAT rules in the wild', () => {
+  it('reads `iptables -t nat -S` (no *nat header)', () => {
+    const { natRules, seenTables } = parseIptablesSave(wild('iptables-S-nat.txt'), 'ipv4', 'nat');
+    expect(seenTables).toBe(true);
+    expect(natRules.map((r) => [r.kind, r.outInterface, r.toAddresses, r.family])).toEqual([['masquerade', '!docker0', [], 'ipv4']]);
+  });
+
+  it('SNAT to a port only has no address', () => {
+    const { natRules } = parseIptablesSave(wild('iptables-save-snat-port-only.txt'));
+    expect(natRules.map((r) => [r.kind, r.toAddresses])).toEqual([
+      ['snat', []],
+      ['snat', []],
+    ]);
+    expect(natRules.every((r) => natRuleSchema.safeParse(r).success)).toBe(true);
+  });
+
+  it('reads `nft -a` output (# handle N after the brace and the rule)', () => {
+    const nft = parseNftRuleset(wild('nft-a-ruleset.txt'), false);
+    expect(nft.nativeTables).toEqual(['inet lxd', 'ip nat']);
+    expect(nft.natRules.map((r) => [r.kind, r.family, r.rule])).toEqual([
+      ['masquerade', 'ipv4', 'ip saddr 10.161.38.0/24 ip daddr != 10.161.38.0/24 masquerade'],
+      ['masquerade', 'ipv6', 'ip6 saddr fd42:b403:217:3a62::/64 ip6 daddr != fd42:b403:217:3a62::/64 masquerade'],
+      ['masquerade', 'ipv4', 'meta l4proto tcp ip saddr 192.168.122.0/24 ip daddr != 192.168.122.0/24 counter masquerade to :1024-65535'],
+      ['masquerade', 'ipv4', 'meta l4proto udp ip saddr 192.168.122.0/24 ip daddr != 192.168.122.0/24 counter masquerade to :1024-65535'],
+      ['masquerade', 'ipv4', 'ip saddr 192.168.122.0/24 ip daddr != 192.168.122.0/24 counter masquerade'],
+    ]);
+  });
+});
