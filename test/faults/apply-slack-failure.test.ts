@@ -10,7 +10,6 @@
  *    fails for real (the value changed under the apply) restores the snapshot and ends
  *    `apply-failed` (defect 17).
  */
-import { Worker } from 'bullmq';
 import { webApi } from '@slack/bolt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ApplyEngine } from '../../src/apply/engine.js';
@@ -20,17 +19,14 @@ import { ApprovalRules } from '../../src/approvals/rules.js';
 import { loadEnv } from '../../src/config/env.js';
 import type { CheckReport, PlanStep } from '../../src/core/model.js';
 import { freshSessions } from '../../src/gateway/session-pool.js';
-import { QUEUES, type ApplyJob } from '../../src/queue/jobs.js';
 import { enqueueApply } from '../../src/queue/producer.js';
 import { openRuntime, type Runtime } from '../../src/runtime.js';
 import { SlackApplyPublisher } from '../../src/slack/publish/apply-message.js';
 import { SlackMessageWriter } from '../../src/slack/publish/message-writer.js';
 import type { PlanRecord } from '../../src/store/plan-store.js';
-import { createApplyProcessor } from '../../src/worker/apply-processor.js';
 import { gatewayExec, labDown, labUp, type Lab } from '../../lab/index.js';
 import { startSlackApi, type InjectedFailure, type SlackApiServer } from '../support/slack-api/index.js';
-import { waitUntil } from '../support/wait-until.js';
-import { checkReport, openHarness, sysctlStep, type Harness } from '../apply/helpers/harness.js';
+import { checkReport, finishedApplyJob, openHarness, startApplyWorker, sysctlStep, type Harness } from '../apply/helpers/harness.js';
 
 const TW = 'nf_conntrack_tcp_timeout_time_wait';
 const CW = 'nf_conntrack_tcp_timeout_close_wait';
@@ -145,32 +141,14 @@ describe('Slack fails in the middle of an apply (defect 1)', () => {
   });
 
   it('through the queue: the result message failing does not fail the job; the plan is applied', async () => {
-    const connection = h.redisHandle.connect();
-    const worker = new Worker<ApplyJob, ApplyOutcome>(
-      QUEUES.apply,
-      createApplyProcessor({
-        inventory: () => ({ gateways: { [lab.name]: lab.inventoryEntry } }),
-        sessions: h.pool.provider,
-        plans: h.plans,
-        history: h.history,
-        locks: h.locks,
-        redis: h.redis,
-        prefix: h.prefix,
-        publisherFor: (job) => new SlackApplyPublisher(writer, h.plans, job.action),
-      }),
-      { connection, prefix: h.prefix, concurrency: 1, maxStalledCount: 0 },
-    );
+    const worker = startApplyWorker(h, { concurrency: 1, publisherFor: (job) => new SlackApplyPublisher(writer, h.plans, job.action) });
     try {
       const plan = await slackPlan(twoSteps());
       failSlack({ error: 'channel_not_found', times: 100 });
       const id = await enqueueApply(h.queues, { action: 'apply', planId: plan.planId, gateway: lab.name, decidedBy: BOB, origin: plan.origin });
-      const job = await waitUntil('the apply job finishes', async () => {
-        const j = await h.queues.apply.getJob(id);
-        const state = await j?.getState();
-        return state === 'completed' || state === 'failed' ? { j, state } : undefined;
-      }, 60_000);
+      const job = await finishedApplyJob(h, id);
       expect(job.state).toBe('completed');
-      expect(job.j?.returnvalue.outcome).toBe('applied');
+      expect(job.outcome?.outcome).toBe('applied');
       expect((await h.plans.get(plan.planId))?.status).toBe('applied');
       expect(await keysLeftChanged(plan.planId, { [TW]: 40, [CW]: 30 })).toEqual([]);
       const rb = await h.engine.rollback(plan.planId, { actor: BOB });
@@ -178,7 +156,6 @@ describe('Slack fails in the middle of an apply (defect 1)', () => {
       slack.reset();
     } finally {
       await worker.close();
-      connection.disconnect();
     }
   }, 90_000);
 });
@@ -203,27 +180,9 @@ describe('roll back can be retried (defect 2)', () => {
   });
 
   it('a roll back that fails (sshd refuses) is retried by a second request, which runs once and restores', async () => {
-    const connection = h.redisHandle.connect();
-    const worker = new Worker<ApplyJob, ApplyOutcome>(
-      QUEUES.apply,
-      createApplyProcessor({
-        inventory: () => ({ gateways: { [lab.name]: lab.inventoryEntry } }),
-        // A new SSH connection per job: a gateway that refuses SSH fails the job for real.
-        sessions: freshSessions(),
-        plans: h.plans,
-        history: h.history,
-        locks: h.locks,
-        redis: h.redis,
-        prefix: h.prefix,
-      }),
-      { connection, prefix: h.prefix, concurrency: 2, maxStalledCount: 0 },
-    );
-    const finished = async (id: string): Promise<ApplyOutcome | undefined> =>
-      waitUntil(`job ${id} finishes`, async () => {
-        const j = await h.queues.apply.getJob(id);
-        const state = await j?.getState();
-        return state === 'completed' || state === 'failed' ? { o: j?.returnvalue } : undefined;
-      }, 60_000).then((r) => r.o);
+    // A new SSH connection per job: a gateway that refuses SSH fails the job for real.
+    const worker = startApplyWorker(h, { sessions: freshSessions() });
+    const finished = async (id: string): Promise<ApplyOutcome | undefined> => (await finishedApplyJob(h, id)).outcome;
     try {
       const plan = await slackPlan(twoSteps());
       const applied = await h.engine.apply(plan.planId, { actor: BOB });
@@ -265,7 +224,6 @@ describe('roll back can be retried (defect 2)', () => {
     } finally {
       await allowSsh().catch(() => undefined);
       await worker.close();
-      connection.disconnect();
     }
   }, 120_000);
 });
