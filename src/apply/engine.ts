@@ -4,10 +4,11 @@
  *   lock the gateway -> take the plan's lease -> CAS approved -> applying
  *   -> pre-flight (refuse read-only keys, memory, drift) -> snapshot (stored in Redis
  *   before the first change) -> steps (state stored before/after each) -> verify
- *   -> applied | on a failing step: restore the snapshot, verify it -> apply-failed.
+ *   -> applied | on a failing step, a failed verify or any error after the snapshot:
+ *   restore the snapshot, verify it -> apply-failed. Progress messages are best effort.
  *
- *   rollback: CAS applied|apply-failed -> rolling-back -> restore -> verify
- *   -> rolled-back | rollback-failed.
+ *   rollback: CAS applied|apply-failed|rollback-failed -> rolling-back -> restore -> verify
+ *   -> rolled-back | rollback-failed (which can be rolled back again).
  *
  * What each step does (its pre-flight, snapshot, change, verify and restore) is its kind's
  * module (steps/registry.ts); this file only sequences the states.
