@@ -4,10 +4,11 @@
  *   lock the gateway -> take the plan's lease -> CAS approved -> applying
  *   -> pre-flight (refuse read-only keys, memory, drift) -> snapshot (stored in Redis
  *   before the first change) -> steps (state stored before/after each) -> verify
- *   -> applied | on a failing step: restore the snapshot, verify it -> apply-failed.
+ *   -> applied | on a failing step, a failed verify or any error after the snapshot:
+ *   restore the snapshot, verify it -> apply-failed. Progress messages are best effort.
  *
- *   rollback: CAS applied|apply-failed -> rolling-back -> restore -> verify
- *   -> rolled-back | rollback-failed.
+ *   rollback: CAS applied|apply-failed|rollback-failed -> rolling-back -> restore -> verify
+ *   -> rolled-back | rollback-failed (which can be rolled back again).
  *
  * What each step does (its pre-flight, snapshot, change, verify and restore) is its kind's
  * module (steps/registry.ts); this file only sequences the states.
@@ -22,6 +23,8 @@ import type { PlanStep } from '../core/model.js';
 import type { SessionLease, SessionProvider } from '../gateway/session-provider.js';
 import type { GatewaySession } from '../gateway/ssh-session.js';
 import type { GatewayLocks, HeldLock } from '../store/gateway-lock.js';
+import { logger } from '../infra/logger.js';
+import { metrics } from '../metrics/registry.js';
 import type { HistoryStore } from '../store/history-store.js';
 import type { PlanRecord, PlanStore } from '../store/plan-store.js';
 import type { FollowUpScheduler } from './follow-up.js';
@@ -76,7 +79,8 @@ function initialState(step: PlanStep): ApplyStepState {
 }
 
 interface StepFailure {
-  step: PlanStep;
+  /** The step that failed; null: the run failed outside a step (an error, a failed verify). */
+  step: PlanStep | null;
   error: string;
 }
 
@@ -98,6 +102,20 @@ function selectSteps(all: readonly PlanStep[], optionalSteps: readonly string[])
     }
   });
   return { states, selected };
+}
+
+/**
+ * Progress is best effort: a Slack error (message deleted, channel archived, 429, token
+ * revoked) is logged and counted, never thrown into the run (it would skip the restore).
+ */
+async function tellProgress(onProgress: ApplyOptions['onProgress'], plan: PlanRecord, steps: readonly ApplyStepState[], action: 'apply' | 'rollback'): Promise<void> {
+  if (!onProgress) return;
+  try {
+    await onProgress(plan, steps.map((s) => ({ ...s })));
+  } catch (err) {
+    metrics.applyPublishFailures.inc({ action, what: 'progress' });
+    logger.warn({ plan: plan.planId, gateway: plan.gateway, err: errMessage(err) }, `${action} progress not shown (the ${action} goes on)`);
+  }
 }
 
 class Run {
@@ -235,6 +253,8 @@ export class ApplyEngine {
       return outcome;
     }
     const run = new Run(plan, lease, leaseSession.session, states);
+    // Set once the snapshot is stored: from then on any failure restores it.
+    let taken: { snapshot: Snapshot; runnable: readonly PlanStep[] } | null = null;
     try {
       const useSudo = findGateway(this.deps.inventory(), plan.gateway).sudo;
       const live = await readState(run.session);
@@ -252,17 +272,22 @@ export class ApplyEngine {
 
       const snapshot = await takeSnapshot(run.session, runnable, live, pre.count);
       await this.deps.records.saveSnapshot(planId, lease, snapshot);
+      taken = { snapshot, runnable };
       await this.save(run, opts.onProgress);
 
       const { failure, deletes } = await this.runSteps(run, inApplyOrder(runnable), snapshot, useSudo, opts);
       if (failure) return await this.failedAndRestored(run, snapshot, runnable, failure, opts, startedAt);
-      return await this.verified(run, snapshot, deletes, opts, startedAt);
+      return await this.verified(run, snapshot, runnable, deletes, opts, startedAt);
     } catch (err) {
       // Lease lost or an unexpected error outside a step: report what is known, change nothing more.
       for (const s of run.steps) if (s.status === 'running') s.status = 'unknown';
       for (const s of run.steps) if (s.status === 'pending') s.status = 'not-run';
       const snapshot = await this.deps.records.snapshot(planId).catch(() => null);
       const ours = !(err instanceof LeaseLostError);
+      if (ours && taken) {
+        // The gateway may be half-changed: restore the snapshot and verify it (never leave it so).
+        return await this.failedAndRestored(run, taken.snapshot, taken.runnable, { step: null, error: errMessage(err) }, opts, startedAt);
+      }
       if (ours) {
         await this.save(run).catch(() => undefined);
         await this.deps.plans.transition(planId, ['applying'], 'apply-failed', { actor: opts.actor });
@@ -344,7 +369,7 @@ export class ApplyEngine {
     await this.save(run, opts.onProgress);
     await this.deps.plans.transition(plan.planId, ['applying'], 'apply-failed', { actor: opts.actor });
     const message =
-      `Step ${failure.step.id} (${failure.step.key}) failed: ${failure.error}. ` +
+      (failure.step ? `Step ${failure.step.id} (${failure.step.key}) failed: ${failure.error}. ` : `The apply of plan ${plan.planId} stopped: ${failure.error}. `) +
       (restore.ok ? 'The snapshot was restored and verified.' : 'The restore did NOT fully succeed: see the restore checks; the gateway needs attention.');
     const outcome: ApplyOutcome = {
       ...this.bare(plan.planId, plan.gateway, 'apply', 'apply-failed', opts.actor, startedAt, message),
@@ -359,10 +384,22 @@ export class ApplyEngine {
   }
 
   /** Every step ran: verify, schedule the follow-up, applied. */
-  private async verified(run: Run, snapshot: Snapshot, deletes: VerifyReport['deletes'], opts: ApplyOptions, startedAt: string): Promise<ApplyOutcome> {
+  private async verified(run: Run, snapshot: Snapshot, runnable: readonly PlanStep[], deletes: VerifyReport['deletes'], opts: ApplyOptions, startedAt: string): Promise<ApplyOutcome> {
     const { plan } = run;
     const verifyReport = await verifyApply(run.session, plan.report.plan.steps, run.steps, snapshot, deletes);
-    const followUp = await this.scheduleFollowUp(plan, run.lease, opts, verifyReport);
+    if (!verifyReport.ok) {
+      // What the gateway holds is not what was approved: put back what was there.
+      const failed = verifyReport.checks.filter((c) => !c.ok && c.name !== 'count/max').map((c) => `${c.name} (${c.detail})`);
+      const outcome = await this.failedAndRestored(run, snapshot, runnable, { step: null, error: `the verify failed: ${failed.join('; ')}` }, opts, startedAt);
+      return { ...outcome, verifyReport, verify: [...verifyReport.checks, ...outcome.verify] };
+    }
+    const followUpNotes: string[] = [];
+    const followUp = await this.scheduleFollowUp(plan, run.lease, opts, verifyReport).catch((err: unknown) => {
+      // The change is done and verified: a follow-up that cannot be queued does not undo it.
+      logger.warn({ plan: plan.planId, gateway: plan.gateway, err: errMessage(err) }, 'follow-up check not scheduled');
+      followUpNotes.push(`The follow-up check could not be scheduled (${errMessage(err)}): run \`check ${plan.gateway}\` in a few minutes to see whether the drops stopped.`);
+      return null;
+    });
     await this.deps.plans.transition(plan.planId, ['applying'], 'applied', { actor: opts.actor });
     const changed = run.steps.filter((s) => s.status === 'applied').length;
     const unchanged = run.steps.filter((s) => s.status === 'unchanged').length;
@@ -373,7 +410,7 @@ export class ApplyEngine {
       steps: run.steps,
       verify: verifyReport.checks,
       verifyReport,
-      notes: run.steps.filter((s) => (s.status === 'refused' || s.status === 'skipped') && s.detail).map((s) => `${s.key}: ${s.detail}`),
+      notes: [...run.steps.filter((s) => (s.status === 'refused' || s.status === 'skipped') && s.detail).map((s) => `${s.key}: ${s.detail}`), ...followUpNotes],
       canRollBack: true,
       followUp,
     };
@@ -387,9 +424,9 @@ export class ApplyEngine {
     return s;
   }
 
-  private async save(run: Run, onProgress?: ApplyOptions['onProgress']): Promise<void> {
+  private async save(run: Run, onProgress?: ApplyOptions['onProgress'], action: 'apply' | 'rollback' = 'apply'): Promise<void> {
     await this.deps.records.saveSteps(run.plan.planId, run.lease, run.steps);
-    await onProgress?.(run.plan, run.steps.map((s) => ({ ...s })));
+    await tellProgress(onProgress, run.plan, run.steps, action);
   }
 
   private async finish(plan: PlanRecord, lease: ApplyLease, outcome: ApplyOutcome, event: 'applied' | 'apply-failed' | 'refused' | 'rolled-back' | 'rollback-failed'): Promise<void> {
@@ -469,7 +506,7 @@ export class ApplyEngine {
     const lease = await this.deps.records.acquire(planId);
     if (!lease) return this.bare(planId, plan.gateway, 'rollback', 'busy', opts.actor, startedAt, `Another run of plan ${planId} is in progress.`);
     try {
-      const t = await this.deps.plans.transition(planId, ['applied', 'apply-failed'], 'rolling-back', { actor: opts.actor });
+      const t = await this.deps.plans.transition(planId, ['applied', 'apply-failed', 'rollback-failed'], 'rolling-back', { actor: opts.actor });
       if (!t.ok) {
         const status: OutcomeStatus = t.current === 'rolled-back' ? 'rolled-back' : 'not-allowed';
         return this.bare(planId, plan.gateway, 'rollback', status === 'rolled-back' ? 'not-allowed' : status, opts.actor, startedAt, `Plan ${planId} is ${t.current}: nothing to roll back.`);
@@ -490,8 +527,7 @@ export class ApplyEngine {
           if (note) notes.push(note);
         }
         const restore = await restoreSnapshot(run.session, snapshot, snapshotted, run.steps, 'roll back');
-        await this.deps.records.saveSteps(planId, lease, run.steps);
-        await opts.onProgress?.(plan, run.steps);
+        await this.save(run, opts.onProgress, 'rollback');
         await this.deps.plans.transition(planId, ['rolling-back'], restore.ok ? 'rolled-back' : 'rollback-failed', { actor: opts.actor });
         const outcome: ApplyOutcome = {
           ...this.bare(
@@ -507,7 +543,8 @@ export class ApplyEngine {
           restore,
           verify: restore.checks,
           notes: [...notes, ...restore.notes],
-          canRollBack: false,
+          // An incomplete roll back can be tried again (a new job per request).
+          canRollBack: !restore.ok,
         };
         await this.finish(plan, lease, outcome, restore.ok ? 'rolled-back' : 'rollback-failed');
         return outcome;
@@ -516,7 +553,7 @@ export class ApplyEngine {
       }
     } catch (err) {
       await this.deps.plans.transition(planId, ['rolling-back'], 'rollback-failed', { actor: opts.actor }).catch(() => undefined);
-      const outcome = this.bare(planId, plan.gateway, 'rollback', 'rollback-failed', opts.actor, startedAt, `Roll back of plan ${planId} failed: ${errMessage(err)}`);
+      const outcome = { ...this.bare(planId, plan.gateway, 'rollback', 'rollback-failed', opts.actor, startedAt, `Roll back of plan ${planId} failed: ${errMessage(err)}. Roll back can be tried again.`), canRollBack: true };
       await this.finish(plan, lease, outcome, 'rollback-failed').catch(() => undefined);
       return outcome;
     } finally {

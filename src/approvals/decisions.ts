@@ -3,6 +3,7 @@
  * Each is a compare-and-set on the plan's state, so a double click, two approvers at
  * once or a replayed payload yields exactly one apply job.
  */
+import { ApplyRecordStore } from '../apply/store.js';
 import { approvableOptionalSteps } from '../core/model.js';
 import { enqueueApply } from '../queue/producer.js';
 import type { Runtime } from '../runtime.js';
@@ -65,9 +66,12 @@ export async function requestRollback(rt: Runtime, rules: ApprovalRules, planId:
   const plan = await rt.plans.get(planId);
   if (!plan) return { ok: false, reason: 'unknown-plan', message: 'This plan does not exist (any more).', plan: null };
   if (!(await rules.isApprover(userId))) return { ok: false, reason: 'denied', message: 'Only approvers can roll back a change.', plan };
-  if (plan.status !== 'applied' && plan.status !== 'apply-failed') {
+  if (plan.status !== 'applied' && plan.status !== 'apply-failed' && plan.status !== 'rollback-failed') {
     return { ok: false, reason: 'not-applied', message: `Nothing to roll back: the plan is *${plan.status}*.`, plan };
   }
-  const jobId = await enqueueApply(rt.queues, { action: 'rollback', planId, gateway: plan.gateway, decidedBy: userId, origin: plan.origin });
+  // Clicks before the roll back runs share its job (and the engine's compare-and-set runs it once);
+  // after a failed roll back the count has moved, so a retry is a job of its own.
+  const attempt = await new ApplyRecordStore(rt.redis, rt.env.QUEUE_PREFIX).runs(planId, 'rollback');
+  const jobId = await enqueueApply(rt.queues, { action: 'rollback', planId, gateway: plan.gateway, decidedBy: userId, origin: plan.origin, attempt });
   return { ok: true, plan, at: now.toISOString(), jobId };
 }

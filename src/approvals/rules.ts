@@ -12,6 +12,14 @@ export interface ApprovalPolicy {
 
 export type ApprovalDecision = { allowed: true } | { allowed: false; reason: string };
 
+/** The approver groups could not be read: never taken for "not a member"; the caller fails closed and says so. */
+export class GroupLookupError extends Error {
+  constructor(group: string, cause: unknown) {
+    super(`could not read user group ${group}: ${cause instanceof Error ? cause.message : String(cause)}`);
+    this.name = 'GroupLookupError';
+  }
+}
+
 export class ApprovalRules {
   private groupCache: { at: number; members: Set<string> } | null = null;
 
@@ -27,7 +35,13 @@ export class ApprovalRules {
     if (this.groupCache && Date.now() - this.groupCache.at < this.cacheMs) return this.groupCache.members;
     const members = new Set<string>();
     for (const usergroup of this.policy.approverGroups) {
-      for (const u of await this.listGroup(usergroup)) members.add(u);
+      let users: string[];
+      try {
+        users = await this.listGroup(usergroup);
+      } catch (err) {
+        throw new GroupLookupError(usergroup, err);
+      }
+      for (const u of users) members.add(u);
     }
     this.groupCache = { at: Date.now(), members };
     return members;
@@ -37,7 +51,7 @@ export class ApprovalRules {
     return this.policy.approvers.includes(userId) || (await this.groupMembers()).has(userId);
   }
 
-  /** May `userId` approve a plan requested by `requestedBy`? */
+  /** May `userId` approve a plan requested by `requestedBy`? A failing group lookup throws a GroupLookupError. */
   async canApprove(userId: string, requestedBy: string): Promise<ApprovalDecision> {
     if (!(await this.isApprover(userId))) {
       return { allowed: false, reason: 'Only configured approvers can approve or reject a plan. Ask someone on the approvers list.' };

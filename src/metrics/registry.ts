@@ -30,6 +30,8 @@ export const metrics = {
   jobFailures: new Counter({ name: 'conntrack_ops_job_failures_total', help: 'Jobs that failed (each failed attempt)', labelNames: ['queue'], registers: [registry] }),
   /** Every Slack Web API call of the message writer that failed: the method and Slack's error code. */
   slackApiErrors: new Counter({ name: 'conntrack_ops_slack_api_errors_total', help: 'Slack Web API calls that failed', labelNames: ['method', 'error'], registers: [registry] }),
+  /** Progress/result messages of an apply or roll back that could not be shown (best effort: the run goes on). */
+  applyPublishFailures: new Counter({ name: 'conntrack_ops_apply_publish_failures_total', help: 'Apply / roll back messages that could not be published', labelNames: ['action', 'what'], registers: [registry] }),
   /** Alerts received on POST /alertmanager: accepted, duplicate (a retry or the HA peer) or unknown_gateway. */
   alerts: new Counter({ name: 'conntrack_ops_alertmanager_alerts_total', help: 'Alerts received from Alertmanager', labelNames: ['status', 'outcome'], registers: [registry] }),
   alertRequests: new Counter({ name: 'conntrack_ops_alertmanager_requests_total', help: 'Requests to POST /alertmanager by HTTP status', labelNames: ['code'], registers: [registry] }),

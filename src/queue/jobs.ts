@@ -52,6 +52,8 @@ export const applyJobSchema = z.object({
   origin: originSchema,
   /** Ids of OPTIONAL plan steps (NOTRACK, deletes) the approver included; absent: none. */
   steps: z.array(z.string().regex(/^[A-Za-z0-9._-]{1,64}$/)).max(50).optional(),
+  /** Roll back: how many roll backs of this plan had run when it was requested (each retry is its own job). */
+  attempt: z.number().int().min(0).max(1_000_000).optional(),
 });
 export type ApplyJob = z.infer<typeof applyJobSchema>;
 
@@ -59,8 +61,12 @@ export type ApplyJob = z.infer<typeof applyJobSchema>;
 export function checkJobId(job: Pick<CheckJob, 'gateway' | 'requestId'>): string {
   return `check-${job.gateway}-${job.requestId}`;
 }
-export function applyJobId(job: Pick<ApplyJob, 'action' | 'planId'>): string {
-  return `${job.action}-${job.planId}`;
+/**
+ * One apply per plan. A roll back per attempt: a second click before it runs is the same
+ * job; a retry after a failed roll back (the attempt count moved) is a new one.
+ */
+export function applyJobId(job: Pick<ApplyJob, 'action' | 'planId' | 'attempt'>): string {
+  return job.action === 'apply' ? `apply-${job.planId}` : `rollback-${job.planId}-${job.attempt ?? 0}`;
 }
 
 /** One light poll of a watched gateway, produced by its job scheduler (src/monitor/schedulers.ts). */

@@ -11,6 +11,7 @@ import { ApplyEngine } from '../apply/engine.js';
 import type { ApplyOutcome } from '../apply/model.js';
 import { ApplyRecordStore } from '../apply/store.js';
 import { logger } from '../infra/logger.js';
+import { metrics } from '../metrics/registry.js';
 import { applyJobSchema, type ApplyJob } from '../queue/jobs.js';
 import type { Queues } from '../queue/producer.js';
 import type { GatewayLocks } from '../store/gateway-lock.js';
@@ -78,7 +79,13 @@ export function createApplyProcessor(deps: ApplyDeps) {
         throw new DelayedError();
       }
       const fresh = (await deps.plans.get(data.planId)) ?? plan;
-      if (fresh) await publisher.result(fresh, outcome);
+      // The result message is best effort: the outcome is stored and the plan's state is right.
+      if (fresh) {
+        await publisher.result(fresh, outcome).catch((err: unknown) => {
+          metrics.applyPublishFailures.inc({ action: data.action, what: 'result' });
+          logger.warn({ plan: data.planId, gateway: data.gateway, err: (err as Error).message }, `${data.action} result not shown`);
+        });
+      }
       return outcome;
     } catch (err) {
       if (err instanceof DelayedError) throw err;

@@ -5,15 +5,12 @@
  */
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { Worker } from 'bullmq';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { ApplyOutcome } from '../../src/apply/model.js';
 import type { CheckReport, PlanStep } from '../../src/core/model.js';
 import { gatewayExec, labDown, labUp, type Lab } from '../../lab/index.js';
-import { QUEUES, type ApplyJob } from '../../src/queue/jobs.js';
+import type { ApplyJob } from '../../src/queue/jobs.js';
 import { enqueueApply } from '../../src/queue/producer.js';
-import { createApplyProcessor } from '../../src/worker/apply-processor.js';
-import { approvedPlan, checkReport, openHarness, sysctlStep, type Harness } from './helpers/harness.js';
+import { approvedPlan, checkReport, openHarness, startApplyWorker, sysctlStep, type Harness } from './helpers/harness.js';
 
 const TW = 'nf_conntrack_tcp_timeout_time_wait';
 const CW = 'nf_conntrack_tcp_timeout_close_wait';
@@ -41,20 +38,7 @@ afterAll(async () => {
 
 describe('apply jobs', () => {
   it('two enqueues of the same approval run one apply job, once', async () => {
-    const connection = h.redisHandle.connect();
-    const worker = new Worker<ApplyJob, ApplyOutcome>(
-      QUEUES.apply,
-      createApplyProcessor({
-        inventory: () => ({ gateways: { [lab.name]: lab.inventoryEntry } }),
-        sessions: h.pool.provider,
-        plans: h.plans,
-        history: h.history,
-        locks: h.locks,
-        redis: h.redis,
-        prefix: h.prefix,
-      }),
-      { connection, prefix: h.prefix, concurrency: 2, maxStalledCount: 0 },
-    );
+    const worker = startApplyWorker(h);
     try {
       const plan = await approvedPlan(h, report, [sysctlStep('tw', TW, 120, 40)]);
       const payload: ApplyJob = { action: 'apply', planId: plan.planId, gateway: lab.name, decidedBy: 'U-approver', origin: { kind: 'cli' } };
@@ -83,7 +67,6 @@ describe('apply jobs', () => {
       expect(await sysctl(TW)).toBe(120);
     } finally {
       await worker.close();
-      connection.disconnect();
     }
   });
 

@@ -6,7 +6,8 @@
 import type { App, BlockAction, ButtonAction, RespondFn } from '@slack/bolt';
 import { z } from 'zod';
 import { approvePlan, rejectPlan, requestRollback, type DecisionOutcome } from '../../approvals/decisions.js';
-import type { ApprovalRules } from '../../approvals/rules.js';
+import { GroupLookupError, type ApprovalRules } from '../../approvals/rules.js';
+import { logger } from '../../infra/logger.js';
 import { metrics } from '../../metrics/registry.js';
 import type { Runtime } from '../../runtime.js';
 import type { PlanRecord, SlackMessageRef } from '../../store/plan-store.js';
@@ -36,6 +37,12 @@ function messageOf(plan: PlanRecord, button: Button): SlackMessageRef | null {
   return button.channel && button.ts ? { channel: button.channel, ts: button.ts } : null;
 }
 
+function cannotDecide(err: unknown): string {
+  const why = (err instanceof Error ? err.message : String(err)).slice(0, 200);
+  const what = err instanceof GroupLookupError ? 'Could not check the approver groups' : 'Could not decide on this plan';
+  return `${what} (${why}), so nothing was done. Try again in a minute.`;
+}
+
 async function tellUser(respond: RespondFn, text: string): Promise<void> {
   await respond({ response_type: 'ephemeral', replace_original: false, text });
 }
@@ -51,12 +58,19 @@ const tickedSchema = z.object({
   selected_options: z.array(z.object({ value: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/) })).max(10),
 });
 
-/** The optional steps ticked in the message's checkbox group when Approve was clicked (none if absent). */
-export function tickedOptionalSteps(body: Pick<BlockAction, 'state'>): string[] {
+/**
+ * The optional steps ticked in the message's checkbox group when Approve was clicked:
+ * none when the group is absent, null when it is there but malformed (too many options,
+ * a bad id): the approval is refused then, never turned into "no optional steps".
+ */
+export function tickedOptionalSteps(body: Pick<BlockAction, 'state'>): string[] | null {
   const raw = body.state?.values?.[BLOCK_IDS.optionalSteps]?.[ACTION_IDS.optionalSteps];
+  if (raw === undefined) return [];
   const parsed = tickedSchema.safeParse(raw);
-  return parsed.success ? parsed.data.selected_options.map((o) => o.value) : [];
+  return parsed.success ? parsed.data.selected_options.map((o) => o.value) : null;
 }
+
+const MALFORMED_TICKS = 'The ticked optional steps in this request are not valid (too many, or an unknown id). Nothing was done.';
 
 export function registerActions(app: App, { rt, rules }: ActionDeps): void {
   const writer = new SlackMessageWriter(app.client);
@@ -69,7 +83,15 @@ export function registerActions(app: App, { rt, rules }: ActionDeps): void {
         await tellUser(respond, 'This button does not carry a valid plan. Nothing was done.');
         return;
       }
-      const outcome = await decide(rt, rules, button.planId, button.userId, body);
+      let outcome: DecisionOutcome;
+      try {
+        outcome = await decide(rt, rules, button.planId, button.userId, body);
+      } catch (err) {
+        // E.g. the approver groups cannot be read: fail closed (nothing decided), and say so.
+        metrics.decisions.inc({ decision: name, outcome: 'error' });
+        await tellUser(respond, cannotDecide(err));
+        return;
+      }
       metrics.decisions.inc({ decision: name, outcome: outcome.ok ? 'ok' : outcome.reason });
       if (!outcome.ok) {
         if (outcome.reason === 'expired' && outcome.plan) {
@@ -86,9 +108,21 @@ export function registerActions(app: App, { rt, rules }: ActionDeps): void {
     const { plan } = o;
     const decision = plan.status === 'approved' ? 'approved' : 'rejected';
     const ref = messageOf(plan, b);
-    if (ref) await writer.update(ref, withoutOverflow(renderDecision({ report: plan.report, planId: plan.planId, decision, by: b.userId, at: o.at, requestedBy: plan.requestedBy })));
+    if (!ref) return;
+    // The decision is made and stored: a message that cannot be edited (deleted, archived) is only logged.
+    await writer.update(ref, withoutOverflow(renderDecision({ report: plan.report, planId: plan.planId, decision, by: b.userId, at: o.at, requestedBy: plan.requestedBy }))).catch((err: unknown) => {
+      logger.warn({ plan: plan.planId, err: (err as Error).message }, 'decision not shown on the plan message');
+    });
   };
-  handle('approve', (r, ru, id, u, body) => approvePlan(r, ru, id, u, new Date(), { optionalSteps: tickedOptionalSteps(body) }), showDecision);
+  handle(
+    'approve',
+    async (r, ru, id, u, body) => {
+      const ticked = tickedOptionalSteps(body);
+      if (ticked === null) return { ok: false, reason: 'unknown-step', message: MALFORMED_TICKS, plan: await r.plans.get(id) };
+      return approvePlan(r, ru, id, u, new Date(), { optionalSteps: ticked });
+    },
+    showDecision,
+  );
   handle('approveAll', (r, ru, id, u) => approvePlan(r, ru, id, u, new Date(), { optionalSteps: 'all' }), showDecision);
   // Ticking a box is an interaction of its own: acknowledge it, Approve reads the state.
   app.action(ACTION_IDS.optionalSteps, async ({ ack }) => {

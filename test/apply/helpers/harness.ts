@@ -4,11 +4,15 @@
  * gateway with the steps under test (same param contract as src/plan/compute*.ts).
  */
 import { randomUUID } from 'node:crypto';
+import { Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { GatewayConfig } from '../../../src/config/inventory.js';
 import type { CheckReport, PlanStep } from '../../../src/core/model.js';
 import { runCheck } from '../../../src/check/run-check.js';
 import { ApplyEngine } from '../../../src/apply/engine.js';
+import type { ApplyOutcome } from '../../../src/apply/model.js';
+import { QUEUES, type ApplyJob } from '../../../src/queue/jobs.js';
+import { createApplyProcessor, type ApplyDeps } from '../../../src/worker/apply-processor.js';
 import { ApplyRecordStore } from '../../../src/apply/store.js';
 import { SessionPool } from '../../../src/gateway/session-pool.js';
 import { queuedFollowUps } from '../../../src/worker/follow-up-scheduler.js';
@@ -98,4 +102,45 @@ export async function approvedPlan(h: Harness, report: CheckReport, steps: PlanS
 
 export function sysctlStep(id: string, key: string, current: number, proposed: number, writable = true): PlanStep {
   return { id, kind: 'sysctl', key, current: String(current), proposed: String(proposed), why: 'test', writable, optional: false, params: { value: proposed, current } };
+}
+
+/** A real BullMQ apply worker on the harness's Redis and stores (sessions from the pool unless given). */
+export function startApplyWorker(
+  h: Harness,
+  opts: Partial<Pick<ApplyDeps, 'sessions' | 'publisherFor'>> & { concurrency?: number } = {},
+): { worker: Worker<ApplyJob, ApplyOutcome>; close(): Promise<void> } {
+  const connection = h.redisHandle.connect();
+  const worker = new Worker<ApplyJob, ApplyOutcome>(
+    QUEUES.apply,
+    createApplyProcessor({
+      inventory: () => ({ gateways: { [h.gateway]: h.config } }),
+      sessions: opts.sessions ?? h.pool.provider,
+      plans: h.plans,
+      history: h.history,
+      locks: h.locks,
+      redis: h.redis,
+      prefix: h.prefix,
+      ...(opts.publisherFor ? { publisherFor: opts.publisherFor } : {}),
+    }),
+    { connection, prefix: h.prefix, concurrency: opts.concurrency ?? 2, maxStalledCount: 0 },
+  );
+  return {
+    worker,
+    async close() {
+      await worker.close();
+      connection.disconnect();
+    },
+  };
+}
+
+/** Waits until the apply job `id` completed or failed (up to `timeoutMs`); its state and return value. */
+export async function finishedApplyJob(h: Harness, id: string, timeoutMs = 60_000): Promise<{ state: string; outcome: ApplyOutcome | undefined }> {
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    const job = await h.queues.apply.getJob(id);
+    const state = (await job?.getState()) ?? 'missing';
+    if (state === 'completed' || state === 'failed') return { state, outcome: job?.returnvalue };
+    if (Date.now() > until) throw new Error(`apply job ${id} still ${state} after ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
 }
