@@ -18,6 +18,7 @@
  * a split-based and a regex-per-token parser and a key search with String#indexOf(" src=")
  * (slower: multi-char patterns), see bench/tools/parse-throughput.ts.
  */
+import { isIPv6 } from 'node:net';
 import type { ConntrackEntry, Tuple } from '../../core/model.js';
 
 const SPACE = 32;
@@ -63,6 +64,10 @@ const STATES = [
   'INVALID',
 ];
 
+/** What a protocol or state word this parser does not know may look like. */
+const UNKNOWN_PROTOCOL = /^[a-z][a-z0-9_-]{0,15}$/;
+const UNKNOWN_STATE = /^[A-Z][A-Z0-9_]{0,31}$/;
+
 function word(line: string, start: number, end: number, known: readonly string[]): string {
   const n = end - start;
   for (let k = 0; k < known.length; k++) {
@@ -100,6 +105,38 @@ function parseMarkValue(line: string, start: number, end: number): number {
     return Number.isFinite(n) ? n : -1;
   }
   return parseUint(line, start, end);
+}
+
+/** A dotted-quad IPv4 address (four decimal octets 0-255, no sign, at most three digits each), scanned in place. */
+export function isIpv4Address(addr: string): boolean {
+  const n = addr.length;
+  if (n < 7 || n > 15) return false;
+  let parts = 0;
+  let digits = 0;
+  let octet = 0;
+  for (let i = 0; i <= n; i++) {
+    const c = i < n ? addr.charCodeAt(i) : 46;
+    if (c === 46 /* . */) {
+      if (digits === 0 || octet > 255) return false;
+      parts++;
+      digits = 0;
+      octet = 0;
+      continue;
+    }
+    const d = c - DIGIT0;
+    if (d < 0 || d > 9 || ++digits > 3) return false;
+    octet = octet * 10 + d;
+  }
+  return parts === 4;
+}
+
+/**
+ * An address as conntrack prints it: IPv4, or IPv6 (compressed or full form). Anything
+ * else (a word, markup, a host name) makes the line unparsed: addresses are shown in
+ * chat and used in delete tuples, so only addresses get through.
+ */
+export function isConntrackAddress(addr: string): boolean {
+  return addr.indexOf(':') < 0 ? isIpv4Address(addr) : addr.length <= 45 && isIPv6(addr);
 }
 
 /**
@@ -177,9 +214,10 @@ export function parseConntrackLine(line: string, into?: ConntrackEntry): Conntra
   } else {
     proto = word(line, start, i, PROTOCOLS);
   }
-  // protocol must start with a lowercase letter ("tcp", "udp", "unknown", ...)
+  // protocol must start with a lowercase letter ("tcp", "udp", "unknown", ...); an unknown one is a plain word
   const p0 = proto.charCodeAt(0);
   if (p0 < 97 || p0 > 122) return null;
+  if (PROTOCOLS.indexOf(proto) < 0 && !UNKNOWN_PROTOCOL.test(proto)) return null;
 
   // ---- protocol number
   while (i < len && line.charCodeAt(i) <= SPACE) i++;
@@ -302,11 +340,14 @@ export function parseConntrackLine(line: string, into?: ConntrackEntry): Conntra
   }
 
   if (oSrc === undefined || oDst === undefined || rSrc === undefined || rDst === undefined) return null;
+  // A state word the list does not know must still look like one (it is shown in chat).
+  if (state !== undefined && STATES.indexOf(state) < 0 && !UNKNOWN_STATE.test(state)) return null;
   // A ported protocol must have both ports in both directions.
   const ported = oSport !== undefined || oDport !== undefined || rSport !== undefined || rDport !== undefined;
   if (ported && (oSport === undefined || oDport === undefined || rSport === undefined || rDport === undefined)) return null;
   // Nothing after the reply tuple: the line was cut (possibly inside an address).
   if (afterReply === 0) return null;
+  if (!isConntrackAddress(oSrc) || !isConntrackAddress(oDst) || (rSrc !== oDst && !isConntrackAddress(rSrc)) || (rDst !== oSrc && !isConntrackAddress(rDst))) return null;
 
   if (family === undefined) {
     family = oSrc.indexOf(':') >= 0 ? 'ipv6' : 'ipv4';
@@ -317,6 +358,9 @@ export function parseConntrackLine(line: string, into?: ConntrackEntry): Conntra
     rDst = compressIpv6(rDst);
   }
   if (family === 'ipv4' && oSrc.charCodeAt(0) === COLON) return null;
+  // Both tuples of one entry are of the line's family.
+  const v6 = family === 'ipv6';
+  if (oSrc.indexOf(':') >= 0 !== v6 || oDst.indexOf(':') >= 0 !== v6 || rSrc.indexOf(':') >= 0 !== v6 || rDst.indexOf(':') >= 0 !== v6) return null;
 
   if (into !== undefined) {
     // Reuse the caller's objects (the streaming aggregator parses millions of lines).
