@@ -4,7 +4,7 @@
  * key path is local detail: the channel reads "the identity file of <gw> cannot be
  * read", the job's failed reason (logs, terminal) keeps the path.
  */
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -13,6 +13,7 @@ import { enqueueCheck } from '../../src/queue/producer.js';
 import { openRuntime, type Runtime } from '../../src/runtime.js';
 import type { RunningWorkers } from '../../src/worker/start.js';
 import { listenerEnv, startSlackWorkers } from '../metrics/listener.js';
+import { writeUnreachableInventory } from './inventory-file.js';
 import { startSlackApi, type SlackApiServer } from '../support/slack-api/index.js';
 import { waitUntil } from '../support/wait-until.js';
 
@@ -30,8 +31,7 @@ beforeAll(async () => {
   redis = await openRedis(undefined);
   dir = await mkdtemp(join(tmpdir(), 'cto-idpath-'));
   keyPath = join(dir, 'secret-keys', 'gw-3-ed25519');
-  const inventory = join(dir, 'inventory.yml');
-  await writeFile(inventory, `gateways:\n  ${GW}:\n    host: 198.18.0.7\n    user: ops\n    identityFile: ${keyPath}\n    hostKey: "SHA256:${'A'.repeat(43)}"\n`);
+  const inventory = await writeUnreachableInventory(dir, GW, keyPath);
   const env = listenerEnv({ slack, redisUrl: redis.url, inventory, incidentChannel: 'C0INCIDENT1' });
   rt = await openRuntime(env);
   workers = startSlackWorkers(rt, env);
@@ -48,7 +48,7 @@ afterAll(async () => {
 describe('an unreadable identity file', () => {
   it('the channel is told whose identity file cannot be read, never its path; the failed reason keeps the path', async () => {
     const jobId = await enqueueCheck(rt.queues, { gateway: GW, requestedBy: 'U0ALICE01', requestId: `idpath-${Date.now()}`, origin: { kind: 'slack', channel: CHANNEL } });
-    const message = await waitUntil('the failure in the channel', () => slack.messages(CHANNEL).find((m) => m.text.includes('failed')), 30_000);
+    const message = await waitUntil('the failure in the channel', () => slack.messages(CHANNEL).find((m) => m.text.startsWith(`Check of ${GW} failed`)), 30_000);
     expect(message.text).toContain(`the identity file of ${GW} cannot be read`);
     const everything = slack.calls().map((c) => JSON.stringify(c.args)).join('\n');
     expect(everything).toContain(`the identity file of ${GW} cannot be read (ENOENT)`);

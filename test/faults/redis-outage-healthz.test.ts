@@ -5,7 +5,7 @@
  * forever) with a generic body: the endpoint is public, the Redis error is for the logs.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { App } from '@slack/bolt';
@@ -14,6 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort } from '../../src/infra/redis.js';
 import { openRuntime, type Runtime } from '../../src/runtime.js';
 import { listenerEnv, startHttpListener } from '../metrics/listener.js';
+import { writeUnreachableInventory } from './inventory-file.js';
 import { startSlackApi, type SlackApiServer } from '../support/slack-api/index.js';
 import { waitUntil } from '../support/wait-until.js';
 
@@ -40,8 +41,7 @@ beforeAll(async () => {
   probe.disconnect();
   slack = await startSlackApi({});
   dir = await mkdtemp(join(tmpdir(), 'cto-healthz-'));
-  const inventory = join(dir, 'inventory.yml');
-  await writeFile(inventory, `gateways:\n  gw-1:\n    host: 198.18.0.7\n    user: ops\n    identityFile: /nonexistent/key\n    hostKey: "SHA256:${'A'.repeat(43)}"\n`);
+  const inventory = await writeUnreachableInventory(dir, 'gw-1');
   const env = listenerEnv({ slack, redisUrl: `redis://127.0.0.1:${redisPort}`, inventory, incidentChannel: 'C0INCIDENT1' });
   rt = await openRuntime(env);
   ({ app, base } = await startHttpListener(rt, env));
