@@ -136,7 +136,29 @@ export function isIpv4Address(addr: string): boolean {
  * chat and used in delete tuples, so only addresses get through.
  */
 export function isConntrackAddress(addr: string): boolean {
-  return addr.indexOf(':') < 0 ? isIpv4Address(addr) : addr.length <= 45 && isIPv6(addr);
+  return addressFamily(addr) !== 0;
+}
+
+/** 4 for an IPv4 address, 6 for an IPv6 one, 0 for anything else. */
+function addressFamily(addr: string): 0 | 4 | 6 {
+  if (addr.indexOf(':') < 0) return isIpv4Address(addr) ? 4 : 0;
+  return isFullIpv6(addr) || (addr.length <= 45 && isIPv6(addr)) ? 6 : 0;
+}
+
+/** The last reply destination that passed addressFamily (most lines repeat it: one compare instead of a scan). */
+let lastCheckedReplyDst = '';
+let lastCheckedReplyDstFamily: 0 | 4 | 6 = 0;
+
+/** The full form /proc/net/nf_conntrack prints (8 groups of 4 hex digits), scanned in place: the common IPv6 case without a regex. */
+function isFullIpv6(addr: string): boolean {
+  if (addr.length !== 39) return false;
+  for (let i = 0; i < 39; i++) {
+    const c = addr.charCodeAt(i);
+    if (i % 5 === 4) {
+      if (c !== COLON) return false;
+    } else if (!((c >= 48 && c <= 57) || (c >= 97 && c <= 102) || (c >= 65 && c <= 70))) return false;
+  }
+  return true;
 }
 
 /**
@@ -347,10 +369,21 @@ export function parseConntrackLine(line: string, into?: ConntrackEntry): Conntra
   if (ported && (oSport === undefined || oDport === undefined || rSport === undefined || rDport === undefined)) return null;
   // Nothing after the reply tuple: the line was cut (possibly inside an address).
   if (afterReply === 0) return null;
-  if (!isConntrackAddress(oSrc) || !isConntrackAddress(oDst) || (rSrc !== oDst && !isConntrackAddress(rSrc)) || (rDst !== oSrc && !isConntrackAddress(rDst))) return null;
+  // Only addresses, all four of one family (also the line's family, checked below).
+  const fam = addressFamily(oSrc);
+  if (fam === 0 || addressFamily(oDst) !== fam || (rSrc !== oDst && addressFamily(rSrc) !== fam)) return null;
+  if (rDst !== oSrc) {
+    if (rDst !== lastCheckedReplyDst) {
+      lastCheckedReplyDstFamily = addressFamily(rDst);
+      lastCheckedReplyDst = rDst;
+    }
+    if (lastCheckedReplyDstFamily !== fam) return null;
+  }
 
   if (family === undefined) {
-    family = oSrc.indexOf(':') >= 0 ? 'ipv6' : 'ipv4';
+    family = fam === 6 ? 'ipv6' : 'ipv4';
+  } else if ((family === 'ipv6') !== (fam === 6)) {
+    return null;
   } else if (family === 'ipv6') {
     oSrc = compressIpv6(oSrc);
     oDst = compressIpv6(oDst);
@@ -358,9 +391,6 @@ export function parseConntrackLine(line: string, into?: ConntrackEntry): Conntra
     rDst = compressIpv6(rDst);
   }
   if (family === 'ipv4' && oSrc.charCodeAt(0) === COLON) return null;
-  // Both tuples of one entry are of the line's family.
-  const v6 = family === 'ipv6';
-  if (oSrc.indexOf(':') >= 0 !== v6 || oDst.indexOf(':') >= 0 !== v6 || rSrc.indexOf(':') >= 0 !== v6 || rDst.indexOf(':') >= 0 !== v6) return null;
 
   if (into !== undefined) {
     // Reuse the caller's objects (the streaming aggregator parses millions of lines).
