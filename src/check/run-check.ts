@@ -11,6 +11,7 @@ import { aggregateLines } from '../analysis/table/aggregate-lines.js';
 import { FACTS_SCRIPT, TABLE_DUMP_COMMAND, parseFacts } from '../diagnostics/facts-script.js';
 import { droppedForLackOfRoom } from '../diagnostics/parsers/conntrack-stats.js';
 import { commands } from '../gateway/commands.js';
+import { channelText } from '../gateway/errors.js';
 import type { SessionLease, SessionProvider } from '../gateway/session-provider.js';
 import type { GatewaySession } from '../gateway/ssh-session.js';
 import { computePlan, IDLE_THRESHOLDS } from '../plan/compute.js';
@@ -67,7 +68,7 @@ async function step<T>(progress: ReturnType<typeof progressQueue>, name: CheckSt
     progress.emit({ step: name, status: 'done', detail: detail(value) });
     return value;
   } catch (err) {
-    progress.emit({ step: name, status: 'failed', detail: (err as Error).message });
+    progress.emit({ step: name, status: 'failed', detail: channelText(err) });
     throw err;
   }
 }

@@ -2,6 +2,7 @@
  * `conntrack-ops check <gateway>`: the same check job Slack enqueues, followed from the
  * terminal. Without REDIS_URL an embedded redis-server and an in-process worker run it.
  */
+import { terminalSafe } from './terminal-safe.js';
 import { randomUUID } from 'node:crypto';
 import type { Command } from 'commander';
 import { QueueEvents } from 'bullmq';
@@ -91,7 +92,7 @@ export function registerCheckCommand(program: Command): void {
       findGateway(inventory, name.data);
       const cli = await openCliRuntime(inventory, opts.inventory);
       try {
-        const progress = opts.json ? undefined : (line: string) => process.stderr.write(`${line}\n`);
+        const progress = opts.json ? undefined : (line: string) => process.stderr.write(`${terminalSafe(line)}\n`);
         const { report } = await runCheckViaQueue(cli.rt, name.data, { onProgress: progress, retries: opts.retries });
         if (opts.json) process.stdout.write(`${JSON.stringify(toJsonReport(report), null, 2)}\n`);
         else process.stdout.write(renderReportText(report));

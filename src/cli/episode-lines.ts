@@ -15,6 +15,7 @@ import type { EpisodeEvent } from '../monitor/episodes.js';
 import type { PlanRecord } from '../store/plan-store.js';
 import { worstSeverity } from '../worker/check-processor.js';
 import type { CheckPublisher, EpisodePublisher } from '../worker/ports.js';
+import { terminalSafe } from './terminal-safe.js';
 
 export type LineFormat = 'text' | 'json';
 
@@ -113,7 +114,8 @@ export class EpisodeLines {
   ) {}
 
   private write(json: object, text: string): void {
-    this.out.write(`${this.format === 'json' ? JSON.stringify(json) : text}\n`);
+    // JSON escapes control characters itself; a text line is one line with none (gateway text is in it).
+    this.out.write(`${this.format === 'json' ? JSON.stringify(json) : terminalSafe(text)}\n`);
   }
 
   event(ev: EpisodeEvent): void {

@@ -3,6 +3,7 @@
  * (current -> proposed), in the order an SRE reads them during an incident.
  */
 import type { CheckReport, Finding, PlanStep, Severity } from '../core/model.js';
+import { terminalSafe } from './terminal-safe.js';
 
 const MARK: Record<Severity, string> = { critical: 'CRIT', warning: 'WARN', info: 'INFO', ok: ' OK ' };
 const n = (v: number): string => v.toLocaleString('en-US');
@@ -78,5 +79,6 @@ export function renderReportText(r: CheckReport): string {
   }
   out.push('');
   out.push(`timings: ${Object.entries(r.timings).map(([k, v]) => `${k}=${v}`).join(' ')}`);
-  return `${out.join('\n')}\n`;
+  // Much of the report is gateway text (addresses, sysctl values, notes): no control character reaches the terminal.
+  return `${terminalSafe(out.join('\n'), { keepNewlines: true })}\n`;
 }

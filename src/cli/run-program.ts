@@ -2,6 +2,7 @@
  * Runs a terminal program (the product's CLI, and the lab's) and exits: 0, or one `error:`
  * line (plus the gateway's `hint:`) with an exit code that says what went wrong.
  */
+import { terminalSafe } from './terminal-safe.js';
 import { CommanderError, type Command } from 'commander';
 import { ZodError } from 'zod';
 import { InventoryError } from '../config/inventory.js';
@@ -24,7 +25,8 @@ export async function runProgram(program: Command, argv: string[] = process.argv
   } catch (err) {
     if (err instanceof CommanderError) process.exit(err.exitCode);
     const message = err instanceof Error ? err.message : String(err);
-    process.stderr.write(`error: ${message}\n`);
+    // A gateway's stderr may be in the message: no control character reaches the terminal.
+    process.stderr.write(`error: ${terminalSafe(message, { keepNewlines: true })}\n`);
     if (err instanceof GatewayError && err.hint) process.stderr.write(`hint: ${err.hint}\n`);
     process.exit(exitCodeFor(err));
   }

@@ -17,9 +17,17 @@ export class GatewayError extends Error {
     readonly kind: GatewayErrorKind,
     message: string,
     readonly hint?: string,
+    /** What a chat channel may read instead of `message` (which keeps local detail, e.g. file paths, for logs and the terminal). */
+    readonly channelMessage?: string,
   ) {
     super(message);
   }
+}
+
+/** The text of an error for a chat channel: a GatewayError's channel-safe message when it has one. */
+export function channelText(err: unknown): string {
+  if (err instanceof GatewayError && err.channelMessage !== undefined) return err.channelMessage;
+  return err instanceof Error ? err.message : String(err);
 }
 
 /**

@@ -85,7 +85,7 @@ export class GatewaySession {
         host: jh.host,
         port: jh.port,
         username: jh.user,
-        privateKey: await readKey(jh.identityFile),
+        privateKey: await readKey(jh.identityFile, `${gatewayName}'s jump host`),
         expectedHostKey: jh.hostKey,
         opts,
       });
@@ -101,7 +101,7 @@ export class GatewaySession {
         host: config.host,
         port: config.port,
         username: config.user,
-        privateKey: await readKey(config.identityFile),
+        privateKey: await readKey(config.identityFile, gatewayName),
         expectedHostKey: config.hostKey,
         opts,
         sock,
@@ -163,11 +163,18 @@ export class GatewaySession {
   }
 }
 
-async function readKey(path: string): Promise<Buffer> {
+/** The path stays in the error's message (logs, terminal); the channel reads only whose identity file it is. */
+async function readKey(path: string, whose: string): Promise<Buffer> {
   try {
     return await readFile(path);
   } catch (err) {
-    throw new GatewayError('config', `cannot read SSH identity file ${path}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
+    const code = (err as NodeJS.ErrnoException).code;
+    throw new GatewayError(
+      'config',
+      `cannot read SSH identity file ${path}: ${code ?? String(err)}`,
+      undefined,
+      `the identity file of ${whose} cannot be read${code && /^E[A-Z]+$/.test(code) ? ` (${code})` : ''}`,
+    );
   }
 }
 

@@ -35,6 +35,24 @@ function guarded(path: string, run: (req: IncomingMessage, res: ServerResponse) 
   };
 }
 
+/** How long /healthz waits for Redis (ioredis queues commands and retries while it reconnects). */
+export const HEALTH_TIMEOUT_MS = 2_000;
+
+/** PING that fails after `ms` instead of waiting for a reconnect that may never come. */
+async function pingWithin(redis: Runtime['redis'], ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`no PING reply within ${ms} ms (redis status: ${redis.status})`)), ms);
+  });
+  const ping = redis.ping();
+  ping.catch(() => undefined); // a late rejection after the timeout is not unhandled
+  try {
+    await Promise.race([ping, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 export interface RouteDeps {
   rt: Runtime;
   /** The listener's configuration (ALERTMANAGER_TOKEN, INCIDENT_CHANNEL). */
@@ -61,10 +79,12 @@ export function httpRoutes({ rt, env, episodes }: RouteDeps): HttpRoute[] {
       method: 'GET',
       handler: guarded('/healthz', async (_req, res) => {
         try {
-          await rt.redis.ping();
+          await pingWithin(rt.redis, HEALTH_TIMEOUT_MS);
           sendText(res, 200, 'ok\n');
         } catch (err) {
-          sendText(res, 503, `redis: ${(err as Error).message}\n`);
+          // The detail is for the logs: the endpoint is public.
+          logger.warn({ err: (err as Error).message }, 'healthz: redis not reachable');
+          sendText(res, 503, 'redis unavailable\n');
         }
       }),
     },

@@ -19,6 +19,7 @@ import type { HistoryStore } from '../store/history-store.js';
 import type { PlanStore } from '../store/plan-store.js';
 import { queuedFollowUps } from './follow-up-scheduler.js';
 import { silentApplyPublisher, type ApplyPublisher } from './ports.js';
+import { channelText } from '../gateway/errors.js';
 
 export interface ApplyDeps {
   inventory: () => Inventory;
@@ -89,7 +90,7 @@ export function createApplyProcessor(deps: ApplyDeps) {
       return outcome;
     } catch (err) {
       if (err instanceof DelayedError) throw err;
-      await publisher.failed(data, plan, (err as Error).message).catch(() => undefined);
+      await publisher.failed(data, plan, channelText(err)).catch(() => undefined);
       throw err;
     }
   };

@@ -9,7 +9,7 @@ import { findGateway, type Inventory } from '../config/inventory.js';
 import { severityRank, type CheckReport, type Severity } from '../core/model.js';
 import { CHECK_STEPS, CHECK_STEP_LABELS, runCheck } from '../check/run-check.js';
 import type { SessionProvider } from '../gateway/session-provider.js';
-import { GatewayError } from '../gateway/errors.js';
+import { channelText, GatewayError } from '../gateway/errors.js';
 import { checkJobSchema, type CheckJob, type CheckResult } from '../queue/jobs.js';
 import type { GatewayLocks } from '../store/gateway-lock.js';
 import type { HistoryStore } from '../store/history-store.js';
@@ -97,7 +97,7 @@ export function createCheckProcessor(deps: CheckDeps) {
       // Retrying cannot fix a wrong pin, a rejected key, a bad inventory or a parser bug.
       const permanent = !(err instanceof GatewayError) || ['host-key-mismatch', 'auth', 'config'].includes(err.kind);
       const lastAttempt = permanent || job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
-      if (lastAttempt) await publisher.failed(data.gateway, steps, (err as Error).message, hint);
+      if (lastAttempt) await publisher.failed(data.gateway, steps, channelText(err), hint);
       // The hint travels in the message: the terminal only sees the job's failedReason.
       const message = hint ? `${(err as Error).message}\nhint: ${hint}` : (err as Error).message;
       if (permanent) throw new UnrecoverableError(message);

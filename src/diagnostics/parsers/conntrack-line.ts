@@ -18,6 +18,7 @@
  * a split-based and a regex-per-token parser and a key search with String#indexOf(" src=")
  * (slower: multi-char patterns), see bench/tools/parse-throughput.ts.
  */
+import { isIPv6 } from 'node:net';
 import type { ConntrackEntry, Tuple } from '../../core/model.js';
 
 const SPACE = 32;
@@ -63,6 +64,10 @@ const STATES = [
   'INVALID',
 ];
 
+/** What a protocol or state word this parser does not know may look like. */
+const UNKNOWN_PROTOCOL = /^[a-z][a-z0-9_-]{0,15}$/;
+const UNKNOWN_STATE = /^[A-Z][A-Z0-9_]{0,31}$/;
+
 function word(line: string, start: number, end: number, known: readonly string[]): string {
   const n = end - start;
   for (let k = 0; k < known.length; k++) {
@@ -100,6 +105,60 @@ function parseMarkValue(line: string, start: number, end: number): number {
     return Number.isFinite(n) ? n : -1;
   }
   return parseUint(line, start, end);
+}
+
+/** A dotted-quad IPv4 address (four decimal octets 0-255, no sign, at most three digits each), scanned in place. */
+export function isIpv4Address(addr: string): boolean {
+  const n = addr.length;
+  if (n < 7 || n > 15) return false;
+  let parts = 0;
+  let digits = 0;
+  let octet = 0;
+  for (let i = 0; i <= n; i++) {
+    const c = i < n ? addr.charCodeAt(i) : 46;
+    if (c === 46 /* . */) {
+      if (digits === 0 || octet > 255) return false;
+      parts++;
+      digits = 0;
+      octet = 0;
+      continue;
+    }
+    const d = c - DIGIT0;
+    if (d < 0 || d > 9 || ++digits > 3) return false;
+    octet = octet * 10 + d;
+  }
+  return parts === 4;
+}
+
+/**
+ * An address as conntrack prints it: IPv4, or IPv6 (compressed or full form). Anything
+ * else (a word, markup, a host name) makes the line unparsed: addresses are shown in
+ * chat and used in delete tuples, so only addresses get through.
+ */
+export function isConntrackAddress(addr: string): boolean {
+  return addressFamily(addr) !== 0;
+}
+
+/** 4 for an IPv4 address, 6 for an IPv6 one, 0 for anything else. */
+function addressFamily(addr: string): 0 | 4 | 6 {
+  if (addr.indexOf(':') < 0) return isIpv4Address(addr) ? 4 : 0;
+  return isFullIpv6(addr) || (addr.length <= 45 && isIPv6(addr)) ? 6 : 0;
+}
+
+/** The last reply destination that passed addressFamily (most lines repeat it: one compare instead of a scan). */
+let lastCheckedReplyDst = '';
+let lastCheckedReplyDstFamily: 0 | 4 | 6 = 0;
+
+/** The full form /proc/net/nf_conntrack prints (8 groups of 4 hex digits), scanned in place: the common IPv6 case without a regex. */
+function isFullIpv6(addr: string): boolean {
+  if (addr.length !== 39) return false;
+  for (let i = 0; i < 39; i++) {
+    const c = addr.charCodeAt(i);
+    if (i % 5 === 4) {
+      if (c !== COLON) return false;
+    } else if (!((c >= 48 && c <= 57) || (c >= 97 && c <= 102) || (c >= 65 && c <= 70))) return false;
+  }
+  return true;
 }
 
 /**
@@ -177,9 +236,10 @@ export function parseConntrackLine(line: string, into?: ConntrackEntry): Conntra
   } else {
     proto = word(line, start, i, PROTOCOLS);
   }
-  // protocol must start with a lowercase letter ("tcp", "udp", "unknown", ...)
+  // protocol must start with a lowercase letter ("tcp", "udp", "unknown", ...); an unknown one is a plain word
   const p0 = proto.charCodeAt(0);
   if (p0 < 97 || p0 > 122) return null;
+  if (PROTOCOLS.indexOf(proto) < 0 && !UNKNOWN_PROTOCOL.test(proto)) return null;
 
   // ---- protocol number
   while (i < len && line.charCodeAt(i) <= SPACE) i++;
@@ -302,14 +362,28 @@ export function parseConntrackLine(line: string, into?: ConntrackEntry): Conntra
   }
 
   if (oSrc === undefined || oDst === undefined || rSrc === undefined || rDst === undefined) return null;
+  // A state word the list does not know must still look like one (it is shown in chat).
+  if (state !== undefined && STATES.indexOf(state) < 0 && !UNKNOWN_STATE.test(state)) return null;
   // A ported protocol must have both ports in both directions.
   const ported = oSport !== undefined || oDport !== undefined || rSport !== undefined || rDport !== undefined;
   if (ported && (oSport === undefined || oDport === undefined || rSport === undefined || rDport === undefined)) return null;
   // Nothing after the reply tuple: the line was cut (possibly inside an address).
   if (afterReply === 0) return null;
+  // Only addresses, all four of one family (also the line's family, checked below).
+  const fam = addressFamily(oSrc);
+  if (fam === 0 || addressFamily(oDst) !== fam || (rSrc !== oDst && addressFamily(rSrc) !== fam)) return null;
+  if (rDst !== oSrc) {
+    if (rDst !== lastCheckedReplyDst) {
+      lastCheckedReplyDstFamily = addressFamily(rDst);
+      lastCheckedReplyDst = rDst;
+    }
+    if (lastCheckedReplyDstFamily !== fam) return null;
+  }
 
   if (family === undefined) {
-    family = oSrc.indexOf(':') >= 0 ? 'ipv6' : 'ipv4';
+    family = fam === 6 ? 'ipv6' : 'ipv4';
+  } else if ((family === 'ipv6') !== (fam === 6)) {
+    return null;
   } else if (family === 'ipv6') {
     oSrc = compressIpv6(oSrc);
     oDst = compressIpv6(oDst);

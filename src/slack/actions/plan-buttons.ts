@@ -43,6 +43,19 @@ function cannotDecide(err: unknown): string {
   return `${what} (${why}), so nothing was done. Try again in a minute.`;
 }
 
+/**
+ * A click counts only on the plan's own message: its channel must be the channel the plan
+ * was posted to (its message, else the Slack request it answers). A copy of the buttons in
+ * another channel (other members, other approvers' eyes) is refused. Unknown plans are left
+ * to the decision, which says so.
+ */
+async function clickedOutsidePlanChannel(rt: Runtime, button: Button): Promise<boolean> {
+  const plan = await rt.plans.get(button.planId);
+  if (!plan) return false;
+  const planChannel = plan.message?.channel ?? (plan.origin.kind === 'slack' ? plan.origin.channel : null);
+  return planChannel === null || button.channel !== planChannel;
+}
+
 async function tellUser(respond: RespondFn, text: string): Promise<void> {
   await respond({ response_type: 'ephemeral', replace_original: false, text });
 }
@@ -81,6 +94,11 @@ export function registerActions(app: App, { rt, rules }: ActionDeps): void {
       if (!button) {
         metrics.decisions.inc({ decision: name, outcome: 'malformed' });
         await tellUser(respond, 'This button does not carry a valid plan. Nothing was done.');
+        return;
+      }
+      if (await clickedOutsidePlanChannel(rt, button)) {
+        metrics.decisions.inc({ decision: name, outcome: 'wrong-channel' });
+        await tellUser(respond, 'This button is not on the plan\'s message in its channel. Nothing was done.');
         return;
       }
       let outcome: DecisionOutcome;

@@ -29,9 +29,13 @@ export function code(text: string): string {
   return `\`${esc(text).replace(/`/g, 'ˋ').replace(/[\r\n]+/g, ' ') || ' '}\``;
 }
 
-/** Text safe inside a ``` block: escaped and without fences. */
+/**
+ * Text safe inside a ``` block: escaped and without backticks. Any backtick is replaced
+ * (not only a full fence): one or two at the end of the body join the closing fence and
+ * close the block early, letting the rest render as mrkdwn.
+ */
 export function codeBlockBody(text: string): string {
-  return esc(text).replace(/```/g, 'ˋˋˋ');
+  return esc(text).replace(/`/g, 'ˋ');
 }
 
 export function plain(text: string, max: number = LIMITS.textObject): PlainText {

@@ -8,7 +8,7 @@ import type { ApplyJob } from '../../queue/jobs.js';
 import type { PlanRecord, PlanStore } from '../../store/plan-store.js';
 import type { ApplyPublisher } from '../../worker/ports.js';
 import { renderApplyResult, renderProgress, type ApplyResultView, type ProgressStatus, type ProgressStep, type RenderedMessage } from '../blocks/index.js';
-import { section } from '../blocks/kit.js';
+import { esc, section } from '../blocks/kit.js';
 import type { MessagePlace, SlackMessageWriter } from './message-writer.js';
 
 const PROGRESS: Record<ApplyStepState['status'], ProgressStatus> = {
@@ -76,8 +76,8 @@ export class SlackApplyPublisher implements ApplyPublisher {
   async failed(job: ApplyJob, plan: PlanRecord | null, error: string): Promise<void> {
     if (!plan) return;
     await this.show(plan, {
-      text: `${job.action} of ${job.gateway} failed: ${error.slice(0, 200)}`,
-      blocks: [section(`:x: *${job.action === 'apply' ? 'Apply' : 'Roll back'} of ${job.gateway} failed:* ${error.slice(0, 2500)}`)],
+      text: `${job.action} of ${esc(job.gateway)} failed: ${esc(error.slice(0, 200))}`,
+      blocks: [section(`:x: *${job.action === 'apply' ? 'Apply' : 'Roll back'} of ${esc(job.gateway)} failed:* ${esc(error.slice(0, 2500))}`)],
     });
   }
 }

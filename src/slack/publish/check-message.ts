@@ -11,7 +11,7 @@ import type { Origin } from '../../queue/jobs.js';
 import type { PlanRecord } from '../../store/plan-store.js';
 import type { CheckPublisher, StepState } from '../../worker/ports.js';
 import { renderFindings, renderFollowUp, renderOverflowReplies, renderProgress, withoutOverflow, type RenderedMessage } from '../blocks/index.js';
-import { section } from '../blocks/kit.js';
+import { esc, section } from '../blocks/kit.js';
 import type { JobMessageStore } from '../../store/job-messages.js';
 import type { MessagePlace, SlackMessageRef, SlackMessageWriter } from './message-writer.js';
 
@@ -73,10 +73,11 @@ export class SlackCheckPublisher implements CheckPublisher {
     );
   }
 
+  /** `error` and `hint` may carry gateway text (stderr): escaped, so no mention or link it holds can render. */
   async failed(gateway: string, steps: StepState[], error: string, hint?: string): Promise<void> {
     const progress = renderProgress(gateway, steps, 'check');
-    const detail = `:x: *Check of ${gateway} failed:* ${error.slice(0, 1500)}${hint ? `\n:bulb: ${hint.slice(0, 1000)}` : ''}`;
-    await this.show({ text: `Check of ${gateway} failed: ${error.slice(0, 200)}`, blocks: [...progress.blocks, section(detail)] });
+    const detail = `:x: *Check of ${esc(gateway)} failed:* ${esc(error.slice(0, 1500))}${hint ? `\n:bulb: ${esc(hint.slice(0, 1000))}` : ''}`;
+    await this.show({ text: `Check of ${esc(gateway)} failed: ${esc(error.slice(0, 200))}`, blocks: [...progress.blocks, section(detail)] });
   }
 
   /** The verdict goes where the follow-up check went: the thread of the applied plan. */

@@ -179,9 +179,10 @@ describe('renderFindings on huge and hostile reports', () => {
     const replies = renderOverflowReplies(overflow, { maxMessages: 100 });
     expect(replies.complete).toBe(true);
     for (const r of replies.messages) expectValidMessage(r);
-    // Nothing lost: the code blocks put back together are the (escaped) overflow.
+    // Nothing lost: the code blocks put back together are the (escaped) overflow; every backtick neutralised, so none closes a fence.
     const joined = replies.messages.flatMap((r) => r.blocks.map((b) => (b.type === 'section' ? (b.text?.text ?? '').replace(/^```|```$/g, '') : ''))).join('');
-    expect(joined).toBe(overflow.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/```/g, 'ˋˋˋ'));
+    expect(joined).toBe(overflow.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/`/g, 'ˋ'));
+    expect(joined).not.toContain('`');
     const few = renderOverflowReplies(overflow, { maxMessages: 1 });
     expect(few.complete).toBe(false);
     expect(few.messages).toHaveLength(1);
