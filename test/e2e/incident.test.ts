@@ -266,7 +266,12 @@ describe('incident summary: one pinned message per episode, edited in place from
     expect(summaryB.ts).not.toBe(summaryA.ts);
     expect(body(summaryB)).not.toContain(labA.name);
     expect(body(slack.message(INCIDENTS, summaryA.ts)!)).not.toContain(labB.name);
-    expect(slack.pins(INCIDENTS).map((m) => m.ts).sort()).toEqual([summaryA.ts, summaryB.ts].sort());
+    // the summary is posted, then pinned (pins.add follows chat.postMessage)
+    const pinned = await waitUntil('B\'s summary pinned', () => {
+      const ts = slack.pins(INCIDENTS).map((m) => m.ts).sort();
+      return ts.length >= 2 ? ts : null;
+    }, 10_000);
+    expect(pinned).toEqual([summaryA.ts, summaryB.ts].sort());
 
     // the ephemeral answer links to the pinned message
     expect(await slash(`incident ${labB.name}`, MALLORY)).toBe(200);
