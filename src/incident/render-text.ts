@@ -4,8 +4,8 @@
  * what is left, the timeline.
  */
 import type { IncidentAction, IncidentSummary } from './summary.js';
+import { fmtInt } from '../analysis/format.js';
 
-const int = (n: number): string => Math.round(n).toLocaleString('en-US');
 
 function utc(iso: string | null): string {
   return iso ? new Date(iso).toISOString().replace('T', ' ').replace(/\.\d+Z$/, 'Z') : '—';
@@ -27,7 +27,7 @@ export function spanText(i: IncidentSummary, now: Date): string {
 }
 
 export function dropsText(i: IncidentSummary): string {
-  return `drop ${int(i.drops.drop)}, early_drop ${int(i.drops.earlyDrop)}, insert_failed ${int(i.drops.insertFailed)}`;
+  return `drop ${fmtInt(i.drops.drop)}, early_drop ${fmtInt(i.drops.earlyDrop)}, insert_failed ${fmtInt(i.drops.insertFailed)}`;
 }
 
 export function actionLines(a: IncidentAction): string[] {
@@ -48,8 +48,8 @@ export function renderIncidentText(i: IncidentSummary, now: Date = new Date()): 
     `  detected  ${utc(i.detectedAt)}`,
     `  mitigated ${utc(i.mitigatedAt)}`,
     `  resolved  ${utc(i.resolvedAt)}`,
-    `  utilisation now ${i.nowPercent} %, peak ${i.peakPercent} % of ${int(i.max)}`,
-    `  drops during the episode: ${dropsText(i)} (at most ${int(i.refusedPacketsAtMost)} new connections refused)`,
+    `  utilisation now ${i.nowPercent} %, peak ${i.peakPercent} % of ${fmtInt(i.max)}`,
+    `  drops during the episode: ${dropsText(i)} (at most ${fmtInt(i.refusedPacketsAtMost)} new connections refused)`,
     '',
     `Root cause${i.rootCause ? (i.rootCause.confirmed ? ' (confirmed)' : ' (suspected)') : ''}: ${i.rootCause?.text ?? 'not known yet (no check in this episode showed it)'}`,
     '',
@@ -76,8 +76,8 @@ export function renderIncidentMarkdown(i: IncidentSummary, now: Date = new Date(
     ['Mitigated', utc(i.mitigatedAt)],
     ['Resolved', utc(i.resolvedAt)],
     ['Duration', spanText(i, now)],
-    ['Utilisation', `now ${i.nowPercent} %, peak ${i.peakPercent} % of ${int(i.max)}`],
-    ['Drops', `${dropsText(i)}; at most ${int(i.refusedPacketsAtMost)} new connections refused`],
+    ['Utilisation', `now ${i.nowPercent} %, peak ${i.peakPercent} % of ${fmtInt(i.max)}`],
+    ['Drops', `${dropsText(i)}; at most ${fmtInt(i.refusedPacketsAtMost)} new connections refused`],
   ];
   return [
     `# Incident: conntrack table on ${mdEscape(i.gateway)}`,

@@ -7,10 +7,9 @@
  *
  * Each phrase appears only when its finding is in the report, with the finding's numbers.
  */
-import { fmtDuration } from '../analysis/format.js';
+import { fmtDuration, fmtInt } from '../analysis/format.js';
 import type { CheckReport, Finding } from '../core/model.js';
 
-const int = (n: number): string => Math.round(n).toLocaleString('en-US');
 
 function finding(report: CheckReport, id: Finding['id']): Finding[] {
   return report.findings.filter((f) => f.id === id);
@@ -30,13 +29,13 @@ function str(f: Finding, key: string): string | null {
 function mechanism(report: CheckReport): string | null {
   const { count, max, percent } = report.conntrack;
   const ports = finding(report, 'port-exhaustion-risk').filter((f) => (num(f, 'percentUsed') ?? 0) >= 100);
-  if (finding(report, 'table-saturated').length > 0) return count >= max ? `table at max ${int(max)}` : `table at ${percent.toFixed(0)} % of max ${int(max)}`;
+  if (finding(report, 'table-saturated').length > 0) return count >= max ? `table at max ${fmtInt(max)}` : `table at ${percent.toFixed(0)} % of max ${fmtInt(max)}`;
   if (ports.length > 0) {
     const p = ports[0]!;
-    return `NAT source ports of ${str(p, 'natSource') ?? '?'} to ${str(p, 'destination') ?? '?'} exhausted (${int(num(p, 'entries') ?? 0)} of ${int(num(p, 'usablePorts') ?? 64_512)})`;
+    return `NAT source ports of ${str(p, 'natSource') ?? '?'} to ${str(p, 'destination') ?? '?'} exhausted (${fmtInt(num(p, 'entries') ?? 0)} of ${fmtInt(num(p, 'usablePorts') ?? 64_512)})`;
   }
-  if (finding(report, 'table-high').length > 0) return `table at ${percent.toFixed(0)} % of max ${int(max)}`;
-  if (finding(report, 'drops-observed').length > 0) return `drops while the table read ${percent.toFixed(0)} % of max ${int(max)}`;
+  if (finding(report, 'table-high').length > 0) return `table at ${percent.toFixed(0)} % of max ${fmtInt(max)}`;
+  if (finding(report, 'drops-observed').length > 0) return `drops while the table read ${percent.toFixed(0)} % of max ${fmtInt(max)}`;
   return null;
 }
 
@@ -58,7 +57,7 @@ function heavyHitter(report: CheckReport): string[] {
     const proto = state ? state.split(' ')[0]!.toUpperCase() : null;
     const ports = dst ? portsOf(report, dst, proto?.toLowerCase() ?? null) : null;
     const to = dst ? ` (${proto ? `${proto} ` : ''}to ${dst}${ports ? `:${ports}` : ''})` : '';
-    return `heavy hitter ${source} holds ${share !== null ? `${share.toFixed(0)} %` : int(num(f, 'entries') ?? 0)} of entries${to}`;
+    return `heavy hitter ${source} holds ${share !== null ? `${share.toFixed(0)} %` : fmtInt(num(f, 'entries') ?? 0)} of entries${to}`;
   });
 }
 
@@ -68,10 +67,10 @@ function idleEstablished(report: CheckReport): string[] {
     const day = num(f, 'idle>=86400s');
     const hour = num(f, 'idle>=3600s');
     const under = timeout !== null ? ` under the ${fmtDuration(timeout)} timeout` : '';
-    if (day !== null && day > 0) return [`${int(day)} ESTABLISHED entries idle > 1 d${under}`];
-    if (hour !== null && hour > 0) return [`${int(hour)} ESTABLISHED entries idle > 1 h${under}`];
+    if (day !== null && day > 0) return [`${fmtInt(day)} ESTABLISHED entries idle > 1 d${under}`];
+    if (hour !== null && hour > 0) return [`${fmtInt(hour)} ESTABLISHED entries idle > 1 h${under}`];
     const stale = num(f, 'staleTimers');
-    return stale !== null && stale > 0 ? [`${int(stale)} ESTABLISHED entries still on a timer from before the timeout was lowered`] : [];
+    return stale !== null && stale > 0 ? [`${fmtInt(stale)} ESTABLISHED entries still on a timer from before the timeout was lowered`] : [];
   });
 }
 
@@ -80,7 +79,7 @@ function timeWait(report: CheckReport): string[] {
     const n = num(f, 'timeWait') ?? 0;
     const share = num(f, 'timeWaitPercent');
     const rate = num(f, 'closesPerSecond');
-    return `${int(n)} TIME_WAIT entries${share !== null ? ` (${share.toFixed(0)} %)` : ''}${rate !== null && rate > 0 ? ` from ${int(rate)} closed connections/s` : ''}`;
+    return `${fmtInt(n)} TIME_WAIT entries${share !== null ? ` (${share.toFixed(0)} %)` : ''}${rate !== null && rate > 0 ? ` from ${fmtInt(rate)} closed connections/s` : ''}`;
   });
 }
 
@@ -98,7 +97,7 @@ export function rootCauseOf(report: CheckReport): string | null {
   const why = [...heavyHitter(report), ...idleEstablished(report), ...timeWait(report)];
   if (what === null && why.length === 0) return null;
   const refused = report.drops.drop - report.drops.insertFailed + report.drops.earlyDrop;
-  const scope = refused > 0 ? `; ${int(refused)} new-connection packets dropped for lack of room when checked` : '';
+  const scope = refused > 0 ? `; ${fmtInt(refused)} new-connection packets dropped for lack of room when checked` : '';
   if (what === null) return `${joinPhrases(why)}${scope}`;
   return `${what}${why.length > 0 ? `: ${joinPhrases(why)}` : ''}${scope}`;
 }

@@ -10,6 +10,7 @@ import type { DropCounters, Episode, EpisodeEvent } from '../monitor/episodes.js
 import type { HistoryRecord } from '../store/history-store.js';
 import type { PlanRecord } from '../store/plan-store.js';
 import { rootCauseOf } from './root-cause.js';
+import { fmtInt } from '../analysis/format.js';
 
 export const incidentStatusSchema = z.enum(['investigating', 'mitigated', 'resolved']);
 export type IncidentStatus = z.infer<typeof incidentStatusSchema>;
@@ -77,7 +78,6 @@ export interface IncidentSources {
   now: Date;
 }
 
-const int = (n: number): string => Math.round(n).toLocaleString('en-US');
 
 /** History records of this episode: inside its window, or about a plan checked inside it (follow-ups come later). */
 function episodeHistory(src: IncidentSources): HistoryRecord[] {
@@ -95,10 +95,10 @@ function episodeHistory(src: IncidentSources): HistoryRecord[] {
 
 function episodeEventEntry(ev: EpisodeEvent, warn: string): TimelineEntry | null {
   const pct = ev.percent !== null ? `${ev.percent} %` : '';
-  const drops = ev.drops.drop + ev.drops.earlyDrop + ev.drops.insertFailed > 0 ? `, drop ${int(ev.drops.drop)} / early_drop ${int(ev.drops.earlyDrop)} / insert_failed ${int(ev.drops.insertFailed)}` : '';
+  const drops = ev.drops.drop + ev.drops.earlyDrop + ev.drops.insertFailed > 0 ? `, drop ${fmtInt(ev.drops.drop)} / early_drop ${fmtInt(ev.drops.earlyDrop)} / insert_failed ${fmtInt(ev.drops.insertFailed)}` : '';
   switch (ev.event) {
     case 'opened':
-      return { at: ev.at, event: ev.by ? 'detected by a check' : 'detected', by: ev.by ?? 'watch', detail: `${ev.level} (${ev.kind}): ${pct}${ev.count !== null && ev.max !== null ? ` (${int(ev.count)} / ${int(ev.max)})` : ''}${ev.kind === 'utilisation' && ev.level === 'warning' ? ` above ${warn}` : ''}${drops}` };
+      return { at: ev.at, event: ev.by ? 'detected by a check' : 'detected', by: ev.by ?? 'watch', detail: `${ev.level} (${ev.kind}): ${pct}${ev.count !== null && ev.max !== null ? ` (${fmtInt(ev.count)} / ${fmtInt(ev.max)})` : ''}${ev.kind === 'utilisation' && ev.level === 'warning' ? ` above ${warn}` : ''}${drops}` };
     case 'escalated':
       return { at: ev.at, event: 'escalated', by: 'watch', detail: `${ev.level} (${ev.kind}): ${pct}${drops}` };
     case 'reopened':

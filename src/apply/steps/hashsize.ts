@@ -4,7 +4,7 @@
  */
 import { HASHSIZE_PATH } from '../../core/managed.js';
 import { readHashsize, setHashsize } from '../gateway-io.js';
-import { verdict, where, type StepModule } from './types.js';
+import { verdict, where, describeByKey, type StepModule } from './types.js';
 
 export const hashsizeStep: StepModule<'hashsize'> = {
   kind: 'hashsize',
@@ -12,7 +12,7 @@ export const hashsizeStep: StepModule<'hashsize'> = {
   reversible: true,
   includedByDefault: false,
 
-  describe: (step) => ({ text: step.key, description: step.id }),
+  describe: describeByKey,
 
   async preflight(step, ctx) {
     if (!(await ctx.hashsizeWritable())) {

@@ -5,7 +5,7 @@
 import { readManaged, writeManaged } from '../gateway-io.js';
 import { modprobeFileFor, parseModprobeHashsize } from '../persist.js';
 import { managedFileRestoredCheck, restoreManagedFile } from './managed-file.js';
-import { verdict, where, type StepModule } from './types.js';
+import { verdict, where, describeByKey, type StepModule } from './types.js';
 
 export const persistModprobeStep: StepModule<'persist-modprobe'> = {
   kind: 'persist-modprobe',
@@ -13,7 +13,7 @@ export const persistModprobeStep: StepModule<'persist-modprobe'> = {
   reversible: true,
   includedByDefault: false,
 
-  describe: (step) => ({ text: step.key, description: step.id }),
+  describe: describeByKey,
 
   async preflight(step, ctx) {
     if (await ctx.hashsizeWritable()) return verdict(null);

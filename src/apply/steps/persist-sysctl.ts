@@ -9,7 +9,7 @@ import type { GatewaySession } from '../../gateway/ssh-session.js';
 import { readManaged, readSysctl, writeManaged } from '../gateway-io.js';
 import { parseSysctlText, sysctlFileFor } from '../persist.js';
 import { managedFileRestoredCheck, restoreManagedFile } from './managed-file.js';
-import { verdict, where, type StepModule } from './types.js';
+import { verdict, where, describeByKey, type StepModule } from './types.js';
 import { restoreSysctlValue, sysctlRestoredCheck } from './values.js';
 
 function valuesOf(step: PlanStepOf<'persist-sysctl'>): Map<string, number> {
@@ -44,7 +44,7 @@ export const persistSysctlStep: StepModule<'persist-sysctl'> = {
   reversible: true,
   includedByDefault: false,
 
-  describe: (step) => ({ text: step.key, description: step.id }),
+  describe: describeByKey,
 
   async preflight(step, ctx) {
     const readOnly: string[] = [];

@@ -8,7 +8,7 @@ import type { PlanStepOf } from '../../core/model.js';
 import { ASSUMED_ENTRY_BYTES, MEMORY_BUDGET_FRACTION } from '../../plan/compute-constants.js';
 import { readSysctl, setSysctl } from '../gateway-io.js';
 import { restoreSysctlValue, sysctlRestoredCheck } from './values.js';
-import { stepsOfKind, verdict, where, type PreflightContext, type StepModule } from './types.js';
+import { stepsOfKind, verdict, where, type PreflightContext, describeByKey, type StepModule } from './types.js';
 
 type SysctlStep = PlanStepOf<'sysctl'>;
 
@@ -41,7 +41,7 @@ export const sysctlStep: StepModule<'sysctl'> = {
   reversible: true,
   includedByDefault: false,
 
-  describe: (step) => ({ text: step.key, description: step.id }),
+  describe: describeByKey,
 
   async preflight(step, ctx) {
     const liveValue = ctx.live.sysctl[step.key];

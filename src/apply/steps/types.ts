@@ -95,6 +95,11 @@ export interface StepDescription {
   description: string;
 }
 
+/** How most kinds describe a step to an approver: its key, with its id as the detail. */
+export function describeByKey(step: { key: string; id: string }): StepDescription {
+  return { text: step.key, description: step.id };
+}
+
 export interface StepModule<K extends PlanStepKind> {
   readonly kind: K;
   /** Apply order, ascending (plan order within one value): values, deletes, files, rules. Restores run in reverse. */
