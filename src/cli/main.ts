@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 /**
- * conntrack-ops terminal entry: check, watch, start (Slack listener + worker). The lab and the
+ * conntrack-ops terminal entry: check, watch, start (Slack listener + worker), incident, sudo-helper. The lab and the
  * demo have their own command (lab/main.ts: npm run lab, npm run demo).
  */
 import { Command } from 'commander';
@@ -9,6 +9,7 @@ import { registerCheckCommand } from './check-command.js';
 import { registerStartCommand } from './start-command.js';
 import { registerWatchCommand } from './watch-command.js';
 import { registerIncidentCommand } from './incident-command.js';
+import { registerSudoHelperCommand } from './sudo-helper-command.js';
 import { runProgram } from './run-program.js';
 
 // Terminal commands print a report for people: the JSON log lines of the in-process worker
@@ -25,5 +26,6 @@ registerCheckCommand(program);
 registerStartCommand(program);
 registerWatchCommand(program);
 registerIncidentCommand(program);
+registerSudoHelperCommand(program);
 
 await runProgram(program);

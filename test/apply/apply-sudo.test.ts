@@ -1,17 +1,15 @@
 /**
  * A gateway user that is not root, limited by exactly the sudoers file the README ships
- * (renderSudoers, the same rendering as docs/sudoers.conntrack-ops): the check reads the
- * whole table through sudo, the apply changes, verifies and rolls back through it, and
- * anything outside the allow-list is refused.
+ * (one line: the root-owned helper, docs/sudoers.conntrack-ops): the check reads the whole
+ * table through the helper, the apply changes, verifies and rolls back through it (the
+ * snapshot's gateway copy too), and anything else is refused.
  */
-import { chmod } from 'node:fs/promises';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { renderSudoers } from '../../src/apply/sudoers.js';
 import type { GatewayConfig } from '../../src/config/inventory.js';
 import type { CheckReport } from '../../src/core/model.js';
 import { commands } from '../../src/gateway/commands.js';
-import { conntrackCount, fillScenario, gatewayExec, labDown, labUp, sshExec, type Lab } from '../../lab/index.js';
+import { conntrackCount, fillScenario, gatewayExec, labDown, labUp, type Lab } from '../../lab/index.js';
+import { addHelperSudoUser } from '../support/sudo-gateway-user.js';
 import { approvedPlan, checkReport, openHarness, type Harness } from './helpers/harness.js';
 
 const USER = 'cto';
@@ -32,18 +30,7 @@ async function mgmtRules(): Promise<number> {
 
 beforeAll(async () => {
   lab = await labUp({ clients: 1, sourcesPerClient: 2 });
-  // The lab's sshd reads one authorized_keys file for every user: let the new user read it.
-  await chmod(lab.dir, 0o711);
-  await chmod(join(lab.dir, 'authorized_keys'), 0o644);
-  const sudoers = renderSudoers({ user: USER, managementSource: lab.inventoryEntry.managementSource ?? '', sshPort: lab.inventoryEntry.port });
-  // As root, inside the gateway's sshd mount namespace (its /etc is a lab-owned overlay).
-  const setup = await sshExec(
-    lab,
-    `useradd -M -d /run/${USER} -s /bin/sh ${USER} && usermod -p '*' ${USER} && ` +
-      `cat > /etc/sudoers.d/conntrack-ops && chmod 0440 /etc/sudoers.d/conntrack-ops && visudo -c -q -f /etc/sudoers.d/conntrack-ops`,
-    { input: sudoers },
-  );
-  if (setup.exitCode !== 0) throw new Error(`sudo user setup failed: ${setup.stderr}`);
+  await addHelperSudoUser(lab, USER);
   // 400 dead ESTABLISHED entries (under the sudo path's 500-entry cap) and some real traffic;
   // thresholds from 1 % so this small table counts as pressure and gets a plan.
   await fillScenario(lab, ['dead-established', 'timewait', 'healthy'], { dead: 400, timewait: 3000, established: 0 });
@@ -57,7 +44,7 @@ afterAll(async () => {
   if (lab) await labDown(lab);
 });
 
-describe(`a non-root gateway user (${USER}) limited by the shipped sudoers`, () => {
+describe(`a non-root gateway user (${USER}) limited by the shipped sudoers (the helper only)`, () => {
   it('the check runs as that user and reads the whole table and the counters through sudo', async () => {
     const me = await h.pool.provider(lab.name, config);
     try {
@@ -92,10 +79,10 @@ describe(`a non-root gateway user (${USER}) limited by the shipped sudoers`, () 
     expect(await mgmtRules()).toBe(0);
   });
 
-  it('anything outside the allow-list is refused', async () => {
+  it('anything but the helper is refused', async () => {
     const me = await h.pool.provider(lab.name, config);
     try {
-      for (const cmd of ['sudo -n /bin/sh -c id', 'sudo -n /usr/sbin/conntrack -F', 'sudo -n /usr/bin/tee /etc/passwd']) {
+      for (const cmd of ['sudo -n /bin/sh -c id', 'sudo -n /usr/sbin/conntrack -F', 'sudo -n /usr/bin/tee /etc/passwd', 'sudo -n /usr/bin/true', 'sudo -n /usr/bin/dmesg']) {
         const r = await me.session.exec(commands.script('outside the allow-list (test)', `${cmd} </dev/null`), { allowFailure: true });
         expect(r.code, cmd).not.toBe(0);
       }
