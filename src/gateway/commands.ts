@@ -8,7 +8,7 @@ import { HASHSIZE_PATH, MANAGED_FILES, NFT_CHAINS, NFT_TABLE, type ManagedFile, 
 import { hashsizeValueSchema, netfilterKeySchema } from '../core/model.js';
 import { notrackRuleSchema, portSchema, type NotrackRule } from '../core/notrack.js';
 import { helperLine } from './sudo-helper/invoke.js';
-import { GATEWAY_SNAPSHOT_DIR, planIdSchema } from './sudo-helper/policy.js';
+import { GATEWAY_SNAPSHOT_DIR, planIdSchema, SNAPSHOT_RETENTION_DAYS } from './sudo-helper/policy.js';
 
 declare const commandBrand: unique symbol;
 
@@ -310,7 +310,8 @@ export const commands = {
     const tmp = `${dir}/.${id}.json.tmp`;
     return command(
       `write snapshot copy ${id}`,
-      `umask 077 && mkdir -p ${dir} && chmod 0700 ${dir} ${dir.slice(0, dir.lastIndexOf('/'))} && cat > ${tmp} && mv -f ${tmp} ${dir}/${id}.json`,
+      `umask 077 && mkdir -p ${dir} && chmod 0700 ${dir} ${dir.slice(0, dir.lastIndexOf('/'))} && ` +
+        `{ find ${dir} -type f -name '*.json' -mtime +${SNAPSHOT_RETENTION_DAYS} -exec rm -f {} \\; ; true; } && cat > ${tmp} && mv -f ${tmp} ${dir}/${id}.json`,
       viaHelper(helperLine('snapshot-write', id)),
     );
   },

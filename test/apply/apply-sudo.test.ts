@@ -8,7 +8,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { GatewayConfig } from '../../src/config/inventory.js';
 import type { CheckReport } from '../../src/core/model.js';
 import { commands } from '../../src/gateway/commands.js';
-import { conntrackCount, fillScenario, gatewayExec, labDown, labUp, type Lab } from '../../lab/index.js';
+import { conntrackCount, fillScenario, gatewayExec, labDown, labUp, sshExec, type Lab } from '../../lab/index.js';
+import { GATEWAY_SNAPSHOT_DIR } from '../../src/gateway/sudo-helper/policy.js';
 import { addHelperSudoUser } from '../support/sudo-gateway-user.js';
 import { approvedPlan, checkReport, openHarness, type Harness } from './helpers/harness.js';
 
@@ -73,10 +74,30 @@ describe(`a non-root gateway user (${USER}) limited by the shipped sudoers (the 
     expect(await mgmtRules()).toBe(2);
     expect(out.verifyReport?.ok).toBe(true);
 
+    // The snapshot's gateway copy, written through the helper: root only, the same snapshot as Redis's.
+    const file = `${GATEWAY_SNAPSHOT_DIR}/${plan.planId}.json`;
+    const kept = await sshExec(lab, `stat -c '%a %U' ${GATEWAY_SNAPSHOT_DIR} ${file} && cat ${file}`);
+    expect(kept.exitCode, kept.stderr).toBe(0);
+    const [dirMode, fileMode, json] = kept.stdout.split('\n');
+    expect([dirMode, fileMode]).toEqual(['700 root', '600 root']);
+    expect(JSON.parse(json ?? '').snapshot).toEqual(await h.records.snapshot(plan.planId));
+    const me = await h.pool.provider(lab.name, config);
+    try {
+      const direct = await me.session.exec(commands.script('read the copy as the bot user (test)', `cat ${file}`), { allowFailure: true });
+      expect(direct.code).not.toBe(0);
+    } finally {
+      me.release();
+    }
+
+    // Redis loses the snapshot and the step record: the roll back restores the gateway's copy.
+    await h.redis.hdel(h.records.key(plan.planId), 'snapshot', 'steps');
     const back = await h.engine.rollback(plan.planId, { actor: 'U-approver' });
-    expect(back.outcome, back.message).toBe('rolled-back');
+    expect(back.outcome, `${back.message}\n${back.notes.join('\n')}`).toBe('rolled-back');
+    expect(back.notes.join('\n')).toContain("the gateway's copy was restored");
     expect(await sysctl(EST)).toBe('432000');
     expect(await mgmtRules()).toBe(0);
+    // Nothing left to roll back: the copy is gone.
+    expect((await sshExec(lab, `test -e ${file}`)).exitCode).not.toBe(0);
   });
 
   it('anything but the helper is refused', async () => {

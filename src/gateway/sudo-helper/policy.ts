@@ -60,6 +60,9 @@ export function withinBounds(key: string, value: number): boolean {
   return b !== undefined && Number.isInteger(value) && value >= b.min && value <= b.max;
 }
 
+/** The widest management-SSH source prefix the helper takes (a flow NOTRACK takes host addresses only). */
+export const MIN_PREFIX = { ipv4: 16, ipv6: 48 } as const;
+
 /** Firewall dumps the helper prints (`ruleset <name>`): name -> argv. */
 export const RULESET_DUMPS: Readonly<Record<string, readonly string[]>> = {
   'iptables-nat': ['iptables-save', '-t', 'nat'],

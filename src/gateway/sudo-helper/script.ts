@@ -24,6 +24,7 @@ import {
   MAX_MANAGED_FILE_LINES,
   MAX_SNAPSHOT_BYTES,
   MAX_SNAPSHOT_FILES,
+  MIN_PREFIX,
   PLAN_ID_MAX,
   PLAN_ID_MIN,
   REFUSED_EXIT,
@@ -105,15 +106,19 @@ ipv6() {
   case $1 in *[0-9a-fA-F][0-9a-fA-F][0-9a-fA-F][0-9a-fA-F][0-9a-fA-F]*) return 1 ;; esac
   [ \${#1} -le 39 ]
 }
-# prefix FAMILY VALUE: an address, or address/length, of that family
+# hostaddr FAMILY VALUE: one address of that family
+hostaddr() {
+  case $1 in ipv4) ipv4 "$2" ;; ipv6) ipv6 "$2" ;; *) return 1 ;; esac
+}
+# prefix FAMILY VALUE: an address, or a prefix no wider than /${MIN_PREFIX.ipv4} (IPv4) or /${MIN_PREFIX.ipv6} (IPv6)
 prefix() {
   case $2 in
     */*) p=\${2%/*}; l=\${2#*/} ;;
     *) p=$2; l= ;;
   esac
   case $1 in
-    ipv4) ipv4 "$p" && { [ -z "$l" ] || uint "$l" 0 32; } ;;
-    ipv6) ipv6 "$p" && { [ -z "$l" ] || uint "$l" 0 128; } ;;
+    ipv4) ipv4 "$p" && { [ -z "$l" ] || uint "$l" ${MIN_PREFIX.ipv4} 32; } ;;
+    ipv6) ipv6 "$p" && { [ -z "$l" ] || uint "$l" ${MIN_PREFIX.ipv6} 128; } ;;
     *) return 1 ;;
   esac
 }
@@ -161,7 +166,9 @@ content() {
 "
   done
 }
-# rule FAMILY CHAIN TAG SADDR DADDR SPORT DPORT ('-' for none): only the bot's NOTRACK shapes
+# rule FAMILY CHAIN TAG SADDR DADDR SPORT DPORT ('-' for none): only the bot's NOTRACK shapes:
+# management SSH (one source address or narrow prefix, one port, its direction) and a heavy
+# flow (two host addresses, both directions, no ports)
 rule() {
   fam=$1; chain=$2; tag=$3; s=$4; d=$5; sp=$6; dp=$7
   case $fam in ipv4) ip=ip; ipt=iptables ;; ipv6) ip=ip6; ipt=ip6tables ;; *) no "family '$fam'" ;; esac
@@ -174,7 +181,7 @@ rule() {
         [ "$s" = - ] && [ "$dp" = - ] && prefix "$fam" "$d" && uint "$sp" 1 65535 || no 'not the management NOTRACK shape'
       fi ;;
     ${flow})
-      [ "$sp" = - ] && [ "$dp" = - ] && prefix "$fam" "$s" && prefix "$fam" "$d" || no 'not the flow NOTRACK shape' ;;
+      [ "$sp" = - ] && [ "$dp" = - ] && hostaddr "$fam" "$s" && hostaddr "$fam" "$d" || no 'not the flow NOTRACK shape' ;;
     *) no "tag '$tag'" ;;
   esac
 }
@@ -293,10 +300,8 @@ ${rulesets}
   # ---- the apply snapshot's gateway copy: <dir>/<planId>.json, root only
   snapshot-write) argc $# 1
     planid "$1" || no 'not a plan id'
-    mkdir -p "$snapdir" && chmod 0700 "$snapdir" "\${snapdir%/*}" || no "cannot create $snapdir"
-    find "$snapdir" -type f -name '*.json' -mtime +${SNAPSHOT_RETENTION_DAYS} -exec rm -f {} \\;
-    if [ ! -f "$snapdir/$1.json" ] && [ "$(find "$snapdir" -type f -name '*.json' | wc -l)" -ge ${MAX_SNAPSHOT_FILES} ]; then no 'too many snapshot copies'; fi
-    t="$snapdir/.$1.json.tmp"
+    # validated in a private temp file (mktemp: new, 0600) before anything lands in the directory
+    t=$(mktemp "$R/tmp/conntrack-ops-snapshot.XXXXXX") || no 'cannot create a temp file'
     head -c ${MAX_SNAPSHOT_BYTES + 1} > "$t"
     size=$(wc -c < "$t"); lines=$(wc -l < "$t"); first=$(head -c 1 "$t"); last=$(tail -c 2 "$t")
     ok=1
@@ -304,7 +309,10 @@ ${rulesets}
     case $last in *'}') ;; *) ok=0 ;; esac
     if grep -q '[^ -~]' "$t"; then ok=0; fi
     if [ "$ok" != 1 ]; then rm -f "$t"; no 'snapshot is not one line of printable JSON within ${MAX_SNAPSHOT_BYTES} bytes'; fi
-    chmod 0600 "$t" && mv -f "$t" "$snapdir/$1.json" ;;
+    mkdir -p "$snapdir" && chmod 0700 "$snapdir" "\${snapdir%/*}" || { rm -f "$t"; no "cannot create $snapdir"; }
+    find "$snapdir" -type f -name '*.json' -mtime +${SNAPSHOT_RETENTION_DAYS} -exec rm -f {} \\;
+    if [ ! -f "$snapdir/$1.json" ] && [ "$(find "$snapdir" -type f -name '*.json' | wc -l)" -ge ${MAX_SNAPSHOT_FILES} ]; then rm -f "$t"; no 'too many snapshot copies'; fi
+    mv -f "$t" "$snapdir/.$1.json.tmp" && chmod 0600 "$snapdir/.$1.json.tmp" && mv -f "$snapdir/.$1.json.tmp" "$snapdir/$1.json" ;;
   snapshot-read) argc $# 1
     planid "$1" || no 'not a plan id'
     [ -f "$snapdir/$1.json" ] || exit 3
