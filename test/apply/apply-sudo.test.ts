@@ -8,6 +8,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { GatewayConfig } from '../../src/config/inventory.js';
 import type { CheckReport } from '../../src/core/model.js';
 import { commands } from '../../src/gateway/commands.js';
+import { readManaged, removeManaged, writeManaged } from '../../src/apply/gateway-io.js';
+import { modprobeFileFor, sysctlFileFor } from '../../src/apply/persist.js';
 import { conntrackCount, fillScenario, gatewayExec, labDown, labUp, sshExec, type Lab } from '../../lab/index.js';
 import { GATEWAY_SNAPSHOT_DIR } from '../../src/gateway/sudo-helper/policy.js';
 import { addHelperSudoUser } from '../support/sudo-gateway-user.js';
@@ -98,6 +100,30 @@ describe(`a non-root gateway user (${USER}) limited by the shipped sudoers (the 
     expect(await mgmtRules()).toBe(0);
     // Nothing left to roll back: the copy is gone.
     expect((await sshExec(lab, `test -e ${file}`)).exitCode).not.toBe(0);
+  });
+
+  it('the managed files through the helper: written, read back, loaded with sysctl -p, removed', async () => {
+    const TW = 'nf_conntrack_tcp_timeout_time_wait';
+    const before = await sysctl(TW);
+    const me = await h.pool.provider(lab.name, config);
+    try {
+      const text = sysctlFileFor('plan-sudo-files', new Map([[TW, 61]]));
+      await writeManaged(me.session, 'sysctl', text);
+      expect((await readManaged(me.session, 'sysctl')).content).toBe(text);
+      const loaded = await me.session.exec(commands.loadSysctlFile());
+      expect(loaded.code).toBe(0);
+      expect(await sysctl(TW)).toBe('61');
+      await writeManaged(me.session, 'modprobe', modprobeFileFor('plan-sudo-files', 131072));
+      await removeManaged(me.session, 'modprobe');
+      await removeManaged(me.session, 'sysctl');
+      expect((await readManaged(me.session, 'sysctl')).exists).toBe(false);
+      // A file content the helper refuses never lands (and writeManaged says so).
+      await expect(writeManaged(me.session, 'sysctl', 'kernel.core_pattern = |/tmp/x\n')).rejects.toThrow(/refused/);
+      expect((await readManaged(me.session, 'sysctl')).exists).toBe(false);
+    } finally {
+      me.release();
+      await gatewayExec(lab, ['sh', '-c', `echo ${before} > /proc/sys/net/netfilter/${TW}`]);
+    }
   });
 
   it('anything but the helper is refused', async () => {

@@ -83,6 +83,15 @@ IFS='
 R=${root}
 ${runner}
 no() { printf 'conntrack-ops-helper: refused: %s\\n' "$*" >&2; exit ${REFUSED_EXIT}; }
+# take MAX: stdin, at most MAX bytes, into a private temp file $tmpf (mktemp: new, 0600), removed on exit
+tmpf=
+trap '[ -z "$tmpf" ] || rm -f "$tmpf"' EXIT
+take() {
+  tmpf=$(mktemp "$R/tmp/conntrack-ops-helper.XXXXXX") || no 'cannot create a temp file'
+  head -c $(($1 + 1)) > "$tmpf"
+  size=$(wc -c < "$tmpf")
+  [ "$size" -le "$1" ] || no "input larger than $1 bytes"
+}
 argc() { [ "$1" -eq "$2" ] || no "$verb takes $2 argument(s), got $1"; }
 # uint VALUE MIN MAX: a decimal integer without sign or leading zero, within bounds
 uint() {
@@ -151,10 +160,11 @@ modprobe_line() {
   case $1 in 'options nf_conntrack hashsize='*) ;; *) return 1 ;; esac
   uint "\${1#options nf_conntrack hashsize=}" ${HASHSIZE_BOUNDS.min} ${HASHSIZE_BOUNDS.max}
 }
-# content WHICH: reads stdin; every line a comment, blank or an allowed setting; sets $content
+# content WHICH FILE: every line of FILE a comment, blank or an allowed setting, each ending
+# in a newline, nothing the shell's read would drop (the bytes read = the file's size); sets $content
 content() {
   content=; n=0; b=0
-  while IFS= read -r line || [ -n "$line" ]; do
+  while IFS= read -r line; do
     n=$((n + 1)); b=$((b + \${#line} + 1))
     [ "$n" -le ${MAX_MANAGED_FILE_LINES} ] && [ "$b" -le ${MAX_MANAGED_FILE_BYTES} ] || no "$1 file too long"
     case $line in *[![:print:]]*) no "$1 file line $n: not printable ASCII" ;; esac
@@ -164,7 +174,8 @@ content() {
     esac
     content="$content$line
 "
-  done
+  done < "$2"
+  [ "$b" -eq "$(wc -c < "$2")" ] || no "$1 file: not newline-terminated printable lines"
 }
 # rule FAMILY CHAIN TAG SADDR DADDR SPORT DPORT ('-' for none): only the bot's NOTRACK shapes:
 # management SSH (one source address or narrow prefix, one port, its direction) and a heavy
@@ -258,17 +269,18 @@ ${rulesets}
   # ---- managed files (fixed names, validated content; temp file + rename)
   prepare-file) argc $# 1; managed "$1"; (umask 022; mkdir -p "$R$d") ;;
   write-file) argc $# 1; managed "$1"
-    content "$1"
+    take ${MAX_MANAGED_FILE_BYTES}
+    content "$1" "$tmpf"
     [ -d "$R$d" ] || no "$d does not exist"
     printf '%s' "$content" > "$R$t" && chmod 0644 "$R$t" ;;
   install-file) argc $# 1; managed "$1"
     [ -f "$R$t" ] || no "$t does not exist"
-    content "$1" < "$R$t"
+    content "$1" "$R$t"
     mv -f "$R$t" "$R$f" ;;
   remove-file) argc $# 1; managed "$1"; rm -f "$R$f" ;;
   load-sysctl) argc $# 0; managed sysctl
     [ -f "$R$f" ] || no "$f does not exist"
-    content sysctl < "$R$f"
+    content sysctl "$R$f"
     x sysctl -p "$R$f" ;;
   # ---- NOTRACK rules: the bot's shapes only, in the raw table / its own nft table
   iptables-notrack) argc $# 8
@@ -287,32 +299,32 @@ ${rulesets}
   nft-delete-table) argc $# 0; x nft delete table ${NFT_TABLE} ;;
   # ---- deletes: exact tuples only, every line checked before any is run
   conntrack-delete) argc $# 0
-    batch=; n=0
-    while IFS= read -r l || [ -n "$l" ]; do
-      n=$((n + 1))
+    take ${MAX_DELETE_LINES * 128}
+    n=0; b=0
+    while IFS= read -r l; do
+      n=$((n + 1)); b=$((b + \${#l} + 1))
       [ "$n" -le ${MAX_DELETE_LINES} ] || no 'more than ${MAX_DELETE_LINES} delete lines'
       delete_line "$l" || no "delete line $n is not an exact ESTABLISHED tuple"
-      batch="$batch$l
-"
-    done
+    done < "$tmpf"
     [ "$n" -gt 0 ] || no 'no delete line'
-    printf '%s' "$batch" | x conntrack -R - ;;
+    # every byte was read into a checked line (nothing dropped, the last line ends in a newline)
+    [ "$b" -eq "$size" ] || no 'delete lines must be newline-terminated printable text'
+    x conntrack -R - < "$tmpf" ;;
   # ---- the apply snapshot's gateway copy: <dir>/<planId>.json, root only
   snapshot-write) argc $# 1
     planid "$1" || no 'not a plan id'
-    # validated in a private temp file (mktemp: new, 0600) before anything lands in the directory
-    t=$(mktemp "$R/tmp/conntrack-ops-snapshot.XXXXXX") || no 'cannot create a temp file'
-    head -c ${MAX_SNAPSHOT_BYTES + 1} > "$t"
-    size=$(wc -c < "$t"); lines=$(wc -l < "$t"); first=$(head -c 1 "$t"); last=$(tail -c 2 "$t")
+    # checked in a private temp file before anything lands in the directory
+    take ${MAX_SNAPSHOT_BYTES}
+    lines=$(wc -l < "$tmpf"); first=$(head -c 1 "$tmpf"); last=$(tail -c 2 "$tmpf")
     ok=1
-    [ "$size" -le ${MAX_SNAPSHOT_BYTES} ] && [ "$lines" -le 1 ] && [ "$first" = '{' ] || ok=0
+    [ "$lines" -le 1 ] && [ "$first" = '{' ] || ok=0
     case $last in *'}') ;; *) ok=0 ;; esac
-    if grep -q '[^ -~]' "$t"; then ok=0; fi
-    if [ "$ok" != 1 ]; then rm -f "$t"; no 'snapshot is not one line of printable JSON within ${MAX_SNAPSHOT_BYTES} bytes'; fi
-    mkdir -p "$snapdir" && chmod 0700 "$snapdir" "\${snapdir%/*}" || { rm -f "$t"; no "cannot create $snapdir"; }
+    if grep -q '[^ -~]' "$tmpf"; then ok=0; fi
+    [ "$ok" = 1 ] || no 'snapshot is not one line of printable JSON within ${MAX_SNAPSHOT_BYTES} bytes'
+    mkdir -p "$snapdir" && chmod 0700 "$snapdir" "\${snapdir%/*}" || no "cannot create $snapdir"
     find "$snapdir" -type f -name '*.json' -mtime +${SNAPSHOT_RETENTION_DAYS} -exec rm -f {} \\;
-    if [ ! -f "$snapdir/$1.json" ] && [ "$(find "$snapdir" -type f -name '*.json' | wc -l)" -ge ${MAX_SNAPSHOT_FILES} ]; then rm -f "$t"; no 'too many snapshot copies'; fi
-    mv -f "$t" "$snapdir/.$1.json.tmp" && chmod 0600 "$snapdir/.$1.json.tmp" && mv -f "$snapdir/.$1.json.tmp" "$snapdir/$1.json" ;;
+    if [ ! -f "$snapdir/$1.json" ] && [ "$(find "$snapdir" -type f -name '*.json' | wc -l)" -ge ${MAX_SNAPSHOT_FILES} ]; then no 'too many snapshot copies'; fi
+    cp "$tmpf" "$snapdir/.$1.json.tmp" && chmod 0600 "$snapdir/.$1.json.tmp" && mv -f "$snapdir/.$1.json.tmp" "$snapdir/$1.json" ;;
   snapshot-read) argc $# 1
     planid "$1" || no 'not a plan id'
     [ -f "$snapdir/$1.json" ] || exit 3
