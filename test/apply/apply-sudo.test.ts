@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { GatewayConfig } from '../../src/config/inventory.js';
 import type { CheckReport } from '../../src/core/model.js';
 import { commands } from '../../src/gateway/commands.js';
+import { readPoll } from '../../src/diagnostics/poll-script.js';
 import { readManaged, removeManaged, writeManaged } from '../../src/apply/gateway-io.js';
 import { modprobeFileFor, sysctlFileFor } from '../../src/apply/persist.js';
 import { conntrackCount, fillScenario, gatewayExec, labDown, labUp, sshExec, type Lab } from '../../lab/index.js';
@@ -52,6 +53,8 @@ describe(`a non-root gateway user (${USER}) limited by the shipped sudoers (the 
     const me = await h.pool.provider(lab.name, config);
     try {
       expect((await me.session.exec(commands.script('who am I (test)', 'id -un'))).stdout.trim()).toBe(USER);
+      // The watch's poll runs its kernel-log read through the helper too.
+      expect((await readPoll(me.session)).max).toBe(Number(await sysctl('nf_conntrack_max')));
     } finally {
       me.release();
     }

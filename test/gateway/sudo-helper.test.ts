@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { afterAll, beforeEach, describe, expect, it } from 'vitest';
 import { GATEWAY_SNAPSHOT_DIR, REFUSED_EXIT } from '../../src/gateway/sudo-helper/policy.js';
 import { renderHelperScript } from '../../src/gateway/sudo-helper/script.js';
+import { HELPER_VERBS } from '../../src/gateway/sudo-helper/invoke.js';
 
 const scratch = mkdtempSync(join(tmpdir(), 'cto-helper-'));
 const root = join(scratch, 'root');
@@ -113,6 +114,13 @@ describe('the installed helper', () => {
     expect(text).toContain("R=''\n");
     expect(text).toContain('x() { "$@"; }');
     expect(text).not.toContain('RUN');
+  });
+
+  it('has exactly the verbs the command templates call it with', () => {
+    const text = renderHelperScript();
+    const body = text.slice(text.indexOf('case $verb in'));
+    const cases = [...body.matchAll(/^  ([a-z-]+)\)/gm)].map((m) => m[1]);
+    expect(cases.sort()).toEqual([...HELPER_VERBS].sort());
   });
 
   it('parses under every shell here', () => {
