@@ -9,6 +9,8 @@ import type { GatewayConfig } from '../../src/config/inventory.js';
 import type { CheckReport } from '../../src/core/model.js';
 import { commands } from '../../src/gateway/commands.js';
 import { readPoll } from '../../src/diagnostics/poll-script.js';
+import { ensureRule, readNft, removeRule } from '../../src/apply/rules.js';
+import { flowRules, managementRules } from '../../src/core/notrack.js';
 import { readManaged, removeManaged, writeManaged } from '../../src/apply/gateway-io.js';
 import { modprobeFileFor, sysctlFileFor } from '../../src/apply/persist.js';
 import { conntrackCount, fillScenario, gatewayExec, labDown, labUp, sshExec, type Lab } from '../../lab/index.js';
@@ -126,6 +128,23 @@ describe(`a non-root gateway user (${USER}) limited by the shipped sudoers (the 
     } finally {
       me.release();
       await gatewayExec(lab, ['sh', '-c', `echo ${before} > /proc/sys/net/netfilter/${TW}`]);
+    }
+  });
+
+  it('the nft backend through the helper: our table, chains and rules added, found by handle, removed', async () => {
+    const mgmt = managementRules({ family: 'ipv4', source: lab.inventoryEntry.managementSource ?? '', port: lab.inventoryEntry.port });
+    const flow = flowRules({ family: 'ipv4', source: lab.clientIps[0] ?? '', destination: lab.serverAddress });
+    const me = await h.pool.provider(lab.name, config);
+    try {
+      for (const r of [...mgmt, ...flow]) expect(await ensureRule(me.session, 'nft', r)).toBe(true);
+      const root = await gatewayExec(lab, ['nft', '-a', 'list', 'table', 'inet', 'conntrack_ops']);
+      expect(root.stdout.split('\n').filter((l) => l.includes('notrack comment')).length).toBe(6);
+      for (const r of [...mgmt, ...flow]) expect(await removeRule(me.session, 'nft', r)).toBe(true);
+      expect((await readNft(me.session)).rules).toEqual([]);
+      await me.session.exec(commands.nftDeleteTable());
+      expect((await readNft(me.session)).exists).toBe(false);
+    } finally {
+      me.release();
     }
   });
 
