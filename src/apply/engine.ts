@@ -2,8 +2,8 @@
  * Apply, verify and roll back an approved plan on its gateway.
  *
  *   lock the gateway -> take the plan's lease -> CAS approved -> applying
- *   -> pre-flight (refuse read-only keys, memory, drift) -> snapshot (stored in Redis
- *   before the first change) -> steps (state stored before/after each) -> verify
+ *   -> pre-flight (refuse read-only keys, memory, drift) -> snapshot (a copy on the gateway,
+ *   then Redis, before the first change; gateway-snapshot.ts) -> steps (state stored before/after each) -> verify
  *   -> applied | on a failing step, a failed verify or any error after the snapshot:
  *   restore the snapshot, verify it -> apply-failed. Progress messages are best effort.
  *
@@ -369,7 +369,7 @@ export class ApplyEngine {
     const { plan } = run;
     for (const s of run.steps) if (s.status === 'pending') s.status = 'not-run';
     const restore = await restoreSnapshot(run.session, snapshot, runnable, run.steps, 'restore after failure');
-    if (restore.ok) restore.notes.push(...[await dropGatewaySnapshot(run.session, plan.planId)].filter((n): n is string => n !== null));
+    if (restore.ok) restore.notes.push(...(await dropGatewaySnapshot(run.session, plan.planId)));
     await this.save(run, opts.onProgress);
     await this.deps.plans.transition(plan.planId, ['applying'], 'apply-failed', { actor: opts.actor });
     const message =
@@ -531,7 +531,7 @@ export class ApplyEngine {
           if (note) notes.push(note);
         }
         const restore = await restoreSnapshot(run.session, snapshot, snapshotted, run.steps, 'roll back');
-        if (restore.ok) notes.push(...[await dropGatewaySnapshot(run.session, planId)].filter((n): n is string => n !== null));
+        if (restore.ok) notes.push(...(await dropGatewaySnapshot(run.session, planId)));
         await this.save(run, opts.onProgress, 'rollback');
         await this.deps.plans.transition(planId, ['rolling-back'], restore.ok ? 'rolled-back' : 'rollback-failed', { actor: opts.actor });
         const outcome: ApplyOutcome = {

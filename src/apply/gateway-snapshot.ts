@@ -85,13 +85,13 @@ export async function keepGatewaySnapshot(session: GatewaySession, planId: strin
   });
 }
 
-/** Nothing left to roll back: remove the copy (best effort; a leftover is pruned after the retention). Returns a note on failure. */
-export async function dropGatewaySnapshot(session: GatewaySession, planId: string): Promise<string | null> {
+/** Nothing left to roll back: remove the copy (best effort; a leftover is pruned after the retention). Returns the note to add, if any. */
+export async function dropGatewaySnapshot(session: GatewaySession, planId: string): Promise<string[]> {
   try {
     await removeGatewaySnapshot(session, planId);
-    return null;
+    return [];
   } catch (err) {
-    return `the gateway's snapshot copy could not be removed (${err instanceof Error ? err.message : String(err)}); it is pruned after 14 days`;
+    return [`the gateway's snapshot copy could not be removed (${err instanceof Error ? err.message : String(err)}); it is pruned after 14 days`];
   }
 }
 

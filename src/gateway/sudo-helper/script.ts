@@ -13,6 +13,7 @@
  * printed instead of run): it is a different text, never an option of the installed one.
  */
 import { HASHSIZE_PATH, MANAGED_FILES, NFT_CHAINS, NFT_TABLE, NOTRACK_TAG } from '../../core/managed.js';
+import { managedTempPath } from '../commands.js';
 import {
   GATEWAY_SNAPSHOT_DIR,
   HANDLE_BOUNDS,
@@ -36,11 +37,6 @@ import {
 export interface HelperRenderOptions {
   /** Unit tests only: a scratch root for every path, and commands printed (`RUN argv`) instead of run. */
   test?: { root: string };
-}
-
-function tempOf(path: string): string {
-  const slash = path.lastIndexOf('/');
-  return `${path.slice(0, slash)}/.${path.slice(slash + 1)}.tmp`;
 }
 
 function dirOf(path: string): string {
@@ -146,8 +142,8 @@ planid() {
 # managed files: fixed names; which -> final path
 managed() {
   case $1 in
-    sysctl) f=${sysctlFile}; t=${tempOf(sysctlFile)}; d=${dirOf(sysctlFile)} ;;
-    modprobe) f=${modprobeFile}; t=${tempOf(modprobeFile)}; d=${dirOf(modprobeFile)} ;;
+    sysctl) f=${sysctlFile}; t=${managedTempPath('sysctl')}; d=${dirOf(sysctlFile)} ;;
+    modprobe) f=${modprobeFile}; t=${managedTempPath('modprobe')}; d=${dirOf(modprobeFile)} ;;
     *) no "no managed file '$1'" ;;
   esac
 }
