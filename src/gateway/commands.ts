@@ -146,7 +146,8 @@ export const commands = {
   },
 
   /**
-   * Write a managed file atomically, as three allow-listable commands run in order:
+   * Write a managed file atomically, as three commands run in order (under sudo the helper's
+   * prepare-file, write-file, install-file, which check every line of the content):
    * `mkdir -p <dir>`, `tee <dir>/.<name>.tmp` (content on stdin; the name does not end
    * in .conf, so neither sysctl nor modprobe reads a half-written file), `mv -f` onto the
    * final path (rename is atomic within the directory).
@@ -331,7 +332,7 @@ export const commands = {
   /**
    * Fast path: a fixed Python script that sends one IPCTNL_MSG_CT_DELETE per tuple (by exact
    * tuple + conntrack id: an O(1) hash lookup in the kernel). Tuples on stdin. Only used when the
-   * session is root (an interpreter with a script argument cannot be allow-listed for sudo).
+   * session is root (an interpreter running a script is not something the sudo helper offers).
    */
   netlinkDelete(script: string): GatewayCommand {
     if (script.includes("'")) throw new Error('netlink delete script must not contain single quotes');
