@@ -31,6 +31,11 @@ export interface ConntrackEntry {
   reply: Tuple;
   unreplied: boolean;
   assured: boolean;
+  /**
+   * Owned by a flowtable (`[OFFLOAD]` software, `[HW_OFFLOAD]` hardware): the kernel prints no
+   * timeout (timeout is 0 here, meaningless) and no state, and keeps the entry alive itself.
+   */
+  offload?: 'software' | 'hardware' | undefined;
   mark?: number;
   zone?: number;
 }
@@ -158,6 +163,11 @@ export const tableSummarySchema = z.object({
   states: z.record(z.string(), z.number()),
   assured: z.number(),
   unreplied: z.number(),
+  /**
+   * Entries offloaded to a flowtable ([OFFLOAD] / [HW_OFFLOAD]): counted like the others (their
+   * NAT addresses and ports included) but with no timeout and no state to judge; `hardware` of them in hardware.
+   */
+  offloaded: z.object({ total: z.number(), hardware: z.number() }).optional(),
   topSources: z.array(countedSchema),
   topDestinations: z.array(countedSchema),
   /** Top (NAT source ip, destination ip, destination port, proto) keys: the tuples that share one port space. */

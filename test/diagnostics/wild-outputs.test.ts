@@ -3,6 +3,7 @@
  * Each fixture under test/fixtures/wild/ cites its source on its first line.
  */
 import { readFileSync } from 'node:fs';
+import { Readable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { natRuleSchema } from '../../src/core/model.js';
 import { parseConntrackStatsCli } from '../../src/diagnostics/parsers/conntrack-stats.js';
@@ -10,6 +11,9 @@ import { parseFacts } from '../../src/diagnostics/facts-script.js';
 import { parsePollOutput } from '../../src/diagnostics/poll-script.js';
 import { parseKernelLog } from '../../src/diagnostics/parsers/kernel-log.js';
 import { parseIptablesSave, parseNftRuleset } from '../../src/diagnostics/parsers/nat-rules.js';
+import { parseConntrackLine } from '../../src/diagnostics/parsers/conntrack-line.js';
+import { aggregateLines } from '../../src/analysis/table/aggregate-lines.js';
+import { IDLE_THRESHOLDS } from '../../src/plan/compute.js';
 
 /** The fixture without its first (citation) line. */
 const wild = (name: string): string => {
@@ -134,5 +138,60 @@ describe('NAT rules in the wild', () => {
       ['masquerade', 'ipv4', 'meta l4proto udp ip saddr 192.168.122.0/24 ip daddr != 192.168.122.0/24 counter masquerade to :1024-65535'],
       ['masquerade', 'ipv4', 'ip saddr 192.168.122.0/24 ip daddr != 192.168.122.0/24 counter masquerade'],
     ]);
+  });
+});
+
+describe('entries offloaded to a flowtable in the wild', () => {
+  const aggregate = (text: string) => aggregateLines(Readable.from([text]), { establishedTimeout: 432_000, idleThresholds: [...IDLE_THRESHOLDS] });
+
+  it('VyOS `conntrack -L`: [OFFLOAD] UDP entries without a timeout are counted, with their NAT address and ports', async () => {
+    const text = wild('conntrack-L-offload-vyos.txt');
+    const offloaded = text.split('\n').filter((l) => l.includes('[OFFLOAD]'));
+    expect(offloaded.length).toBe(2);
+    const entry = parseConntrackLine(offloaded[0] as string);
+    expect(entry).toMatchObject({ proto: 'udp', offload: 'software', timeout: 0 });
+    expect(entry?.state).toBeUndefined();
+    expect(entry?.reply).toEqual({ src: '8.8.8.8', dst: '192.168.122.222', sport: 53, dport: 12100 });
+    const table = await aggregate(text);
+    expect(table.entries).toBe(6);
+    expect(table.unparsed).toBe(0);
+    expect(table.offloaded).toEqual({ total: 2, hardware: 0 });
+    expect(table.states['udp OFFLOAD']).toBe(2);
+    // both offloaded flows leave through the NAT address: their port use is kept
+    expect(table.topPortUse.filter((p) => p.natSource === '192.168.122.222' && p.proto === 'udp').map((p) => `${p.dst}:${p.dport}`).sort()).toEqual([
+      '34.206.168.146:123',
+      '8.8.8.8:53',
+    ]);
+  });
+
+  it('TCP [OFFLOAD] entries have no state: never counted as ESTABLISHED nor as idle', async () => {
+    const table = await aggregate(wild('conntrack-L-offload-tcp.txt'));
+    expect(table.entries).toBe(6);
+    expect(table.unparsed).toBe(0);
+    expect(table.offloaded).toEqual({ total: 5, hardware: 0 });
+    expect(table.states).toEqual({ 'tcp OFFLOAD': 5, 'tcp ESTABLISHED': 1 });
+    expect(table.establishedIdle.total).toBe(1);
+    expect(Object.values(table.establishedIdle.idleAtLeast).every((n) => n <= 1)).toBe(true);
+    expect(table.topSources[0]).toEqual({ key: '77.172.168.59', count: 6 });
+  });
+
+  it('/proc/net/nf_conntrack [OFFLOAD] (the kernel commit that added the flag)', () => {
+    const entry = parseConntrackLine(wild('proc-nf_conntrack-offload.txt').trim());
+    expect(entry).toMatchObject({ family: 'ipv4', proto: 'tcp', offload: 'software', zone: 0 });
+    expect(entry?.reply.dst).toBe('192.168.2.195');
+  });
+
+  it('OpenWrt /proc/net/nf_conntrack [HW_OFFLOAD] with packet counters, then the same flow back in software', async () => {
+    const table = await aggregate(wild('proc-nf_conntrack-hw-offload.txt'));
+    expect(table.entries).toBe(2);
+    expect(table.unparsed).toBe(0);
+    expect(table.offloaded).toEqual({ total: 1, hardware: 1 });
+    expect(table.states).toEqual({ 'udp OFFLOAD': 1, udp: 1 });
+    // the reporter's masked addresses are not addresses: such a line is dropped, as any non-address
+    expect(parseConntrackLine('ipv4     2 udp      17 src=192.168.81.11 dst=x.x.x.x sport=38720 dport=3578 src=x.x.x.x dst=y.y.y.y sport=3578 dport=38720 [HW_OFFLOAD] mark=0 zone=0 use=3')).toBeNull();
+  });
+
+  it('a line without a timeout and without an offload flag is still not an entry', () => {
+    expect(parseConntrackLine('tcp      6 src=10.0.0.1 dst=10.0.0.2 sport=1 dport=2 src=10.0.0.2 dst=10.0.0.1 sport=2 dport=1 [ASSURED] mark=0 use=1')).toBeNull();
   });
 });
