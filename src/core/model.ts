@@ -94,10 +94,11 @@ export const natRuleSchema = z.object({
   backend: z.enum(['iptables', 'nft']),
   /** Address family the rule applies to (iptables vs ip6tables, nft table family); absent when unknown (nft inet). */
   family: z.enum(['ipv4', 'ipv6']).optional(),
-  kind: z.enum(['masquerade', 'snat']),
+  /** Source NAT (masquerade, snat) or destination NAT (dnat: read from nft only). */
+  kind: z.enum(['masquerade', 'snat', 'dnat']),
   /** Outgoing interface, when the rule names one. */
   outInterface: z.string().nullable(),
-  /** SNAT target addresses (a pool may be a range "a-b"); empty for MASQUERADE. */
+  /** SNAT / DNAT target addresses (a pool may be a range "a-b"); empty for MASQUERADE. */
   toAddresses: z.array(z.string()),
   rule: z.string(),
 });

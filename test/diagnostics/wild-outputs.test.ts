@@ -12,6 +12,7 @@ import { parsePollOutput } from '../../src/diagnostics/poll-script.js';
 import { parseKernelLog } from '../../src/diagnostics/parsers/kernel-log.js';
 import { parseIptablesSave, parseNftRuleset } from '../../src/diagnostics/parsers/nat-rules.js';
 import { parseConntrackLine } from '../../src/diagnostics/parsers/conntrack-line.js';
+import { parseNftJson } from '../../src/diagnostics/parsers/nft-json.js';
 import { aggregateLines } from '../../src/analysis/table/aggregate-lines.js';
 import { IDLE_THRESHOLDS } from '../../src/plan/compute.js';
 
@@ -193,5 +194,89 @@ describe('entries offloaded to a flowtable in the wild', () => {
 
   it('a line without a timeout and without an offload flag is still not an entry', () => {
     expect(parseConntrackLine('tcp      6 src=10.0.0.1 dst=10.0.0.2 sport=1 dport=2 src=10.0.0.2 dst=10.0.0.1 sport=2 dport=1 [ASSURED] mark=0 use=1')).toBeNull();
+  });
+});
+
+/** A recorded fixture (test/fixtures, recorded on this machine: nftables 1.0.6, iptables 1.8.9 nf_tables). */
+const recorded = (name: string): string => readFileSync(new URL(`../fixtures/${name}`, import.meta.url), 'utf8');
+
+/** The recorded facts run with its nft sections replaced (as an older nft without JSON would print them). */
+function factsWithNft(sections: { json?: string; text: string; warnings: string }): string {
+  const base = recorded('facts-netns.txt');
+  const start = base.indexOf('@@section nft-ruleset@@');
+  const endMarker = '@@end nft-ruleset rc=0@@\n';
+  const end = base.indexOf(endMarker) + endMarker.length;
+  expect(start).toBeGreaterThan(0);
+  const json = sections.json === undefined ? '@@section nft-ruleset-json@@\nError: JSON support not compiled-in\n@@end nft-ruleset-json rc=1@@\n' : `@@section nft-ruleset-json@@\n${sections.json}\n@@end nft-ruleset-json rc=0@@\n`;
+  return `${base.slice(0, start)}${json}@@section nft-ruleset@@\n${sections.text}\n@@end nft-ruleset rc=0@@\n@@section nft-warnings@@\n${sections.warnings}\n@@end nft-warnings rc=0@@\n${base.slice(end)}`;
+}
+
+describe('iptables-nft tables seen through nft', () => {
+  it('OpenWrt: the warning marks both tables as iptables-nft, wherever it was printed', () => {
+    const text = wild('nft-iptables-nft-warning.txt');
+    const warnings = text.split('\n').filter((l) => l.includes('managed by iptables-nft')).join('\n');
+    const stdout = text.split('\n').filter((l) => !l.includes('managed by iptables-nft')).join('\n');
+    for (const nft of [parseNftRuleset(text), parseNftRuleset(stdout, false, warnings)]) {
+      expect(nft.compatTables).toEqual(['ip filter', 'ip nat']);
+      expect(nft.nativeTables).toEqual([]);
+      expect(nft.natRules).toEqual([]);
+    }
+  });
+
+  it('nft 1.0.6 writes the warning to stderr: kept by the facts script, the Calico-style table (lower-case chain) is counted once, as iptables', () => {
+    const stdout = recorded('nft-list-ruleset-iptables-nft.txt');
+    const stderr = recorded('nft-list-ruleset-iptables-nft.stderr.txt');
+    expect(stdout).not.toContain('Warning');
+    expect(stderr).toContain('# Warning: table ip nat is managed by iptables-nft, do not touch!');
+    // what the stdout alone gave: the iptables-nft nat table taken for native nft, its two rules counted again
+    const before = parseNftRuleset(stdout, true);
+    expect(before.nativeTables).toContain('ip nat');
+    expect(before.natRules.filter((r) => r.rule.includes('198.18.1.0/24') || r.rule.includes('198.19.0.5')).length).toBe(2);
+    const after = parseNftRuleset(stdout, true, stderr);
+    expect(after.compatTables).toEqual(['ip nat', 'ip raw']);
+    expect(after.nativeTables).toEqual(['inet fw4']);
+    expect(after.natRules.map((r) => [r.kind, r.outInterface, r.toAddresses])).toEqual([
+      ['masquerade', 'wan', []],
+      ['snat', null, ['198.19.0.9']],
+      ['dnat', null, ['198.18.4.2']],
+    ]);
+    // through parseFacts, with an nft that has no JSON: the warnings section does it
+    const facts = parseFacts(factsWithNft({ text: stdout, warnings: stderr }), '2026-12-04T21:00:00.000Z');
+    const nftRules = facts.natRules.filter((r) => r.backend === 'nft');
+    expect(nftRules.map((r) => r.kind)).toEqual(['masquerade', 'snat', 'dnat']);
+    expect(nftRules.some((r) => r.rule.includes('198.19.0.5'))).toBe(false);
+  });
+});
+
+describe('nft -j (JSON)', () => {
+  it('recorded: xt statements mark the iptables-nft tables; native NAT read with interface, addresses and family', () => {
+    const nft = parseNftJson(recorded('nft-j-ruleset-iptables-nft.json'), true);
+    expect(nft.compatTables).toEqual(['ip nat', 'ip raw']);
+    expect(nft.nativeTables).toEqual(['inet fw4']);
+    expect(nft.natRules.map((r) => [r.kind, r.family ?? null, r.outInterface, r.toAddresses, r.rule])).toEqual([
+      ['masquerade', null, 'wan', [], 'oifname wan masquerade'],
+      ['snat', 'ipv4', null, ['198.19.0.9'], 'ip saddr 198.18.3.0/24 snat ip to 198.19.0.9'],
+      ['dnat', 'ipv4', null, ['198.18.4.2'], 'tcp dport 8080 dnat ip to 198.18.4.2:80'],
+    ]);
+    // without iptables rules to compare with, xt alone still marks the tables
+    expect(parseNftJson(recorded('nft-j-ruleset-iptables-nft.json'), false).compatTables).toEqual(['ip nat', 'ip raw']);
+  });
+
+  it('the nftables test suite dump: snat and dnat through maps, their target addresses from the map values', () => {
+    const nft = parseNftJson(wild('nft-j-merge-nat-inet.json'));
+    expect(nft.nativeTables).toEqual(['inet nat']);
+    expect(nft.natRules.map((r) => [r.kind, r.family, r.toAddresses])).toEqual([
+      ['dnat', 'ipv4', ['10.1.1.52', '10.1.1.10']],
+      ['snat', 'ipv4', ['10.2.2.2', '10.2.3.3']],
+    ]);
+    expect(nft.natRules[1]?.rule).toBe('snat ip to ip daddr map { 72.2.3.66 : 10.2.2.2, 72.2.3.67 : 10.2.3.3 }');
+  });
+
+  it('parseFacts prefers the JSON section; JSON the gateway could not print falls back to the text', () => {
+    const json = recorded('nft-j-ruleset-iptables-nft.json').trim();
+    const facts = parseFacts(factsWithNft({ json, text: '', warnings: '' }), '2026-12-04T21:00:00.000Z');
+    expect(facts.natRules.filter((r) => r.backend === 'nft').map((r) => r.kind)).toEqual(['masquerade', 'snat', 'dnat']);
+    const broken = parseFacts(factsWithNft({ json: '{"nftables": [', text: recorded('nft-list-ruleset-iptables-nft.txt'), warnings: recorded('nft-list-ruleset-iptables-nft.stderr.txt') }), '2026-12-04T21:00:00.000Z');
+    expect(broken.natRules.filter((r) => r.backend === 'nft').map((r) => r.kind)).toEqual(['masquerade', 'snat', 'dnat']);
   });
 });
