@@ -183,7 +183,7 @@ export async function runCheck(opts: CheckOptions): Promise<CheckReport> {
 
 export function buildReport(
   gatewayName: string,
-  config: GatewayConfig,
+  config: Pick<GatewayConfig, 'thresholds' | 'managementSource' | 'port'>,
   facts: GatewayFacts,
   table: TableSummary,
   timings: Record<string, number>,
