@@ -43,8 +43,11 @@ export interface SavedAnalysis {
   lines: number;
 }
 
-/** Lines of a stream, split with a bounded carry; a line longer than MAX_LINE_CHARS is cut there. */
-async function* lines(readable: AsyncIterable<string | Buffer>): AsyncGenerator<string> {
+/**
+ * Calls `onLine` for each line of a stream, split with a bounded carry (a line longer than
+ * MAX_LINE_CHARS is cut there). Synchronous per chunk: no await per line.
+ */
+async function forEachLine(readable: AsyncIterable<string | Buffer>, onLine: (line: string) => void): Promise<void> {
   const decoder = new StringDecoder('utf8');
   let carry = '';
   for await (const chunk of readable) {
@@ -52,19 +55,22 @@ async function* lines(readable: AsyncIterable<string | Buffer>): AsyncGenerator<
     let start = 0;
     let nl: number;
     while ((nl = text.indexOf('\n', start)) >= 0) {
-      const line = carry.length > 0 ? carry + text.slice(start, nl) : text.slice(start, nl);
-      carry = '';
-      yield line;
+      if (carry.length > 0) {
+        onLine(carry + text.slice(start, nl));
+        carry = '';
+      } else {
+        onLine(text.slice(start, nl));
+      }
       start = nl + 1;
     }
     if (start < text.length) carry += text.slice(start);
     if (carry.length > MAX_LINE_CHARS) {
-      yield carry.slice(0, MAX_LINE_CHARS);
+      onLine(carry.slice(0, MAX_LINE_CHARS));
       carry = '';
     }
   }
   const rest = carry + decoder.end();
-  if (rest.length > 0) yield rest;
+  if (rest.length > 0) onLine(rest);
 }
 
 /**
@@ -82,12 +88,13 @@ export async function analyzeSaved(
   let collectedAt = '';
   const facts: string[] = [];
   let factsChars = 0;
-  let phase: 'header' | 'facts' | 'dump' | 'done' = 'header';
+  // where the reader is in the file (changed by the line callback)
+  let phase = 'header' as 'header' | 'facts' | 'dump' | 'done';
   let dumpExit: number | null = null;
   let factsDoneAt = 0;
   const table = new TableAggregator({ establishedTimeout: DEFAULT_ESTABLISHED_TIMEOUT, idleThresholds: [...IDLE_THRESHOLDS] });
 
-  for await (const line of lines(readable)) {
+  await forEachLine(readable, (line) => {
     lineCount++;
     if (phase === 'dump') {
       const end = SAVED_TABLE_DUMP_END_LINE.exec(line);
@@ -97,7 +104,7 @@ export async function analyzeSaved(
       } else {
         table.addLine(line);
       }
-      continue;
+      return;
     }
     if (phase === 'header') {
       const magic = SAVED_MAGIC_LINE.exec(line);
@@ -105,25 +112,25 @@ export async function analyzeSaved(
       formatVersion = Number(magic[1]);
       if (formatVersion > SAVED_FORMAT_VERSION) throw new SavedFileError(`saved format ${formatVersion} is newer than this conntrack-ops reads (${SAVED_FORMAT_VERSION})`);
       phase = 'facts';
-      continue;
+      return;
     }
     if (phase === 'facts') {
       const at = SAVED_COLLECTED_AT_LINE.exec(line);
       if (at && facts.length === 0) {
         collectedAt = at[1] ?? '';
-        continue;
+        return;
       }
       if (line === SAVED_TABLE_DUMP_BEGIN) {
         phase = 'dump';
         factsDoneAt = performance.now();
-        continue;
+        return;
       }
       factsChars += line.length + 1;
       if (factsChars > MAX_SAVED_FACTS_CHARS) throw new SavedFileError(`no table dump after ${MAX_SAVED_FACTS_CHARS} characters of facts: not a saved file, or a cut one`);
       facts.push(line);
     }
     // 'done': anything after the end marker is ignored
-  }
+  });
 
   if (formatVersion === null) throw new SavedFileError('the saved file is empty');
   if (phase === 'facts') throw new SavedFileError('the saved file ends before the table dump (cut while collecting?)');
