@@ -19,6 +19,8 @@ import {
   SAVED_MAGIC_LINE,
   SAVED_TABLE_DUMP_BEGIN,
   SAVED_TABLE_DUMP_END_LINE,
+  SECTION_BEGIN,
+  SECTION_END,
 } from '../diagnostics/dump-format.js';
 import { parseFacts } from '../diagnostics/facts-script.js';
 import { IDLE_THRESHOLDS } from '../plan/compute.js';
@@ -26,6 +28,9 @@ import { buildReport, withoutForeignTableFull } from './run-check.js';
 
 /** The facts part of a saved file is small; more than this before the table dump is not a saved file. */
 export const MAX_SAVED_FACTS_CHARS = 16 * 1024 * 1024;
+
+/** What an error message keeps of the dump's stderr. */
+const MAX_DUMP_STDERR_CHARS = 300;
 
 export class SavedFileError extends Error {
   constructor(message: string) {
@@ -92,6 +97,7 @@ export async function analyzeSaved(
   let phase = 'header' as 'header' | 'facts' | 'dump' | 'done';
   let dumpExit: number | null = null;
   let factsDoneAt = 0;
+  let dumpStderr = '';
   const table = new TableAggregator({ establishedTimeout: DEFAULT_ESTABLISHED_TIMEOUT, idleThresholds: [...IDLE_THRESHOLDS] });
 
   await forEachLine(readable, (line) => {
@@ -128,8 +134,11 @@ export async function analyzeSaved(
       factsChars += line.length + 1;
       if (factsChars > MAX_SAVED_FACTS_CHARS) throw new SavedFileError(`no table dump after ${MAX_SAVED_FACTS_CHARS} characters of facts: not a saved file, or a cut one`);
       facts.push(line);
+      return;
     }
-    // 'done': anything after the end marker is ignored
+    // 'done': the dump's stderr section (kept short for the error message); nothing else is read
+    if (line.startsWith(SECTION_BEGIN) || line.startsWith(SECTION_END) || dumpStderr.length >= MAX_DUMP_STDERR_CHARS) return;
+    dumpStderr = `${dumpStderr}${dumpStderr ? ' ' : ''}${line}`.slice(0, MAX_DUMP_STDERR_CHARS);
   });
 
   if (formatVersion === null) throw new SavedFileError('the saved file is empty');
@@ -137,7 +146,7 @@ export async function analyzeSaved(
   if (phase === 'dump') throw new SavedFileError('the table dump in the saved file is cut (no end marker): collect it again');
   const summary = table.finish();
   if (dumpExit !== 0) {
-    throw new SavedFileError(`the table dump failed on the gateway (exit ${dumpExit}): ${summary.unparsedSample.join(' | ').slice(0, 300)}`);
+    throw new SavedFileError(`the table dump failed on the gateway (exit ${dumpExit}): ${dumpStderr.trim() || summary.unparsedSample.join(' | ').slice(0, MAX_DUMP_STDERR_CHARS)}`);
   }
   const at = Date.parse(collectedAt);
   const collectedIso = Number.isFinite(at) ? new Date(at).toISOString() : new Date().toISOString();

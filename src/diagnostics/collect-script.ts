@@ -16,7 +16,9 @@ import {
   SAVED_COLLECTED_AT,
   SAVED_FORMAT_VERSION,
   SAVED_MAGIC,
+  SAVED_DUMP_STDERR,
   SAVED_TABLE_DUMP_BEGIN,
+  SECTION_BEGIN,
   SECTION_END,
 } from './dump-format.js';
 import { FACTS_SCRIPT, FACTS_SCRIPT_VERSION, TABLE_DUMP_COMMAND } from './facts-script.js';
@@ -33,8 +35,9 @@ printf '${SAVED_COLLECTED_AT} %s${MARKER_CLOSE}\\n' "$(date -u +%Y-%m-%dT%H:%M:%
 ${FACTS_SCRIPT}
 )
 printf '${SAVED_TABLE_DUMP_BEGIN}\\n'
-( ${TABLE_DUMP_COMMAND} ) 2>&1
-printf '\\n${SECTION_END} table-dump rc=%s${MARKER_CLOSE}\\n' "$?"
+# the dump's stderr is kept apart (mixed in, conntrack's buffered stdout would be cut mid-line by it)
+{ e=$( { ( ${TABLE_DUMP_COMMAND} ) 2>&1 1>&3 3>&-; } ); r=$?; } 3>&1
+printf '\\n${SECTION_END} table-dump rc=%s${MARKER_CLOSE}\\n${SECTION_BEGIN} ${SAVED_DUMP_STDERR}${MARKER_CLOSE}\\n%s\\n${SECTION_END} ${SAVED_DUMP_STDERR} rc=0${MARKER_CLOSE}\\n' "$r" "$e"
 }
 conntrack_ops_collect </dev/null
 `;

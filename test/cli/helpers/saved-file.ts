@@ -9,8 +9,8 @@ import { generateLines } from '../../support/synthetic-conntrack.js';
 
 export const recordedFacts = (): string => readFileSync(new URL('../../fixtures/facts-netns.txt', import.meta.url), 'utf8');
 
-export function savedText(facts: string, dump: string, rc = 0, collectedAt = '2026-11-24T15:00:00Z'): string {
-  return `@@conntrack-ops-saved 1@@\n@@collected-at ${collectedAt}@@\n${facts.endsWith('\n') ? facts : `${facts}\n`}@@table-dump@@\n${dump}\n@@end table-dump rc=${rc}@@\n`;
+export function savedText(facts: string, dump: string, rc = 0, stderr = 'conntrack v1.4.7 (conntrack-tools): 0 flow entries have been shown.', collectedAt = '2026-11-24T15:00:00Z'): string {
+  return `@@conntrack-ops-saved 1@@\n@@collected-at ${collectedAt}@@\n${facts.endsWith('\n') ? facts : `${facts}\n`}@@table-dump@@\n${dump}\n@@end table-dump rc=${rc}@@\n@@section table-dump-stderr@@\n${stderr}\n@@end table-dump-stderr rc=0@@\n`;
 }
 
 /** A saved file with `lines` generated entries, written in 64 KB batches (never held whole). */
@@ -31,7 +31,7 @@ export async function writeGeneratedSaved(path: string, lines: number): Promise<
       size = 0;
     }
   }
-  await write(`${batch.join('\n')}\n\n@@end table-dump rc=0@@\n`);
+  await write(`${batch.join('\n')}\n\n@@end table-dump rc=0@@\n@@section table-dump-stderr@@\nconntrack v1.4.7 (conntrack-tools): ${lines} flow entries have been shown.\n@@end table-dump-stderr rc=0@@\n`);
   out.end();
   await once(out, 'close');
 }
