@@ -213,6 +213,24 @@ describe.runIf(netns)('the facts script and the table dump in a scratch NAT gate
     expect(facts.kernelLog.every((e) => e.netns === null || e.netns === inode)).toBe(true);
   });
 
+  it('an nft without JSON: the text and its stderr warnings give the same rules as nft -j', () => {
+    const bin = join(work, 'nojson');
+    execFileSync('mkdir', ['-p', bin]);
+    // what nft built without libjansson answers to -j; anything else goes to the real nft
+    writeFileSync(join(bin, 'nft'), '#!/bin/sh\nif [ "$1" = "-j" ]; then echo "Error: JSON support not compiled-in" >&2; exit 1; fi\nexec /usr/sbin/nft "$@"\n', { mode: 0o755 });
+    const jsonOut = run(FACTS_SCRIPT);
+    const textOut = inNs(ns, ['env', `PATH=${bin}:${process.env['PATH'] ?? '/usr/bin:/bin'}`, 'dash', '-c', FACTS_SCRIPT]);
+    const sections = parseSections(textOut);
+    expect(sections.get('nft-ruleset-json')?.rc).toBe(1);
+    expect(sections.get('nft-ruleset')?.rc).toBe(0);
+    expect(sections.get('nft-warnings')?.text).toMatch(/^# Warning: table ip nat is managed by iptables-nft/m);
+    expect(parseSections(jsonOut).get('nft-ruleset')?.text).toBe('');
+    const a = parseFacts(jsonOut, NOW);
+    const b = parseFacts(textOut, NOW);
+    expect(b.natRules.map((r) => [r.backend, r.kind, r.toAddresses])).toEqual(a.natRules.map((r) => [r.backend, r.kind, r.toAddresses]));
+    expect(b.firewallBackend).toBe(a.firewallBackend);
+  });
+
   it('the collect script read from stdin (`sh -s`) by dash and busybox ash: a saved file analyze reads whole', async () => {
     const count = Number(inNs(ns, ['conntrack', '-C']).trim());
     for (const shell of [['dash', '-s'], ['busybox', 'ash', '-s']]) {
