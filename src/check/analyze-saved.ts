@@ -50,9 +50,9 @@ export interface SavedAnalysis {
 
 /**
  * Calls `onLine` for each line of a stream, split with a bounded carry (a line longer than
- * MAX_LINE_CHARS is cut there). Synchronous per chunk: no await per line.
+ * `maxLineChars()` is cut there). Synchronous per chunk: no await per line.
  */
-async function forEachLine(readable: AsyncIterable<string | Buffer>, onLine: (line: string) => void): Promise<void> {
+async function forEachLine(readable: AsyncIterable<string | Buffer>, onLine: (line: string) => void, maxLineChars: () => number): Promise<void> {
   const decoder = new StringDecoder('utf8');
   let carry = '';
   for await (const chunk of readable) {
@@ -69,8 +69,9 @@ async function forEachLine(readable: AsyncIterable<string | Buffer>, onLine: (li
       start = nl + 1;
     }
     if (start < text.length) carry += text.slice(start);
-    if (carry.length > MAX_LINE_CHARS) {
-      onLine(carry.slice(0, MAX_LINE_CHARS));
+    const max = maxLineChars();
+    if (carry.length > max) {
+      onLine(carry.slice(0, max));
       carry = '';
     }
   }
@@ -139,7 +140,9 @@ export async function analyzeSaved(
     // 'done': the dump's stderr section (kept short for the error message); nothing else is read
     if (line.startsWith(SECTION_BEGIN) || line.startsWith(SECTION_END) || dumpStderr.length >= MAX_DUMP_STDERR_CHARS) return;
     dumpStderr = `${dumpStderr}${dumpStderr ? ' ' : ''}${line}`.slice(0, MAX_DUMP_STDERR_CHARS);
-  });
+    // a facts line may be long (nft -j prints the whole ruleset on one line: MBs on a Kubernetes
+    // node), bounded by the facts limit; a dump line longer than MAX_LINE_CHARS is garbage
+  }, () => (phase === 'dump' ? MAX_LINE_CHARS : MAX_SAVED_FACTS_CHARS));
 
   if (formatVersion === null) throw new SavedFileError('the saved file is empty');
   if (phase === 'facts') throw new SavedFileError('the saved file ends before the table dump (cut while collecting?)');

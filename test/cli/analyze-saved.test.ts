@@ -18,6 +18,7 @@ import { thresholdsSchema } from '../../src/config/inventory.js';
 import { COLLECT_SCRIPT } from '../../src/diagnostics/collect-script.js';
 import { FACTS_SCRIPT, parseFacts, TABLE_DUMP_COMMAND } from '../../src/diagnostics/facts-script.js';
 import { IDLE_THRESHOLDS } from '../../src/plan/compute.js';
+import { analyzeSaved } from '../../src/check/analyze-saved.js';
 import { recordedFacts, savedText, writeGeneratedSaved } from './helpers/saved-file.js';
 import { readFileSync } from 'node:fs';
 
@@ -81,6 +82,25 @@ describe('analyze <saved file>', () => {
     expect(text.stdout.startsWith('OFFLINE: analysis of the saved file')).toBe(true);
     expect(text.stdout).toContain('cannot be approved or applied from here');
     for (const f of live.findings) expect(text.stdout).toContain(`(${f.id})`);
+  });
+
+  it('a long facts line (nft -j prints the ruleset on one line) is read whole, as the live check reads it', async () => {
+    const facts = recordedFacts();
+    const ruleset = JSON.parse(readFileSync(new URL('../fixtures/nft-j-ruleset-iptables-nft.json', import.meta.url), 'utf8')) as { nftables: unknown[] };
+    // 3,000 more native rules in a table of their own: about 600 KB on one line
+    for (let i = 0; i < 3000; i++) {
+      ruleset.nftables.push({ rule: { family: 'inet', table: 'fw4', chain: 'srcnat', handle: 100 + i, expr: [{ match: { op: '==', left: { payload: { protocol: 'ip', field: 'saddr' } }, right: `198.18.${Math.floor(i / 250)}.${i % 250}` } }, { accept: null }] } });
+    }
+    const json = JSON.stringify(ruleset);
+    expect(json.length).toBeGreaterThan(300_000);
+    const withJson = facts.replace('@@section nft-ruleset@@', `@@section nft-ruleset-json@@\n${json}\n@@end nft-ruleset-json rc=0@@\n@@section nft-ruleset@@`);
+    const live = parseFacts(withJson, '2026-11-24T15:00:00.000Z');
+    // in 16 KB chunks, as a file stream reads it: the JSON line spans dozens of them
+    const text = savedText(withJson, recordedDump());
+    const chunks = Array.from({ length: Math.ceil(text.length / 16_384) }, (_, i) => text.slice(i * 16_384, (i + 1) * 16_384));
+    const { report } = await analyzeSaved(Readable.from(chunks), { gatewayName: 'gw-3', config: { thresholds: thresholdsSchema.parse({}), port: 22, managementSource: undefined } });
+    expect(report.facts.natRules.filter((r) => r.backend === 'nft').map((r) => r.kind)).toEqual(['masquerade', 'snat', 'dnat']);
+    expect(report.facts.natRules).toEqual(live.natRules);
   });
 
   it('refuses what is not a saved file, a cut one, and a dump that failed on the gateway', async () => {
