@@ -319,9 +319,14 @@ export async function labUp(options: LabUpOptions = {}): Promise<Lab> {
       if (fwd6 !== '1') throw new LabCommandError(`ipv6 forwarding is ${fwd6} in ${names.gateway}`);
     }
     const nat66 = v6?.mode === 'nat66';
+    // Routed IPv6: a stateful forward rule, as routed gateways have. Without any IPv6 rule that
+    // needs conntrack the kernel does not track IPv6 in this namespace at all (measured: 0
+    // entries for 1,200 routed IPv6 flows with only the IPv4 NAT in place).
+    const routed6 = v6?.mode === 'routed';
     if (o.firewall === 'iptables') {
       await nsRun(names.gateway, ['iptables', '-t', 'nat', '-A', 'POSTROUTING', '-o', IFACES.gatewayWan, '-j', 'MASQUERADE']);
       if (nat66) await nsRun(names.gateway, ['ip6tables', '-t', 'nat', '-A', 'POSTROUTING', '-o', IFACES.gatewayWan, '-j', 'MASQUERADE']);
+      if (routed6) await nsRun(names.gateway, ['ip6tables', '-A', 'FORWARD', '-m', 'conntrack', '--ctstate', 'ESTABLISHED,RELATED', '-j', 'ACCEPT']);
     } else {
       const natTable = (family: 'ip' | 'ip6') => [
         `table ${family} nat {`,
@@ -331,7 +336,17 @@ export async function labUp(options: LabUpOptions = {}): Promise<Lab> {
         '  }',
         '}',
       ];
-      await nsRun(names.gateway, ['nft', '-f', '-'], { input: [...natTable('ip'), ...(nat66 ? natTable('ip6') : []), ''].join('\n') });
+      const forward6 = [
+        'table ip6 filter {',
+        '  chain forward {',
+        '    type filter hook forward priority filter; policy accept;',
+        '    ct state established,related accept',
+        '  }',
+        '}',
+      ];
+      await nsRun(names.gateway, ['nft', '-f', '-'], {
+        input: [...natTable('ip'), ...(nat66 ? natTable('ip6') : []), ...(routed6 ? forward6 : []), ''].join('\n'),
+      });
     }
     // Clients: drop the UDP echo replies (flows come from a raw socket: no socket to receive
     // them), and the FIN/RST of "idle" connections so the gateway keeps them ESTABLISHED.
