@@ -36,7 +36,7 @@ export async function verifyApply(
       earlyDrop: statsAfter.early_drop - snapshot.stats.early_drop,
       insertFailed: statsAfter.insert_failed - snapshot.stats.insert_failed,
     };
-    checks.push({ name: 'drops since the snapshot', ok: true, detail: `drop +${drops.drop}, early_drop +${drops.earlyDrop}, insert_failed +${drops.insertFailed} (conntrack -S)` });
+    checks.push({ name: 'drops since the snapshot', ok: true, detail: `drop +${drops.drop}, early_drop +${drops.earlyDrop}, insert_failed +${drops.insertFailed}` });
   }
   const seen = new Set(snapshot.tableFullLines);
   const newLines = (await readTableFullLines(session)).filter((l) => !seen.has(l)).length;
