@@ -117,11 +117,16 @@ export async function isWritable(session: GatewaySession, key: string): Promise<
   return r.code === 0;
 }
 
-export async function readStats(session: GatewaySession): Promise<ConntrackStats | null> {
-  const r = await run(session, commands.conntrackStats(), { allowFailure: true, timeoutMs: 15_000 });
-  // The same parsers as the check's: verify compares like with like. Without conntrack-tools
-  // (busybox gateways) the kernel's /proc counters, as the check reads them then.
-  if (r.code === 0) return parseConntrackStatsCli(r.stdout);
+/**
+ * The counters, with the same parsers as the check's (verify compares like with like):
+ * `conntrack -S` where conntrack-tools is installed, else (busybox gateways) the kernel's
+ * /proc counters, as the check reads them then; never a call to a tool that is not there.
+ */
+export async function readStats(session: GatewaySession, hasConntrack: boolean): Promise<ConntrackStats | null> {
+  if (hasConntrack) {
+    const r = await run(session, commands.conntrackStats(), { allowFailure: true, timeoutMs: 15_000 });
+    if (r.code === 0) return parseConntrackStatsCli(r.stdout);
+  }
   const proc = await run(session, commands.readProcStat(), { allowFailure: true, timeoutMs: 15_000 });
   return proc.code === 0 ? parseProcStatConntrack(proc.stdout) : null;
 }
