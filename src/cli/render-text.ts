@@ -3,6 +3,7 @@
  * (current -> proposed), in the order an SRE reads them during an incident.
  */
 import type { CheckReport, Finding, PlanStep, Severity } from '../core/model.js';
+import { hostPort } from '../analysis/format.js';
 import { terminalSafe } from './terminal-safe.js';
 
 const MARK: Record<Severity, string> = { critical: 'CRIT', warning: 'WARN', info: 'INFO', ok: ' OK ' };
@@ -66,7 +67,7 @@ export function renderReportText(r: CheckReport): string {
   const portUse = r.table.topPortUse.slice(0, 5);
   if (portUse.length) {
     out.push('Port use per NAT address -> destination');
-    out.push(table(portUse.map((p) => [n(p.count).padStart(9), `${p.natSource} -> ${p.dst}:${p.dport}/${p.proto}`])));
+    out.push(table(portUse.map((p) => [n(p.count).padStart(9), `${p.natSource} -> ${hostPort(p.dst, p.dport)}/${p.proto}`])));
     out.push('');
   }
   out.push('Timeouts (s)');

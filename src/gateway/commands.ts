@@ -214,6 +214,16 @@ export const commands = {
     return command('kernel log: table full', 'dmesg --time-format iso 2>/dev/null | grep -E "nf_conntrack: .*table full" | tail -n 200; true', true);
   },
 
+  /** The same where dmesg has no --time-format (busybox): the kernel's own [seconds] stamps. */
+  tableFullLogPlain(): GatewayCommand {
+    return command('kernel log: table full (plain dmesg)', 'dmesg 2>/dev/null | grep -E "nf_conntrack: .*table full" | tail -n 200; true', true);
+  },
+
+  /** The kernel's counters where conntrack-tools is not installed (per CPU, hex; world-readable). */
+  readProcStat(): GatewayCommand {
+    return command('read /proc/net/stat/nf_conntrack', 'cat /proc/net/stat/nf_conntrack', false);
+  },
+
   /** iptables / ip6tables raw-table NOTRACK rule: check (exit 1 when absent), insert, delete. */
   iptablesNotrack(op: 'check' | 'add' | 'delete', rule: NotrackRule): GatewayCommand {
     const r = notrackRuleSchema.parse(rule);
