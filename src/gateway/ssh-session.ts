@@ -9,7 +9,7 @@ import ssh2 from 'ssh2';
 import type { ClientChannel, ConnectConfig } from 'ssh2';
 import type { GatewayConfig } from '../config/inventory.js';
 import type { GatewayCommand } from './commands.js';
-import { CommandFailedError, GatewayError, SATURATED_CONNECT_HINT } from './errors.js';
+import { CommandFailedError, GatewayError, OutputTooLargeError, SATURATED_CONNECT_HINT } from './errors.js';
 import { sameFingerprint, sshFingerprint } from './host-key.js';
 
 const { Client } = ssh2;
@@ -35,6 +35,8 @@ export interface StreamedExec {
   stdout: Readable;
   /** Resolves when the command ends, with its exit code and (bounded) stderr. */
   done: Promise<{ code: number | null; stderr: string; durationMs: number }>;
+  /** Stop the command (KILL, then close the channel): for a reader that has seen enough. */
+  abort(): void;
 }
 
 const DEFAULTS = { connectTimeoutMs: 10_000, commandTimeoutMs: 60_000, keepaliveIntervalMs: 10_000 };
@@ -113,13 +115,36 @@ export class GatewaySession {
     }
   }
 
-  /** Run a command and collect its output (for small outputs; use `stream` for the table dump). */
-  async exec(command: GatewayCommand, opts: { timeoutMs?: number; allowFailure?: boolean; stdin?: string } = {}): Promise<ExecResult> {
+  /**
+   * Run a command and collect its output, at most `command.maxOutputBytes` of it (or
+   * `opts.maxOutputBytes`): past the cap the command is ended and OutputTooLargeError names
+   * it and the cap. Large outputs (the table dump, the idle-entry listing) use `stream`.
+   */
+  async exec(
+    command: GatewayCommand,
+    opts: { timeoutMs?: number; allowFailure?: boolean; stdin?: string; maxOutputBytes?: number } = {},
+  ): Promise<ExecResult> {
     const started = Date.now();
-    const { stdout, done } = await this.stream(command, opts);
+    const limit = opts.maxOutputBytes ?? command.maxOutputBytes;
+    const { stdout, done, abort } = await this.stream(command, opts);
     const chunks: Buffer[] = [];
-    stdout.on('data', (chunk: Buffer) => chunks.push(chunk));
-    const { code, stderr } = await done;
+    let bytes = 0;
+    const overflow = new Promise<never>((_, reject) => {
+      const onData = (chunk: Buffer): void => {
+        bytes += chunk.length;
+        if (bytes <= limit) {
+          chunks.push(chunk);
+          return;
+        }
+        stdout.off('data', onData);
+        stdout.resume(); // whatever is still in flight is read and dropped
+        chunks.length = 0;
+        abort();
+        reject(new OutputTooLargeError(command.label, this.gatewayName, limit));
+      };
+      stdout.on('data', onData);
+    });
+    const { code, stderr } = await Promise.race([done, overflow]);
     const result = { stdout: Buffer.concat(chunks).toString('utf8'), stderr, code, durationMs: Date.now() - started };
     if (code !== 0 && !opts.allowFailure) throw new CommandFailedError(command.label, code, stderr);
     return result;
@@ -154,7 +179,11 @@ export class GatewaySession {
     });
     // Keep an unobserved rejection from crashing the process; callers await `done`.
     done.catch(() => undefined);
-    return { stdout: channel, done };
+    const abort = (): void => {
+      channel.signal('KILL');
+      channel.close();
+    };
+    return { stdout: channel, done, abort };
   }
 
   close(): void {
