@@ -56,6 +56,8 @@ export class GatewaySession {
     const markClosed = (): void => {
       if (this.closedFlag) return;
       this.closedFlag = true;
+      // The gateway's connection is gone: its jump connection has nothing left to carry.
+      this.jump?.end();
       for (const listener of this.closeListeners) listener();
     };
     client.on('close', markClosed);
@@ -79,26 +81,30 @@ export class GatewaySession {
       ...(config.connectTimeoutMs !== undefined ? { connectTimeoutMs: config.connectTimeoutMs } : {}),
       ...(config.commandTimeoutMs !== undefined ? { commandTimeoutMs: config.commandTimeoutMs } : {}),
     };
-    let jump: SshClient | null = null;
-    let sock: ConnectConfig['sock'];
-    if (config.jumpHost) {
-      const jh = config.jumpHost;
-      jump = await openClient(`${gatewayName} (jump host ${jh.host})`, {
-        host: jh.host,
-        port: jh.port,
-        username: jh.user,
-        privateKey: await readKey(jh.identityFile, `${gatewayName}'s jump host`),
-        expectedHostKey: jh.hostKey,
+    if (!config.jumpHost) {
+      const client = await openClient(gatewayName, {
+        host: config.host,
+        port: config.port,
+        username: config.user,
+        privateKey: await readKey(config.identityFile, gatewayName),
+        expectedHostKey: config.hostKey,
         opts,
       });
-      const jumpClient = jump;
-      sock = await new Promise<ClientChannel>((resolve, reject) => {
-        jumpClient.forwardOut('127.0.0.1', 0, config.host, config.port, (err, stream) =>
-          err ? reject(new GatewayError('unreachable', `jump host cannot reach ${config.host}:${config.port}: ${err.message}`)) : resolve(stream),
-        );
-      });
+      return new GatewaySession(gatewayName, config, client, null, opts);
     }
+    const jh = config.jumpHost;
+    const jump = await openClient(`${gatewayName} (jump host ${jh.host})`, {
+      host: jh.host,
+      port: jh.port,
+      username: jh.user,
+      privateKey: await readKey(jh.identityFile, `${gatewayName}'s jump host`),
+      expectedHostKey: jh.hostKey,
+      opts,
+    });
+    // From here every failure closes the jump connection: a failing gateway must not leak one per try.
+    let sock: ClientChannel | null = null;
     try {
+      sock = await forwardThrough(jump, jh.host, config.host, config.port, opts.connectTimeoutMs);
       const client = await openClient(gatewayName, {
         host: config.host,
         port: config.port,
@@ -110,7 +116,8 @@ export class GatewaySession {
       });
       return new GatewaySession(gatewayName, config, client, jump, opts);
     } catch (err) {
-      jump?.end();
+      sock?.destroy();
+      jump.end();
       throw err;
     }
   }
@@ -205,6 +212,39 @@ async function readKey(path: string, whose: string): Promise<Buffer> {
       `the identity file of ${whose} cannot be read${code && /^E[A-Z]+$/.test(code) ? ` (${code})` : ''}`,
     );
   }
+}
+
+/**
+ * A TCP channel from the jump host to the gateway (`direct-tcpip`), within `timeoutMs`: a
+ * jump host whose connect to a blackholed gateway hangs (the kernel's SYN retries last
+ * about two minutes) is given up on, and a channel that opens after that is closed.
+ */
+function forwardThrough(jump: SshClient, jumpName: string, host: string, port: number, timeoutMs: number): Promise<ClientChannel> {
+  return new Promise<ClientChannel>((resolve, reject) => {
+    let settled = false;
+    const timer = setTimeout(() => {
+      settled = true;
+      reject(new GatewayError('timeout', `jump host ${jumpName} did not reach ${host}:${port} within ${timeoutMs} ms`, SATURATED_CONNECT_HINT));
+    }, timeoutMs);
+    const closed = (): void => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      reject(new GatewayError('unreachable', `jump host ${jumpName} closed the connection before reaching ${host}:${port}`));
+    };
+    jump.once('close', closed);
+    jump.forwardOut('127.0.0.1', 0, host, port, (err, stream) => {
+      jump.off('close', closed);
+      clearTimeout(timer);
+      if (settled) {
+        stream?.destroy();
+        return;
+      }
+      settled = true;
+      if (err) reject(new GatewayError('unreachable', `jump host ${jumpName} cannot reach ${host}:${port}: ${err.message}`));
+      else resolve(stream);
+    });
+  });
 }
 
 interface OpenOptions {
