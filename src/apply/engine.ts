@@ -32,6 +32,7 @@ import { readState } from './gateway-io.js';
 import type { ApplyOutcome, ApplyStepState, FollowUp, OutcomeStatus, Snapshot, VerifyReport } from './model.js';
 import { preflight } from './preflight.js';
 import { restoreSnapshot } from './restore.js';
+import { rollbackRefusal } from './rollback-guard.js';
 import { takeSnapshot } from './snapshot.js';
 import { inApplyOrder, stepModule } from './steps/registry.js';
 import { LeaseLostError, type ApplyLease, type ApplyRecordStore } from './store.js';
@@ -525,6 +526,13 @@ export class ApplyEngine {
         for (const st of snapshotted) {
           const note = await stepModule(st).changedSinceApply(st, { session: run.session, snapshot });
           if (note) notes.push(note);
+        }
+        const refusal = await rollbackRefusal(this.deps, plan, snapshot, steps, run.session);
+        if (refusal) {
+          await this.deps.plans.transition(planId, ['rolling-back'], t.from, { actor: opts.actor });
+          const refused = { ...this.bare(planId, plan.gateway, 'rollback', 'refused', opts.actor, startedAt, refusal), steps, canRollBack: true };
+          await this.finish(plan, lease, refused, 'refused');
+          return refused;
         }
         const restore = await restoreSnapshot(run.session, snapshot, snapshotted, run.steps, 'roll back');
         await this.save(run, opts.onProgress, 'rollback');

@@ -45,7 +45,10 @@ export class HistoryStore {
   async record(entry: HistoryRecord): Promise<void> {
     const key = `${this.prefix}:history:${entry.gateway}`;
     const record = historyRecordSchema.parse(entry);
-    await this.redis.multi().lpush(key, JSON.stringify(record)).ltrim(key, 0, KEEP - 1).exec();
+    const tx = this.redis.multi().lpush(key, JSON.stringify(record)).ltrim(key, 0, KEEP - 1);
+    // Applied plans per gateway, never trimmed: the roll back guard looks for newer ones.
+    if (record.event === 'applied' && record.planId) tx.zadd(this.appliedKey(record.gateway), Date.parse(record.at), record.planId);
+    await tx.exec();
     // Best effort: whoever listens must never fail the job that recorded history.
     for (const listener of this.listeners) {
       try {
@@ -65,6 +68,18 @@ export class HistoryStore {
   async list(gateway: string, limit = 20): Promise<HistoryRecord[]> {
     const raw = await this.redis.lrange(`${this.prefix}:history:${gateway}`, 0, limit - 1);
     return raw.map((r) => historyRecordSchema.parse(JSON.parse(r)));
+  }
+
+  /** Plans applied on this gateway, oldest first, with when (each plan's latest apply). */
+  async appliedPlans(gateway: string): Promise<{ planId: string; at: string }[]> {
+    const raw = await this.redis.zrange(this.appliedKey(gateway), '0', '-1', 'WITHSCORES');
+    const out: { planId: string; at: string }[] = [];
+    for (let i = 0; i + 1 < raw.length; i += 2) out.push({ planId: raw[i]!, at: new Date(Number(raw[i + 1])).toISOString() });
+    return out;
+  }
+
+  private appliedKey(gateway: string): string {
+    return `${this.prefix}:applied-plans:${gateway}`;
   }
 
   async setLastCheck(gateway: string, last: LastCheck): Promise<void> {
