@@ -158,7 +158,8 @@ export class ApplyEngine {
       return this.bare(planId, plan.gateway, 'apply', 'busy', opts.actor, startedAt, `Another run of plan ${planId} is in progress: nothing done.`);
     }
     try {
-      const t = await this.deps.plans.transition(planId, ['approved'], 'applying', { actor: opts.actor });
+      // Expiry is checked again here: an approved plan that waited (a busy gateway, a queue) past it is not applied.
+      const t = await this.deps.plans.transition(planId, ['approved'], 'applying', { actor: opts.actor, checkExpiry: true });
       if (!t.ok) return await this.notApproved(plan, t.current, opts.actor, startedAt, lease);
       await this.deps.records.markActive(planId);
       await this.deps.records.countRun(planId, 'apply');
@@ -176,6 +177,11 @@ export class ApplyEngine {
     if (current === 'applying') {
       // We hold the lease, so the run that set 'applying' is gone: its worker died.
       return this.reportInterrupted(plan, actor, startedAt, lease);
+    }
+    if (current === 'expired') {
+      const message = `Plan ${planId} expired at ${plan.expiresAt}, before its apply could start (it waited behind other work on ${plan.gateway}): nothing was applied. Run a new check for a fresh plan.`;
+      if (plan.status === 'approved') await this.deps.history.record({ at: nowIso(), gateway: plan.gateway, event: 'expired', actor, planId, summary: 'approved, but expired before the apply started' });
+      return this.bare(planId, plan.gateway, 'apply', 'not-allowed', actor, startedAt, message);
     }
     if (current === 'applied') {
       const previous = await this.deps.records.outcome(planId, 'apply');
