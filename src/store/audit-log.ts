@@ -7,8 +7,9 @@
 import type { Redis } from 'ioredis';
 import { historyRecordSchema, type HistoryRecord } from './history-record.js';
 
-/** The events that are decisions or their outcome (everything but checks and their follow-ups). */
+/** The events that are decisions or their outcome, the follow-up's verdict included (everything but checks). */
 export const DECISION_EVENTS: ReadonlySet<HistoryRecord['event']> = new Set([
+  'follow-up',
   'approved',
   'rejected',
   'expired',
