@@ -214,7 +214,7 @@ export async function listIdleCandidates(session: GatewaySession, oldTimeout: nu
   const candidates: ListedEntry[] = [];
   let listed = 0;
   let unparsed = 0;
-  let refusal: string | null = null;
+  const stop: { reason: string | null } = { reason: null };
   const read = await forEachLine(
     stdout,
     (line) => {
@@ -222,17 +222,16 @@ export async function listIdleCandidates(session: GatewaySession, oldTimeout: nu
       const entry = parseEstablishedLine(line);
       if (!entry) {
         unparsed += 1;
-        if (unparsed > limits.maxUnparsed) refusal = `more than ${limits.maxUnparsed.toLocaleString('en-US')} of its lines are not ESTABLISHED TCP entries`;
-        return refusal === null;
+        if (unparsed > limits.maxUnparsed) stop.reason = `more than ${limits.maxUnparsed.toLocaleString('en-US')} of its lines are not ESTABLISHED TCP entries`;
+        return stop.reason === null;
       }
       listed += 1;
-      if (isIdle(entry, oldTimeout, newTimeout)) {
-        if (candidates.length >= limits.maxCandidates) {
-          refusal = `more than ${limits.maxCandidates.toLocaleString('en-US')} entries would be deleted`;
-          return false;
-        }
-        candidates.push(entry);
+      if (!isIdle(entry, oldTimeout, newTimeout)) return true;
+      if (candidates.length >= limits.maxCandidates) {
+        stop.reason = `more than ${limits.maxCandidates.toLocaleString('en-US')} entries would be deleted`;
+        return false;
       }
+      candidates.push(entry);
       return true;
     },
     limits.maxLineChars,
@@ -243,8 +242,8 @@ export async function listIdleCandidates(session: GatewaySession, oldTimeout: nu
   if (read.stopped) abort();
   const exit = await done;
   unparsed += read.overlong;
-  if (refusal !== null) {
-    throw new ListingRefusedError(`"${cmd.label}" on ${session.gatewayName}: ${refusal} (read ${read.bytes.toLocaleString('en-US')} bytes); the bot stopped reading and deleted nothing.`);
+  if (stop.reason !== null) {
+    throw new ListingRefusedError(`"${cmd.label}" on ${session.gatewayName}: ${stop.reason} (read ${read.bytes.toLocaleString('en-US')} bytes); the bot stopped reading and deleted nothing.`);
   }
   if (exit.code !== 0) throw new CommandFailedError(cmd.label, exit.code, exit.stderr);
   return { listed, candidates, unparsed, bytes: read.bytes };

@@ -59,7 +59,7 @@ function waitUntil<T>(what: string, probe: () => T | undefined | null | false | 
 }
 
 /** Which command floods: the facts' `conntrack -S`, the dump's `conntrack -L`, the listing; or none. */
-async function flood(what: 'stats' | 'dump' | 'listing' | 'none'): Promise<void> {
+async function flood(what: 'stats' | 'dump' | 'listing' | 'listing-junk' | 'none'): Promise<void> {
   await writeFile(join(wrapperDir, 'mode'), `${what}\n`);
 }
 
@@ -126,6 +126,7 @@ beforeAll(async () => {
       'case "$mode: $* " in',
       `  "stats: -S ") ${floodOf(STATS_LINE)}; exit 0 ;;`,
       `  "listing: -L -p tcp --state ESTABLISHED -o id ") ${floodOf(entry)}; exit 0 ;;`,
+      `  "listing-junk: -L -p tcp --state ESTABLISHED -o id ") ${floodOf('y')}; exit 0 ;;`,
       `  "dump: -L ") ${floodOf(junk)}; exit 0 ;;`,
       `  *) exec ${D}/conntrack.real "$@" ;;`,
       'esac',
@@ -258,4 +259,28 @@ describe('a gateway that streams ~2 GB', () => {
       lease.release();
     }
   }, 300_000);
+
+  it('idle-entry listing of 2 GB that is not conntrack output: refused after 10,000 such lines, naming the command; nothing deleted', async () => {
+    await rm(join(wrapperDir, 'flooded'), { force: true });
+    await flood('listing-junk');
+    const lease = await freshSessions()(lab.name, lab.inventoryEntry);
+    try {
+      const t0 = Date.now();
+      const err = await deleteIdleEntries(lease.session, { oldTimeout: 432_000, newTimeout: 3_600, method: 'netlink' }).then(
+        () => null,
+        (e: unknown) => e,
+      );
+      const took = Date.now() - t0;
+      expect(err).toBeInstanceOf(Error);
+      expect((err as Error).message).toContain('"conntrack -L tcp ESTABLISHED"');
+      expect((err as Error).message).toContain('more than 10,000 of its lines are not ESTABLISHED TCP entries');
+      expect((err as Error).message).toContain('deleted nothing');
+      expect(took).toBeLessThan(30_000); // ended at once, not at the listing's 180 s limit
+      expect(await floodFinished()).toBe(false);
+      console.log(`[figure] junk listing: refused in ${took} ms: ${(err as Error).message}`);
+    } finally {
+      await flood('none');
+      lease.release();
+    }
+  }, 120_000);
 });
