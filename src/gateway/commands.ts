@@ -17,11 +17,20 @@ export interface GatewayCommand {
   readonly shell: string;
   /** Needs root: prefixed with `sudo -n` when the gateway's user is not root. */
   readonly privileged: boolean;
+  /** `exec` stops reading (and ends the command) past this many stdout bytes. */
+  readonly maxOutputBytes: number;
   readonly [commandBrand]: true;
 }
 
-function command(label: string, shell: string, privileged: boolean): GatewayCommand {
-  return { label, shell, privileged } as GatewayCommand;
+/**
+ * What one collected command may print. The largest honest output is the facts script on a
+ * gateway with a big firewall (iptables-save of ~50k rules is ~5 MB); the table dump and the
+ * idle-entry listing are streamed, never collected.
+ */
+export const DEFAULT_MAX_OUTPUT_BYTES = 16 * 1024 * 1024;
+
+function command(label: string, shell: string, privileged: boolean, maxOutputBytes = DEFAULT_MAX_OUTPUT_BYTES): GatewayCommand {
+  return { label, shell, privileged, maxOutputBytes } as GatewayCommand;
 }
 
 export const ipSchema = z.union([z.ipv4(), z.ipv6()]);
