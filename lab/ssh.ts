@@ -16,6 +16,8 @@
  *                       the sudo helper (conntrack-ops-helper) of a non-root gateway user
  *   /var/lib            overlay: host /var/lib below, <lab>/var-lib-upper above (the
  *                       helper's snapshot copies in /var/lib/conntrack-ops stay in the lab)
+ *   hidden tools        optional: overlays with whiteouts over the PATH directories that hold
+ *                       them (hidden-tools.ts), and root's .bashrc logs commands not found.
  *   /proc/sys           read-only, except /proc/sys/net (the gateway namespace's own keys):
  *                       kernel.*, vm.*, fs.* are global and must never be written from a lab.
  */
@@ -24,6 +26,7 @@ import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { netnsGuard, run, shq, sleep, type RunResult } from './exec.js';
+import { hideScript, writeTripwire, type HiddenDir } from './hidden-tools.js';
 
 export interface SshMaterial {
   identityFile: string;
@@ -110,11 +113,15 @@ export async function startSshd(opts: {
   material: SshMaterial;
   address: string;
   port: number;
+  /** Binaries the gateway's commands must not find (none by default). */
+  hide?: readonly HiddenDir[];
 }): Promise<number> {
   const { dir, material } = opts;
+  const hide = opts.hide ?? [];
   for (const d of ['etc-upper', 'etc-work', 'run-upper', 'run-work', 'sysctl.d', 'modprobe.d', 'empty', 'root-home', 'usr-local-sbin', 'var-lib-upper', 'var-lib-work']) {
     await mkdir(join(dir, d), { recursive: true, mode: 0o755 });
   }
+  if (hide.length) await writeTripwire(join(dir, 'root-home'), dir);
   // The gateway's /etc/sysctl.conf is lab-owned too (the host's may set keys of its own).
   await writeFile(join(dir, 'etc-upper', 'sysctl.conf'), '# conntrack-ops lab gateway: see /etc/sysctl.d\n', { mode: 0o644 });
   const D = (p: string) => shq(join(dir, p));
@@ -137,6 +144,7 @@ export async function startSshd(opts: {
     'mount -o remount,bind,ro /proc/sys',
     'mount --bind /proc/sys/net /proc/sys/net',
     'mount -o remount,bind,rw /proc/sys/net',
+    ...hideScript(dir, hide),
     `exec /usr/sbin/sshd -f ${shq(material.configFile)} -E ${shq(material.logFile)}`,
   ].join('\n');
   await run('ip', ['netns', 'exec', opts.gatewayNs, 'unshare', '--mount', '--propagation', 'private', 'sh', '-c', script], {

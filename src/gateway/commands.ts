@@ -25,8 +25,17 @@ export interface GatewayCommand {
    * root sessions only (refused under sudo).
    */
   readonly sudoShell: string | null;
+  /** `exec` stops reading (and ends the command) past this many stdout bytes. */
+  readonly maxOutputBytes: number;
   readonly [commandBrand]: true;
 }
+
+/**
+ * What one collected command may print. The largest honest output is the facts script on a
+ * gateway with a big firewall (iptables-save of ~50k rules is ~5 MB); the table dump and the
+ * idle-entry listing are streamed, never collected.
+ */
+export const DEFAULT_MAX_OUTPUT_BYTES = 16 * 1024 * 1024;
 
 /** How a command runs when the session is not root. */
 type Privilege = { kind: 'none' } | { kind: 'helper'; line: string } | { kind: 'root-only' };
@@ -36,8 +45,14 @@ function viaHelper(line: string): Privilege {
   return { kind: 'helper', line };
 }
 
-function command(label: string, shell: string, privilege: Privilege): GatewayCommand {
-  return { label, shell, privileged: privilege.kind !== 'none', sudoShell: privilege.kind === 'helper' ? privilege.line : null } as GatewayCommand;
+function command(label: string, shell: string, privilege: Privilege, maxOutputBytes = DEFAULT_MAX_OUTPUT_BYTES): GatewayCommand {
+  return {
+    label,
+    shell,
+    privileged: privilege.kind !== 'none',
+    sudoShell: privilege.kind === 'helper' ? privilege.line : null,
+    maxOutputBytes,
+  } as GatewayCommand;
 }
 
 /** The helper's rule arguments: family chain tag saddr daddr sport dport ('-' for none). */
@@ -240,6 +255,18 @@ export const commands = {
       `dmesg --time-format iso 2>/dev/null ${filter}`,
       viaHelper(`${helperLine('kernel-log')} 2>/dev/null ${filter}`),
     );
+  },
+
+  /** The same where dmesg has no --time-format (busybox): the kernel's own [seconds] stamps. */
+  tableFullLogPlain(): GatewayCommand {
+    const filter = '| grep -E "nf_conntrack: .*table full" | tail -n 200; true';
+    // Under sudo the helper's kernel-log picks --time-format iso or plain dmesg itself.
+    return command('kernel log: table full (plain dmesg)', `dmesg 2>/dev/null ${filter}`, viaHelper(`${helperLine('kernel-log')} 2>/dev/null ${filter}`));
+  },
+
+  /** The kernel's counters where conntrack-tools is not installed (per CPU, hex; world-readable). */
+  readProcStat(): GatewayCommand {
+    return command('read /proc/net/stat/nf_conntrack', 'cat /proc/net/stat/nf_conntrack', UNPRIVILEGED);
   },
 
   /** iptables / ip6tables raw-table NOTRACK rule: check (exit 1 when absent), insert, delete. */

@@ -72,6 +72,7 @@ export const RULESET_DUMPS: Readonly<Record<string, readonly string[]>> = {
   'iptables-legacy-nat': ['iptables-legacy-save', '-t', 'nat'],
   'iptables-legacy-raw': ['iptables-legacy-save', '-t', 'raw'],
   nft: ['nft', 'list', 'ruleset'],
+  'nft-json': ['nft', '-j', 'list', 'ruleset'],
 };
 
 /** Kernel log lines the helper prints (the rest of the log is none of the bot's business). */
