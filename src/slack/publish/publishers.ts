@@ -10,6 +10,8 @@ import type { HistoryStore } from '../../store/history-store.js';
 import { silentApplyPublisher, silentCheckPublisher, type ApplyPublisher, type CheckPublisher, type EpisodePublisher } from '../../worker/ports.js';
 import { SlackApplyPublisher } from './apply-message.js';
 import { SlackCheckPublisher } from './check-message.js';
+import { SlackCheckAllPublisher } from './check-all-message.js';
+import { CheckAllStore } from './check-all-store.js';
 import { SlackEpisodePublisher } from './episode-message.js';
 import { SlackIncidentSummary } from './incident-summary.js';
 import { SlackMessageWriter } from './message-writer.js';
@@ -88,10 +90,16 @@ export function slackPublishers(
   const writer = new SlackMessageWriter(client);
   const applyWriter = new SlackMessageWriter(opts.applyClient ?? slackWebClient(env));
   const jobMessages = new JobMessageStore(rt.redis, env.QUEUE_PREFIX);
+  const checkAllRuns = new CheckAllStore(rt.redis, env.QUEUE_PREFIX);
   const episodes = new SlackEpisodePublisher(writer, rt.watchStore, env.INCIDENT_CHANNEL ?? null, env.EPISODE_REFRESH_SECONDS * 1000);
   const incident = incidentSummaries(rt, env, client, opts.incident);
   return {
-    check: (job, jobId) => (job.origin.kind === 'slack' ? new SlackCheckPublisher(writer, job.origin, { store: jobMessages, jobId }) : silentCheckPublisher),
+    check: (job, jobId) => {
+      if (job.origin.kind !== 'slack') return silentCheckPublisher;
+      const { checkAll, threadTs, channel } = job.origin;
+      if (checkAll && threadTs) return new SlackCheckAllPublisher(writer, checkAllRuns, checkAll, { channel, threadTs });
+      return new SlackCheckPublisher(writer, job.origin, { store: jobMessages, jobId });
+    },
     apply: (job) => (job.origin.kind === 'slack' ? new SlackApplyPublisher(applyWriter, rt.plans, job.action) : silentApplyPublisher),
     // The episode message, then the incident summary of the same episode (two messages: see incident-summary.ts).
     episode: {

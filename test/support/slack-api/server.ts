@@ -293,6 +293,7 @@ export class SlackApiServer {
   private readonly responsePosts: ResponseUrlPost[] = [];
   private readonly responseContexts = new Map<string, ResponseUrlContext & { uses: number; lastEphemeral: EphemeralMessage | null }>();
   private readonly failures = new Map<string, InjectedFailure[]>();
+  private readonly rateLimits = new Map<string, { until: number; retryAfter: number }>();
   private readonly channels = new Map<string, ChannelInfo>();
   private readonly users = new Map<string, UserInfo>();
   private readonly usergroups = new Map<string, UsergroupInfo>();
@@ -395,6 +396,14 @@ export class SlackApiServer {
     g.users = [...users];
   }
 
+  /**
+   * Rate-limit `method` for `forMs` from now: every call answers HTTP 429
+   * `{ ok: false, error: 'ratelimited' }` with `Retry-After: retryAfter` (seconds), as Slack does.
+   */
+  rateLimit(method: string, forMs: number, retryAfter: number): void {
+    this.rateLimits.set(method, { until: Date.now() + forMs, retryAfter });
+  }
+
   /** Make the next call(s) of `method` fail (rate limits, outages, specific Slack errors). */
   failNext(method: string, failure: InjectedFailure): void {
     const list = this.failures.get(method) ?? [];
@@ -477,6 +486,7 @@ export class SlackApiServer {
     this.responsePosts.length = 0;
     this.files.clear();
     this.failures.clear();
+    this.rateLimits.clear();
   }
 
   private waitOn<T>(items: T[], waiters: Set<Waiter<T>>, predicate: (item: T) => boolean, timeoutMs: number, describe: () => string): Promise<T> {
@@ -542,6 +552,13 @@ export class SlackApiServer {
       const opened = this.socketMode.open(token);
       this.record({ method, args, contentType, token, at, status: 200, response: opened });
       return this.send(res, 200, opened);
+    }
+
+    const window = this.rateLimits.get(method);
+    if (window && at < window.until) {
+      const body: SlackResponse = { ok: false, error: 'ratelimited' };
+      this.record({ method, args, contentType, token, at, status: 429, response: body });
+      return this.send(res, 429, body, { 'retry-after': String(window.retryAfter) });
     }
 
     const injected = this.failures.get(method)?.shift();
