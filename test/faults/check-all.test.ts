@@ -28,6 +28,7 @@ import { createSlackApp } from '../../src/slack/app.js';
 import { CHECK_ALL_REFUSAL } from '../../src/slack/commands/check-all-command.js';
 import { slackPublishers, slackWebClient } from '../../src/slack/publish/publishers.js';
 import { SlackMessageWriter } from '../../src/slack/publish/message-writer.js';
+import { SlackApplyPublisher } from '../../src/slack/publish/apply-message.js';
 import { startWorkers } from '../../src/worker/start.js';
 import type { ApplyStepState } from '../../src/apply/model.js';
 import { realisticReport } from '../slack/blocks/fixtures.js';
@@ -168,8 +169,7 @@ describe('applies are not held behind check spam (their own WebClient)', () => {
 
   /**
    * An apply's progress edits through the workers' apply publisher, EDITS of them one after
-   * the other as the engine sends them (it waits for each); returns how long each took to
-   * reach Slack. With `spam`, a `check all` runs meanwhile through the real workers and
+   * the other; returns how long each took to reach Slack (the message the user sees). With `spam`, a `check all` runs meanwhile through the real workers and
    * chat.postMessage is rate limited, so the checks' client waits on Retry-After.
    */
   async function editDelays(opts: { spam: boolean; sharedClient: boolean }): Promise<number[]> {
@@ -190,10 +190,13 @@ describe('applies are not held behind check spam (their own WebClient)', () => {
         await slack.waitForCall('chat.postMessage', (c) => c.status === 429 && typeof c.args['thread_ts'] === 'string', 60_000);
       }
       const apply = publishers.apply({ action: 'apply', planId: plan.planId, gateway: lab.name, decidedBy: BOB, origin: { kind: 'slack', channel: CHANNEL } });
+      if (!(apply instanceof SlackApplyPublisher)) throw new Error('a Slack plan gets the Slack apply publisher');
       const delays: number[] = [];
       for (let i = 0; i < EDITS; i++) {
         const started = performance.now();
         await apply.progress(withMessage, [step(i === EDITS - 1 ? 'applied' : 'running')]);
+        // The apply does not wait for the edit (apply-message.ts); the user does: until it is in Slack.
+        await apply.settled();
         delays.push(Math.round(performance.now() - started));
         await new Promise((r) => setTimeout(r, EDIT_EVERY_MS));
       }
