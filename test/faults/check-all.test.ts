@@ -185,7 +185,7 @@ describe('applies are not held behind check spam (their own WebClient)', () => {
       if (opts.spam) {
         await slash('check all', ALICE);
         await waitUntil('the summary message', summaryMessage, 30_000);
-        slack.rateLimit('chat.postMessage', 30_000, RETRY_AFTER_S);
+        slack.rateLimit('chat.postMessage', 15_000, RETRY_AFTER_S);
         // A findings reply (the checks' client, in the summary's thread) answered 429: that client now waits.
         await slack.waitForCall('chat.postMessage', (c) => c.status === 429 && typeof c.args['thread_ts'] === 'string', 60_000);
       }
