@@ -35,7 +35,7 @@ import {
 } from '../../lab/index.js';
 import { ratio, summarize, type Summary } from '../lib/stats.js';
 
-export const BA_TARGET = 1.25;
+export const BA_TARGET = 0.9;
 export const CB_TARGET = 2.5;
 export const LAB_NAME = 'cto-bnx1';
 
