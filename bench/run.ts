@@ -169,6 +169,17 @@ function rowsOf(r: Results['parts']): Row[] {
         better: 'higher',
         ...(isFull ? { target: `>= ${CB_TARGET}`, met: s.ratios.cb >= CB_TARGET } : {}),
       });
+      if (isFull && s.perRound) {
+        const rounds = s.perRound.ba.length;
+        const baMet = s.perRound.ba.filter((x) => x <= BA_TARGET).length;
+        const cbMet = s.perRound.cb.filter((x) => x >= CB_TARGET).length;
+        rows.push({ key: `${k}.baRounds`, label: `${n} entries: rounds with b/a <= ${BA_TARGET} (of ${rounds})`, value: baMet, unit: 'count', better: 'higher' });
+        rows.push({ key: `${k}.cbRounds`, label: `${n} entries: rounds with c/b >= ${CB_TARGET} (of ${rounds})`, value: cbMet, unit: 'count', better: 'higher' });
+      }
+      if (s.gatewaySide) {
+        rows.push({ key: `${k}.gw.proc`, label: `${n} entries: gateway alone, cat /proc/net/nf_conntrack`, value: s.gatewaySide.procCat.median, unit: 'ms', better: 'lower' });
+        rows.push({ key: `${k}.gw.tool`, label: `${n} entries: gateway alone, conntrack -L`, value: s.gatewaySide.conntrackL.median, unit: 'ms', better: 'lower' });
+      }
     }
   }
   const bd = r.breakdown;
