@@ -8,7 +8,7 @@
  *   npm run bench -- --only=parser,ack   some parts: sizes, parser, ack, fleet, watch, bigdump
  *   npm run bench -- --watch-gateways=60 lab gateways polled every second in part 5 (default 40, 20..200)
  *   npm run bench -- --runs=3            repetitions per measurement of part 1 (default 5)
- *   npm run bench -- --big-runs=3        repetitions of the 2,000,000-line check of part 6 (default 2)
+ *   npm run bench -- --big-runs=3        repetitions of the 2,000,000-line check of part 6 (default 3)
  *   npm run bench -- --save              also write the dated results file to commit
  *
  * Needs root (network namespaces), conntrack, sshd, redis-server: like the lab tests.
@@ -55,7 +55,7 @@ function parseArgs(argv: string[]): Args {
   if (sizes.some((s) => !Number.isInteger(s) || s < 1000 || s > 262_144)) throw new Error('--sizes: integers 1000..262144');
   const watchGateways = Number(get('watch-gateways') ?? 40);
   if (!Number.isInteger(watchGateways) || watchGateways < 20 || watchGateways > 200) throw new Error('--watch-gateways must be 20..200');
-  const bigRuns = Number(get('big-runs') ?? 2);
+  const bigRuns = Number(get('big-runs') ?? 3);
   if (!Number.isInteger(bigRuns) || bigRuns < 1 || bigRuns > 5) throw new Error('--big-runs must be 1..5');
   return { only: parts, runs, sizes, watchGateways, bigRuns, save: argv.includes('--save') };
 }
