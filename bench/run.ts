@@ -5,9 +5,10 @@
  * bench/results/<date>-<machine>.json) and the deltas against the previous run.
  *
  *   npm run bench                        everything (about 5-8 minutes on 2 cores)
- *   npm run bench -- --only=parser,ack   some parts: sizes, parser, ack, fleet, watch
+ *   npm run bench -- --only=parser,ack   some parts: sizes, parser, ack, fleet, watch, bigdump
  *   npm run bench -- --watch-gateways=60 lab gateways polled every second in part 5 (default 40, 20..200)
  *   npm run bench -- --runs=3            repetitions per measurement of part 1 (default 5)
+ *   npm run bench -- --big-runs=3        repetitions of the 2,000,000-line check of part 6 (default 3)
  *   npm run bench -- --save              also write the dated results file to commit
  *
  * Needs root (network namespaces), conntrack, sshd, redis-server: like the lab tests.
@@ -23,14 +24,15 @@ import { labDown, labDownAll } from '../lab/index.js';
 import { REPO_ROOT } from './lib/child.js';
 import { machineInfo, type MachineInfo } from './lib/machine.js';
 import { fmtInt, fmtMs, round } from './lib/stats.js';
+import { BIG_LAB, BIG_LINES, benchBigDump, type BigDumpResult } from './parts/big-dump.js';
 import { benchBreakdown, type BreakdownResult } from './parts/breakdown.js';
 import { benchFleet, FLEET_PREFIX, type FleetResult } from './parts/fleet.js';
 import { benchParser, type ParserResult } from './parts/parser.js';
-import { benchSlackAck, type SlackAckResult } from './parts/slack-ack.js';
-import { benchTableSizes, LAB_NAME, type TableSizesResult } from './parts/table-sizes.js';
+import { ACK_VS_BOLT_P99_TARGET, benchSlackAck, type SlackAckResult } from './parts/slack-ack.js';
+import { BA_TARGET, benchTableSizes, CB_TARGET, LAB_NAME, type TableSizesResult } from './parts/table-sizes.js';
 import { benchWatch, WATCH_PREFIX, type WatchBenchResult } from './parts/watch.js';
 
-const PARTS = ['sizes', 'parser', 'ack', 'fleet', 'watch'] as const;
+const PARTS = ['sizes', 'parser', 'ack', 'fleet', 'watch', 'bigdump'] as const;
 type Part = (typeof PARTS)[number];
 
 interface Args {
@@ -38,6 +40,7 @@ interface Args {
   runs: number;
   sizes: number[];
   watchGateways: number;
+  bigRuns: number;
   save: boolean;
 }
 
@@ -52,7 +55,9 @@ function parseArgs(argv: string[]): Args {
   if (sizes.some((s) => !Number.isInteger(s) || s < 1000 || s > 262_144)) throw new Error('--sizes: integers 1000..262144');
   const watchGateways = Number(get('watch-gateways') ?? 40);
   if (!Number.isInteger(watchGateways) || watchGateways < 20 || watchGateways > 200) throw new Error('--watch-gateways must be 20..200');
-  return { only: parts, runs, sizes, watchGateways, save: argv.includes('--save') };
+  const bigRuns = Number(get('big-runs') ?? 3);
+  if (!Number.isInteger(bigRuns) || bigRuns < 1 || bigRuns > 5) throw new Error('--big-runs must be 1..5');
+  return { only: parts, runs, sizes, watchGateways, bigRuns, save: argv.includes('--save') };
 }
 
 /** One comparable figure of a run (what the deltas are computed on). */
@@ -81,6 +86,7 @@ interface Results {
     slackAck?: SlackAckResult;
     fleet?: FleetResult;
     watch?: WatchBenchResult;
+    bigDump?: BigDumpResult;
   };
   errors: Record<string, string>;
   rows: Row[];
@@ -153,7 +159,7 @@ function rowsOf(r: Results['parts']): Row[] {
         value: s.ratios.ba,
         unit: 'x',
         better: 'lower',
-        ...(isFull ? { target: '<= 1.25', met: s.ratios.ba <= 1.25 } : {}),
+        ...(isFull ? { target: `<= ${BA_TARGET}`, met: s.ratios.ba <= BA_TARGET } : {}),
       });
       rows.push({
         key: `${k}.cb`,
@@ -161,8 +167,19 @@ function rowsOf(r: Results['parts']): Row[] {
         value: s.ratios.cb,
         unit: 'x',
         better: 'higher',
-        ...(isFull ? { target: '>= 2.5', met: s.ratios.cb >= 2.5 } : {}),
+        ...(isFull ? { target: `>= ${CB_TARGET}`, met: s.ratios.cb >= CB_TARGET } : {}),
       });
+      if (isFull && s.perRound) {
+        const rounds = s.perRound.ba.length;
+        const baMet = s.perRound.ba.filter((x) => x <= BA_TARGET).length;
+        const cbMet = s.perRound.cb.filter((x) => x >= CB_TARGET).length;
+        rows.push({ key: `${k}.baRounds`, label: `${n} entries: rounds with b/a <= ${BA_TARGET} (of ${rounds})`, value: baMet, unit: 'count', better: 'higher' });
+        rows.push({ key: `${k}.cbRounds`, label: `${n} entries: rounds with c/b >= ${CB_TARGET} (of ${rounds})`, value: cbMet, unit: 'count', better: 'higher' });
+      }
+      if (s.gatewaySide) {
+        rows.push({ key: `${k}.gw.proc`, label: `${n} entries: gateway alone, cat /proc/net/nf_conntrack`, value: s.gatewaySide.procCat.median, unit: 'ms', better: 'lower' });
+        rows.push({ key: `${k}.gw.tool`, label: `${n} entries: gateway alone, conntrack -L`, value: s.gatewaySide.conntrackL.median, unit: 'ms', better: 'lower' });
+      }
     }
   }
   const bd = r.breakdown;
@@ -185,12 +202,23 @@ function rowsOf(r: Results['parts']): Row[] {
   const a = r.slackAck;
   if (a) {
     rows.push({ key: 'ack.p50', label: `${a.concurrency} concurrent acks: p50 (client)`, value: a.p50.median, unit: 'ms', better: 'lower' });
-    rows.push({ key: 'ack.p99', label: `${a.concurrency} concurrent acks: p99 (client)`, value: a.p99.median, unit: 'ms', better: 'lower', target: '< 50', met: a.target.met });
+    rows.push({ key: 'ack.p99', label: `${a.concurrency} concurrent acks: p99 (client)`, value: a.p99.median, unit: 'ms', better: 'lower' });
     rows.push({ key: 'ack.p99.receiver', label: `${a.concurrency} concurrent acks: p99 (inside receiver)`, value: a.receiverP99.median, unit: 'ms', better: 'lower' });
     rows.push({ key: 'ack.floor.p99', label: `${a.concurrency} concurrent enqueues, no HTTP: p99`, value: a.enqueueFloor.p99.median, unit: 'ms', better: 'lower' });
     if (a.httpFloorP99) {
       rows.push({ key: 'ack.httpFloor.p99', label: `same burst, bare node:http server: p99`, value: a.httpFloorP99.median, unit: 'ms', better: 'lower' });
       rows.push({ key: 'ack.boltHelp.p99', label: `same burst, Bolt answering help: p99`, value: a.boltHelpP99.median, unit: 'ms', better: 'lower' });
+      if (a.ackVsBoltP99) {
+        rows.push({
+          key: 'ack.p99VsBolt',
+          label: 'ack p99 / Bolt-alone p99 (same run, per round)',
+          value: a.ackVsBoltP99.median,
+          unit: 'x',
+          better: 'lower',
+          target: `<= ${ACK_VS_BOLT_P99_TARGET}`,
+          met: a.ackVsBoltP99.median <= ACK_VS_BOLT_P99_TARGET,
+        });
+      }
       const vsFloor = Math.round((a.p99.median / a.httpFloorP99.median) * 100) / 100;
       rows.push({ key: 'ack.p99VsHttpFloor', label: 'ack p99 / bare node:http p99', value: vsFloor, unit: 'x', better: 'lower' });
     }
@@ -226,6 +254,25 @@ function rowsOf(r: Results['parts']): Row[] {
     rows.push({ key: 'watch.at1000.cpu', label: 'watch: 1,000 gateways / 30 s, share of one core (%)', value: round(w.at1000.cpuShareOfOneCore * 100, 1), unit: 'count', better: 'lower' });
     rows.push({ key: 'watch.at1000.rss', label: 'watch: 1,000 gateways / 30 s, bot RSS', value: w.at1000.rssMb, unit: 'MB', better: 'lower' });
   }
+  const big = r.bigDump;
+  if (big) {
+    const n = fmtInt(big.check2m.lines);
+    rows.push({ key: 'big.check', label: `${n}-line dump over SSH: whole check`, value: big.check2m.ms.median, unit: 'ms', better: 'lower' });
+    rows.push({ key: 'big.linesPerSec', label: `${n}-line dump over SSH: check lines per second`, value: big.check2m.linesPerSec, unit: 'lines/s', better: 'higher' });
+    rows.push({ key: 'big.floorLinesPerSec', label: `${n}-line dump over SSH: bare stream lines per second`, value: big.floor2m.linesPerSec, unit: 'lines/s', better: 'higher' });
+    rows.push({ key: 'big.checkVsFloor', label: `${n}-line dump: check / bare stream`, value: big.checkVsFloor, unit: 'x', better: 'lower' });
+    rows.push({ key: 'big.rss10k', label: `peak RSS of the check, ${fmtInt(big.check10k.lines)}-line dump`, value: big.check10k.maxRssMb.median, unit: 'MB', better: 'lower' });
+    rows.push({ key: 'big.rss2m', label: `peak RSS of the check, ${n}-line dump`, value: big.check2m.maxRssMb.median, unit: 'MB', better: 'lower' });
+    rows.push({
+      key: 'big.rssGrowth',
+      label: `check RSS growth ${fmtInt(big.check10k.lines)} -> ${n} lines`,
+      value: big.rssGrowthMb,
+      unit: 'MB',
+      better: 'lower',
+      target: `< ${big.target.rssGrowthMb}`,
+      met: big.target.met,
+    });
+  }
   return rows;
 }
 
@@ -254,6 +301,7 @@ async function cleanupLabs(log: (s: string) => void): Promise<void> {
   await labDown(LAB_NAME).catch((err: unknown) => log(`cleanup ${LAB_NAME}: ${(err as Error).message}`));
   await labDownAll(FLEET_PREFIX).catch((err: unknown) => log(`cleanup ${FLEET_PREFIX}*: ${(err as Error).message}`));
   await labDownAll(WATCH_PREFIX).catch((err: unknown) => log(`cleanup ${WATCH_PREFIX}*: ${(err as Error).message}`));
+  await labDown(BIG_LAB).catch((err: unknown) => log(`cleanup ${BIG_LAB}: ${(err as Error).message}`));
 }
 
 async function main(): Promise<void> {
@@ -326,6 +374,11 @@ async function main(): Promise<void> {
     if (args.only.has('watch')) {
       parts.watch = await section('watch', `5. the watch: ${args.watchGateways} lab gateways polled every second by one worker`, () =>
         benchWatch({ gateways: args.watchGateways, windowSeconds: 30, warmupSeconds: 5, log }),
+      );
+    }
+    if (args.only.has('bigdump')) {
+      parts.bigDump = await section('bigdump', `6. a ${fmtInt(BIG_LINES)}-line dump streamed over SSH from a lab gateway (${args.bigRuns} runs, each in a child process)`, () =>
+        benchBigDump({ runs: args.bigRuns, dir: join(tmpdir(), `cto-bench-big-${process.pid}`), log }),
       );
     }
   } finally {

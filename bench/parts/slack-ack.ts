@@ -19,7 +19,12 @@ import { runTsChild, REPO_ROOT } from '../lib/child.js';
 import { summarizeProfile, type HotFunction } from '../lib/cpuprofile.js';
 import { quantile, round, summarize, type Summary } from '../lib/stats.js';
 
-export const ACK_P99_TARGET_MS = 50;
+/**
+ * The target is a ratio measured in the same run: ack p99 / Bolt-alone p99 (the same burst
+ * answered as `/conntrack help`, no Redis), per round, median over rounds. An absolute
+ * 50 ms moves with the machine's load; what the ack adds to Bolt does not.
+ */
+export const ACK_VS_BOLT_P99_TARGET = 1.3;
 const SECRET = 'bench-signing-secret-0123456789abcdef';
 const CHANNEL = 'C0BENCH01';
 const USER = 'U0BENCH01';
@@ -76,8 +81,13 @@ export interface SlackAckResult {
   enqueueFloor: { p50: Summary; p99: Summary; wall: Summary };
   expectedJobs: number;
   allJobsInQueue: boolean;
-  /** Judged on the client-side p99 (what Slack would see), median over rounds. */
-  target: { p99Ms: number; met: boolean; receiverSideMet: boolean };
+  /**
+   * Judged on the client-side p99 (what Slack would see) divided by the client-side p99 of
+   * the same burst answered by Bolt alone just before it, per round; median over rounds.
+   */
+  target: { ackVsBoltP99: number; met: boolean };
+  /** ack p99 / Bolt-alone p99, per round. */
+  ackVsBoltP99: Summary;
   receiverP99: Summary;
   /** Client-side p99 per round of the side-by-side bursts (see AckRound). */
   httpFloorP99: Summary;
@@ -215,7 +225,9 @@ export async function benchSlackAck(opts: { rounds: number; concurrency: number;
       log(
         `  round ${r + 1}/${opts.rounds}: ${round_.ok}/${round_.requests} HTTP 200, ack p50 ${round_.p50} ms, p99 ${round_.p99} ms, max ${round_.max} ms (receiver-side p50 ${round_.server.p50}, p99 ${round_.server.p99}); ${round_.jobsFound} jobs found (${round_.jobsWaiting} waiting)`,
       );
-      log(`           same burst side by side: bare node:http server p99 ${httpFloor.p99} ms, Bolt answering help (no Redis) p99 ${boltHelp.p99} ms`);
+      log(
+        `           same burst side by side: bare node:http server p99 ${httpFloor.p99} ms, Bolt answering help (no Redis) p99 ${boltHelp.p99} ms; ack p99 / Bolt alone ${round(round_.p99 / boltHelp.p99, 2)}x`,
+      );
     }
     // One more burst under the V8 profiler (in this process: the receiver), not measured.
     let receiverProfile: SlackAckResult['receiverProfile'];
@@ -297,6 +309,7 @@ export async function benchSlackAck(opts: { rounds: number; concurrency: number;
     const pooledSorted = [...all].sort((a, b) => a - b);
     const p99 = summarize(rounds.map((r) => r.p99));
     const receiverP99 = summarize(rounds.map((r) => r.server.p99));
+    const ackVsBoltP99 = summarize(rounds.map((r) => round(r.p99 / r.boltHelp.p99, 2)));
     return {
       concurrency: opts.concurrency,
       warmupBursts: opts.warmupBursts,
@@ -313,7 +326,8 @@ export async function benchSlackAck(opts: { rounds: number; concurrency: number;
       enqueueFloor,
       expectedJobs,
       allJobsInQueue,
-      target: { p99Ms: ACK_P99_TARGET_MS, met: p99.median < ACK_P99_TARGET_MS, receiverSideMet: receiverP99.median < ACK_P99_TARGET_MS },
+      target: { ackVsBoltP99: ACK_VS_BOLT_P99_TARGET, met: ackVsBoltP99.median <= ACK_VS_BOLT_P99_TARGET },
+      ackVsBoltP99,
       receiverP99,
       httpFloorP99: summarize(rounds.map((r) => r.httpFloor.p99)),
       boltHelpP99: summarize(rounds.map((r) => r.boltHelp.p99)),

@@ -35,7 +35,7 @@ import {
 } from '../../lab/index.js';
 import { ratio, summarize, type Summary } from '../lib/stats.js';
 
-export const BA_TARGET = 1.25;
+export const BA_TARGET = 0.9;
 export const CB_TARGET = 2.5;
 export const LAB_NAME = 'cto-bnx1';
 
@@ -47,6 +47,10 @@ export const RUNBOOK_PIPELINES = [
 ] as const;
 
 const BARE_DUMP = commands.script('bare conntrack -L (bench floor)', 'conntrack -L');
+const GATEWAY_SIDE = {
+  procCat: commands.script('cat /proc/net/nf_conntrack on the gateway only (bench)', 'cat /proc/net/nf_conntrack >/dev/null'),
+  conntrackL: commands.script('conntrack -L on the gateway only (bench)', 'conntrack -L >/dev/null 2>&1'),
+};
 const RUNBOOK_COMMANDS = RUNBOOK_PIPELINES.map((p, i) => commands.script(`runbook step 2 pipeline ${i + 1}`, p));
 
 /**
@@ -118,6 +122,13 @@ export interface SizeResult {
   cPipelines: Summary[];
   cOutputs: string[];
   ratios: { ba: number; cb: number; baMin: number; cbMin: number };
+  /** b/a and c/b of each round (a, b and c of one round measured one after the other). */
+  perRound: { ba: number[]; cb: number[] };
+  /**
+   * The gateway's side alone, on the same session, output to /dev/null on the gateway:
+   * what the check's dump (/proc/net/nf_conntrack) and the floor (conntrack -L) cost there.
+   */
+  gatewaySide?: { procCat: Summary; conntrackL: Summary };
   /** The facts step, section by section (one traced run). */
   factsSections?: FactsSections;
   /** Only for the full table: does a NEW connection get in? */
@@ -310,7 +321,32 @@ export async function benchTableSizes(opts: {
         cPipelines: cPipes.map((p) => summarize(p)),
         cOutputs,
         ratios: { ba: ratio(b.median, a.median), cb: ratio(c.median, b.median), baMin: ratio(b.min, a.min), cbMin: ratio(c.min, b.min) },
+        perRound: {
+          ba: samples.b.map((v, i) => ratio(v, samples.a[i] ?? Number.NaN)),
+          cb: samples.c.map((v, i) => ratio(v, samples.b[i] ?? Number.NaN)),
+        },
       };
+      try {
+        const { s, done } = await session();
+        const side = { procCat: [] as number[], conntrackL: [] as number[] };
+        try {
+          for (let i = 0; i < 3; i++) {
+            for (const k of ['procCat', 'conntrackL'] as const) {
+              const g0 = performance.now();
+              await s.exec(GATEWAY_SIDE[k], { timeoutMs: 120_000 });
+              side[k].push(performance.now() - g0);
+            }
+          }
+        } finally {
+          done();
+        }
+        res.gatewaySide = { procCat: summarize(side.procCat), conntrackL: summarize(side.conntrackL) };
+      } catch (err) {
+        log(`  gateway-side timing failed: ${(err as Error).message.slice(0, 200)}`);
+      }
+      log(
+        `  per round: b/a ${res.perRound.ba.join(', ')}; c/b ${res.perRound.cb.join(', ')}${res.gatewaySide ? `; on the gateway alone (to /dev/null): cat /proc/net/nf_conntrack ${res.gatewaySide.procCat.median} ms, conntrack -L ${res.gatewaySide.conntrackL.median} ms` : ''}`,
+      );
       log(
         `  a ${a.median} ms (min ${a.min}), b ${b.median} ms (min ${b.min}), c ${c.median} ms (min ${c.min}); b/a ${res.ratios.ba}, c/b ${res.ratios.cb}; bot process CPU a ${res.aCpu.median} ms, b ${res.bCpu.median} ms; entries seen by the check ${bEntries.toLocaleString('en-US')}, count after ${countAfter.toLocaleString('en-US')}`,
       );

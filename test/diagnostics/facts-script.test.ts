@@ -244,7 +244,7 @@ describe.runIf(netns)('the facts script and the table dump in a scratch NAT gate
     }
   });
 
-  it('streams the table dump into the aggregator (conntrack -L, and /proc without the tool)', async () => {
+  it('streams the table dump into the aggregator (/proc/net/nf_conntrack, also without the conntrack tool)', async () => {
     const count = Number(inNs(ns, ['conntrack', '-C']).trim());
     const dump = async (cmd: string[]) => {
       const child = spawnInNs(ns, cmd);

@@ -130,12 +130,16 @@ export class HeavyHitters<K> {
     this.bucketOf = new Int32Array(n);
     this.prev = new Int32Array(n);
     this.next = new Int32Array(n);
-    this.bCount = new Float64Array(n);
-    this.bHead = new Int32Array(n).fill(-1);
-    this.bPrev = new Int32Array(n);
-    this.bNext = new Int32Array(n);
+    // One bucket more than slots: increment() takes the new bucket before it frees the old
+    // one, so with every slot alone in its own bucket (all counts distinct, as in a long
+    // dump) it needs capacity + 1; with capacity the pool ran dry and the walk never ended.
+    const buckets = n + 1;
+    this.bCount = new Float64Array(buckets);
+    this.bHead = new Int32Array(buckets).fill(-1);
+    this.bPrev = new Int32Array(buckets);
+    this.bNext = new Int32Array(buckets);
     // all buckets start free, chained through bNext
-    for (let b = 0; b < n; b++) this.bNext[b] = b + 1 < n ? b + 1 : -1;
+    for (let b = 0; b < buckets; b++) this.bNext[b] = b + 1 < buckets ? b + 1 : -1;
     this.freeBucket = 0;
     const slots = Array.from({ length: this.used }, (_, i) => i).sort((a, b) => (this.count[a] as number) - (this.count[b] as number));
     let last = -1;
