@@ -1,0 +1,93 @@
+/**
+ * Defect 4: a worker killed mid-apply. Two real worker processes (`jobs/worker.ts`) on real
+ * Redis, a lab gateway over real sshd, the local Slack API server. The approval goes through
+ * the real decision code; the apply stops after its first step (its progress message is
+ * held by the proxy), and the worker running it is killed with SIGKILL. The other worker's
+ * sweep finds the run gone while it runs (no restart needed), tells the plan's channel which
+ * steps ran, and the plan becomes `apply-interrupted`; it is never re-run, and Roll back
+ * (through the queue, run by the surviving worker) restores the snapshot.
+ *
+ * Figures: applies run = 1 (not 2); delay from the kill to the message in the channel (< 60 s).
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { approvePlan, requestRollback } from '../../src/approvals/decisions.js';
+import { ApplyRecordStore } from '../../src/apply/store.js';
+import { sysctlStep } from '../apply/helpers/harness.js';
+import { waitUntil } from '../support/wait-until.js';
+import { BOB, CHANNEL, bodyOf, openWorkerLab, pidRunning, spawnWorker, stopWorker, type WorkerLab, type WorkerProcess } from './worker-fixture.js';
+
+const TW = 'nf_conntrack_tcp_timeout_time_wait';
+const CW = 'nf_conntrack_tcp_timeout_close_wait';
+const FW = 'nf_conntrack_tcp_timeout_fin_wait';
+
+let w: WorkerLab;
+const workers: WorkerProcess[] = [];
+const logs = (): string => workers.map((p, i) => `--- worker ${i} (pid ${p.child.pid}) ---\n${p.log().slice(-3000)}`).join('\n');
+
+beforeAll(async () => {
+  w = await openWorkerLab();
+  for (let i = 0; i < 2; i++) workers.push(spawnWorker({ redisUrl: w.redis.url, slackApiUrl: w.proxy.apiUrl, token: w.slack.token, inventory: w.inventoryPath }));
+  await waitUntil('both workers started', () => workers.every((p) => p.log().includes('worker started')), 60_000, { context: logs });
+}, 240_000);
+
+afterAll(async () => {
+  await w?.proxy.release();
+  for (const p of workers) await stopWorker(p, 'SIGKILL');
+  await w?.close();
+});
+
+describe('a worker killed (SIGKILL) mid-apply with a second worker alive', () => {
+  it('is reported in the channel within 60 s, never re-run, and Roll back restores', async () => {
+    const original = { tw: await w.sysctl(TW), cw: await w.sysctl(CW), fw: await w.sysctl(FW) };
+    const plan = await w.slackPlan([sysctlStep('tw', TW, original.tw, 41), sysctlStep('cw', CW, original.cw, 31), sysctlStep('fw', FW, original.fw, 51)]);
+    const ts = plan.message?.ts ?? '';
+    // Progress updates: 1 after the snapshot, 2 "tw running", 3 "tw applied": held there.
+    const held = w.proxy.holdUpdate(ts, 3);
+    const approved = await approvePlan(w.rt, w.rules, plan.planId, BOB);
+    expect(approved.ok).toBe(true);
+    await held;
+    const records = new ApplyRecordStore(w.rt.redis, w.rt.env.QUEUE_PREFIX);
+    expect((await records.steps(plan.planId))?.map((s) => s.status)).toEqual(['applied', 'pending', 'pending']);
+    const pid = pidRunning(workers, plan.planId);
+    expect(pid, logs()).not.toBeNull();
+    const victim = workers.find((p) => p.child.pid === pid);
+    expect(victim).toBeTruthy();
+    const killedAt = Date.now();
+    await stopWorker(victim!, 'SIGKILL');
+    expect((await w.rt.plans.get(plan.planId))?.status).toBe('applying');
+
+    const told = await waitUntil(
+      'the interrupted apply in the channel',
+      () => w.slack.messages(CHANNEL).find((m) => /was interrupted/.test(bodyOf(m))),
+      90_000,
+      { everyMs: 200, context: logs },
+    );
+    const delayMs = Date.now() - killedAt;
+    const text = bodyOf(told);
+    expect(text).toMatch(/NOT re-run/);
+    expect(text).toContain(`Applied before it stopped: ${TW}`);
+    expect(text).toMatch(/roll back restores it/);
+    expect(text).toContain('Roll back'); // the button
+    expect((await w.rt.plans.get(plan.planId))?.status).toBe('apply-interrupted');
+
+    // Nothing re-runs it: wait two more sweeps and the stalled-job check.
+    await new Promise((r) => setTimeout(r, 25_000));
+    const applies = await records.runs(plan.planId, 'apply');
+    console.log(`[faults] worker kill -9 mid-apply, second worker alive: applies run = ${applies}; channel told ${delayMs} ms after the kill`);
+    expect(applies).toBe(1);
+    expect(delayMs).toBeLessThan(60_000);
+    expect(await w.sysctl(TW)).toBe(41);
+    expect(await w.sysctl(CW)).toBe(original.cw);
+    expect(await w.sysctl(FW)).toBe(original.fw);
+    expect((await w.rt.queues.apply.getJob(`apply-${plan.planId}`))?.attemptsMade ?? 0).toBeLessThanOrEqual(1);
+
+    // Roll back of the interrupted plan, through the queue (the surviving worker runs it).
+    await w.proxy.release();
+    const rb = await requestRollback(w.rt, w.rules, plan.planId, BOB);
+    expect(rb.ok).toBe(true);
+    await waitUntil('the roll back', async () => (await w.rt.plans.get(plan.planId))?.status === 'rolled-back', 60_000, { context: logs });
+    expect(await w.sysctl(TW)).toBe(original.tw);
+    expect(await w.sysctl(CW)).toBe(original.cw);
+    expect(await records.runs(plan.planId, 'apply')).toBe(1);
+  }, 240_000);
+});
