@@ -11,6 +11,7 @@ import type { Runtime } from '../runtime.js';
 import { ApplyRecordStore } from '../apply/store.js';
 import { SessionPool } from '../gateway/session-pool.js';
 import { createCheckProcessor } from './check-processor.js';
+import { CheckRuns } from './check-runs.js';
 import { silentCheckPublisher, silentEpisodePublisher, type ApplyPublisher, type CheckPublisher, type EpisodePublisher } from './ports.js';
 import { createPollProcessor } from './poll-processor.js';
 import { createApplyEngine, createApplyProcessor } from './apply-processor.js';
@@ -83,6 +84,7 @@ export function startWorkers(rt: Runtime, opts: WorkerOptions = {}): RunningWork
       publisherFor: opts.publishers?.check ?? (() => silentCheckPublisher),
       planTtlMinutes: rt.env.PLAN_TTL_MINUTES,
       followUps: new ApplyRecordStore(rt.redis, rt.env.QUEUE_PREFIX),
+      runs: new CheckRuns(rt.redis, rt.env.QUEUE_PREFIX),
     })),
     { connection, prefix: rt.env.QUEUE_PREFIX, concurrency },
   );

@@ -8,10 +8,20 @@
  * (through the queue, run by the surviving worker) restores the snapshot.
  *
  * Figures: applies run = 1 (not 2); delay from the kill to the message in the channel (< 60 s).
+ *
+ * Defect 9, on the same workers: the crash windows of approve (compare-and-set, then enqueue)
+ * and of apply ('applying', then the first step). Each first write is one atomic Redis step
+ * carrying the entry the sweep reads (the apply outbox, the in-flight entry); the half state a
+ * crash leaves is written into the real Redis exactly as that step writes it, and the sweep
+ * of the running workers repairs it: the approval's job is queued under its one id (applies
+ * run = 1), the started-but-dead apply is reported (`apply-interrupted`, nothing changed).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { approvePlan, requestRollback } from '../../src/approvals/decisions.js';
 import { ApplyRecordStore } from '../../src/apply/store.js';
+import type { ApplyJob } from '../../src/queue/jobs.js';
+import { enqueueApply } from '../../src/queue/producer.js';
+import { ApplyOutbox } from '../../src/store/apply-outbox.js';
 import { sysctlStep } from '../apply/helpers/harness.js';
 import { waitUntil } from '../support/wait-until.js';
 import { BOB, CHANNEL, bodyOf, openWorkerLab, pidRunning, spawnWorker, stopWorker, type WorkerLab, type WorkerProcess } from './worker-fixture.js';
@@ -90,4 +100,55 @@ describe('a worker killed (SIGKILL) mid-apply with a second worker alive', () =>
     expect(await w.sysctl(CW)).toBe(original.cw);
     expect(await records.runs(plan.planId, 'apply')).toBe(1);
   }, 240_000);
+});
+
+describe('crash windows of approve and apply (defect 9)', () => {
+  it('approved, job never queued: the sweep queues it under its one id; it runs once', async () => {
+    const original = await w.sysctl(TW);
+    const plan = await w.slackPlan([sysctlStep('tw', TW, original, 42)]);
+    const job: ApplyJob = { action: 'apply', planId: plan.planId, gateway: w.lab.name, decidedBy: BOB, origin: plan.origin };
+    const outbox = new ApplyOutbox(w.rt.redis, w.rt.env.QUEUE_PREFIX);
+    // approvePlan's first write, and then the approver "dies": no enqueue.
+    const crashedAt = Date.now();
+    const t = await w.rt.plans.transition(plan.planId, ['pending'], 'approved', { actor: BOB, checkExpiry: true, also: outbox.entry(job) });
+    expect(t.ok).toBe(true);
+    expect(await w.rt.queues.apply.getJob(`apply-${plan.planId}`)).toBeUndefined();
+
+    await waitUntil('the apply job queued by the sweep', () => w.rt.queues.apply.getJob(`apply-${plan.planId}`), 60_000, { context: logs });
+    const queuedMs = Date.now() - crashedAt;
+    await waitUntil('the apply', async () => (await w.rt.plans.get(plan.planId))?.status === 'applied', 60_000, { context: logs });
+    // A late enqueue by the "revived" approver and two more sweeps change nothing.
+    expect(await enqueueApply(w.rt.queues, job)).toBe(`apply-${plan.planId}`);
+    await new Promise((r) => setTimeout(r, 22_000));
+    const records = new ApplyRecordStore(w.rt.redis, w.rt.env.QUEUE_PREFIX);
+    const applies = await records.runs(plan.planId, 'apply');
+    console.log(`[faults] approval with no job (crash between approve and enqueue): queued by the sweep after ${queuedMs} ms; applies run = ${applies}`);
+    expect(applies).toBe(1);
+    expect(await outbox.all()).toEqual([]);
+    expect(await w.sysctl(TW)).toBe(42);
+    const rb = await requestRollback(w.rt, w.rules, plan.planId, BOB);
+    expect(rb.ok).toBe(true);
+    await waitUntil('the roll back', async () => (await w.rt.plans.get(plan.planId))?.status === 'rolled-back', 60_000, { context: logs });
+    expect(await w.sysctl(TW)).toBe(original);
+  }, 180_000);
+
+  it("'applying' written, worker gone before the first step: reported interrupted, nothing changed, not re-run", async () => {
+    const original = await w.sysctl(TW);
+    const plan = await w.slackPlan([sysctlStep('tw', TW, original, 43)]);
+    const records = new ApplyRecordStore(w.rt.redis, w.rt.env.QUEUE_PREFIX);
+    await w.rt.plans.transition(plan.planId, ['pending'], 'approved', { actor: BOB });
+    // The engine's first write of a run, and then the worker "dies" (no lease, no job, no lock).
+    const t = await w.rt.plans.transition(plan.planId, ['approved'], 'applying', { actor: BOB, also: records.inflightEntry(plan.planId, 'apply') });
+    expect(t.ok).toBe(true);
+    const told = await waitUntil(
+      'the interrupted apply in the channel',
+      () => w.slack.messages(CHANNEL).find((m) => m.ts === plan.message?.ts && /was interrupted/.test(bodyOf(m))),
+      60_000,
+      { context: logs },
+    );
+    expect(bodyOf(told)).toMatch(/No step had completed/);
+    expect((await w.rt.plans.get(plan.planId))?.status).toBe('apply-interrupted');
+    expect(await records.runs(plan.planId, 'apply')).toBe(0);
+    expect(await w.sysctl(TW)).toBe(original);
+  }, 120_000);
 });
