@@ -106,7 +106,7 @@ describe('200 queued checks and one approval on one gateway', () => {
     await waitUntil('the apply', async () => (await w.rt.plans.get(plan.planId))?.status === 'applied', 120_000, { context: logs });
     await waitUntil(
       `all ${CHECKS} checks answered`,
-      async () => (await w.rt.queues.check.getJobCounts('completed')).completed >= CHECKS,
+      async () => ((await w.rt.queues.check.getJobCounts('completed')).completed ?? 0) >= CHECKS,
       240_000,
       { everyMs: 500, context: logs },
     );
