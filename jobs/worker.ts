@@ -47,7 +47,7 @@ const stop = async (signal: string): Promise<void> => {
   const reachable = await redisAnswers(rt.redis, 1_000);
   const boundMs = (reachable ? env.WORKER_STOP_GRACE_SECONDS : env.WORKER_STOP_SECONDS) * 1000;
   logger.info({ signal, redis: reachable ? 'answering' : 'unreachable', boundSeconds: boundMs / 1000, running: describeJobs(workers.running()) }, 'stopping: no new jobs');
-  const deadline = setTimeout(() => {
+  const abandon = (): never => {
     const abandoned = workers.running();
     logger.error(
       { signal, redis: reachable ? 'answering' : 'unreachable', abandoned: describeJobs(abandoned) },
@@ -55,10 +55,19 @@ const stop = async (signal: string): Promise<void> => {
         (abandoned.some((j) => j.queue === 'apply') ? ' (an abandoned apply is reported as interrupted by the sweep of another worker; roll back restores its snapshot)' : ''),
     );
     process.exit(1);
-  }, boundMs);
+  };
+  const deadline = setTimeout(abandon, boundMs);
+  const closing = workers.close().then(() => rt.close());
+  if (!reachable) {
+    // Nothing can be recorded without Redis and BullMQ's close would wait for it: wait only for
+    // the jobs running here to end (a restore finishing on its gateway), then go.
+    while (workers.running().length > 0) await new Promise((r) => setTimeout(r, 100));
+    clearTimeout(deadline);
+    logger.warn({ signal, redis: 'unreachable' }, 'stopped without Redis: no running job, nothing abandoned');
+    process.exit(0);
+  }
   try {
-    await workers.close();
-    await rt.close();
+    await closing;
     clearTimeout(deadline);
     logger.info({ signal }, 'stopped cleanly: nothing abandoned');
     process.exit(0);
