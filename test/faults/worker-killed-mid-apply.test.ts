@@ -151,4 +151,27 @@ describe('crash windows of approve and apply (defect 9)', () => {
     expect(await records.runs(plan.planId, 'apply')).toBe(0);
     expect(await w.sysctl(TW)).toBe(original);
   }, 120_000);
+
+  it("'rolling-back' written, worker gone: reported in the channel, rollback-failed, roll back can run again", async () => {
+    const original = await w.sysctl(TW);
+    const plan = await w.slackPlan([sysctlStep('tw', TW, original, 47)]);
+    const records = new ApplyRecordStore(w.rt.redis, w.rt.env.QUEUE_PREFIX);
+    expect((await approvePlan(w.rt, w.rules, plan.planId, BOB)).ok).toBe(true);
+    await waitUntil('the apply', async () => (await w.rt.plans.get(plan.planId))?.status === 'applied', 60_000, { context: logs });
+    // A roll back's first write, and then its worker "dies".
+    await records.countRun(plan.planId, 'rollback');
+    const t = await w.rt.plans.transition(plan.planId, ['applied'], 'rolling-back', { actor: BOB, also: records.inflightEntry(plan.planId, 'rollback') });
+    expect(t.ok).toBe(true);
+    await waitUntil(
+      'the interrupted roll back in the channel',
+      () => w.slack.messages(CHANNEL).find((m) => m.ts === plan.message?.ts && /roll back of plan .* was interrupted/i.test(bodyOf(m))),
+      60_000,
+      { context: logs },
+    );
+    expect((await w.rt.plans.get(plan.planId))?.status).toBe('rollback-failed');
+    expect(await w.sysctl(TW)).toBe(47);
+    expect((await requestRollback(w.rt, w.rules, plan.planId, BOB)).ok).toBe(true);
+    await waitUntil('the roll back', async () => (await w.rt.plans.get(plan.planId))?.status === 'rolled-back', 60_000, { context: logs });
+    expect(await w.sysctl(TW)).toBe(original);
+  }, 120_000);
 });
