@@ -12,6 +12,8 @@
  *   /root               bind of <lab>/root-home (empty, lab-owned): a gateway's root, not this
  *                       machine's. sshd runs every command through root's bash, which sources
  *                       ~/.bashrc: here that is pyenv init, 80 ms per exec (measured), no gateway's.
+ *   hidden tools        optional: overlays with whiteouts over the PATH directories that hold
+ *                       them (hidden-tools.ts), and root's .bashrc logs commands not found.
  *   /proc/sys           read-only, except /proc/sys/net (the gateway namespace's own keys):
  *                       kernel.*, vm.*, fs.* are global and must never be written from a lab.
  */
@@ -20,6 +22,7 @@ import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { netnsGuard, run, shq, sleep, type RunResult } from './exec.js';
+import { hideScript, writeTripwire, type HiddenDir } from './hidden-tools.js';
 
 export interface SshMaterial {
   identityFile: string;
@@ -106,11 +109,15 @@ export async function startSshd(opts: {
   material: SshMaterial;
   address: string;
   port: number;
+  /** Binaries the gateway's commands must not find (none by default). */
+  hide?: readonly HiddenDir[];
 }): Promise<number> {
   const { dir, material } = opts;
+  const hide = opts.hide ?? [];
   for (const d of ['etc-upper', 'etc-work', 'run-upper', 'run-work', 'sysctl.d', 'modprobe.d', 'empty', 'root-home']) {
     await mkdir(join(dir, d), { recursive: true, mode: 0o755 });
   }
+  if (hide.length) await writeTripwire(join(dir, 'root-home'), dir);
   // The gateway's /etc/sysctl.conf is lab-owned too (the host's may set keys of its own).
   await writeFile(join(dir, 'etc-upper', 'sysctl.conf'), '# conntrack-ops lab gateway: see /etc/sysctl.d\n', { mode: 0o644 });
   const D = (p: string) => shq(join(dir, p));
@@ -131,6 +138,7 @@ export async function startSshd(opts: {
     'mount -o remount,bind,ro /proc/sys',
     'mount --bind /proc/sys/net /proc/sys/net',
     'mount -o remount,bind,rw /proc/sys/net',
+    ...hideScript(dir, hide),
     `exec /usr/sbin/sshd -f ${shq(material.configFile)} -E ${shq(material.logFile)}`,
   ].join('\n');
   await run('ip', ['netns', 'exec', opts.gatewayNs, 'unshare', '--mount', '--propagation', 'private', 'sh', '-c', script], {

@@ -38,6 +38,7 @@ import { readState } from './gateway-io.js';
 import type { ApplyOutcome, ApplyStepState, FollowUp, OutcomeStatus, Snapshot, VerifyReport } from './model.js';
 import { preflight } from './preflight.js';
 import { restoreSnapshot } from './restore.js';
+import { rollbackRefusal } from './rollback-guard.js';
 import { takeSnapshot } from './snapshot.js';
 import { inApplyOrder, stepModule } from './steps/registry.js';
 import { LeaseLostError, type ApplyLease, type ApplyRecordStore } from './store.js';
@@ -173,8 +174,9 @@ export class ApplyEngine {
       return this.bare(planId, plan.gateway, 'apply', 'busy', opts.actor, startedAt, `Another run of plan ${planId} is in progress: nothing done.`);
     }
     try {
-      // 'applying' and the in-flight entry the sweep reads are one atomic write.
-      const t = await this.deps.plans.transition(planId, ['approved'], 'applying', { actor: opts.actor, also: this.deps.records.inflightEntry(planId, 'apply') });
+      // 'applying' and the in-flight entry the sweep reads are one atomic write; expiry is checked
+      // again here: an approved plan that waited (a busy gateway, a queue) past it is not applied.
+      const t = await this.deps.plans.transition(planId, ['approved'], 'applying', { actor: opts.actor, checkExpiry: true, also: this.deps.records.inflightEntry(planId, 'apply') });
       if (!t.ok) return await this.notApproved(plan, t.current, opts.actor, startedAt, lease);
       await this.deps.records.countRun(planId, 'apply');
       const outcome = await this.runApply(plan, lease, lock, opts, startedAt);
@@ -191,6 +193,11 @@ export class ApplyEngine {
     if (current === 'applying') {
       // We hold the lease, so the run that set 'applying' is gone: its worker died.
       return (await this.reportInterrupted(plan, actor, startedAt, lease)) ?? this.bare(planId, plan.gateway, 'apply', 'not-allowed', actor, startedAt, `Plan ${planId} was interrupted and is reported: nothing done.`);
+    }
+    if (current === 'expired') {
+      const message = `Plan ${planId} expired at ${plan.expiresAt}, before its apply could start (it waited behind other work on ${plan.gateway}): nothing was applied. Run a new check for a fresh plan.`;
+      if (plan.status === 'approved') await this.deps.history.record({ at: nowIso(), gateway: plan.gateway, event: 'expired', actor, planId, summary: 'approved, but expired before the apply started' });
+      return this.bare(planId, plan.gateway, 'apply', 'not-allowed', actor, startedAt, message);
     }
     if (current === 'applied') {
       const previous = await this.deps.records.outcome(planId, 'apply');
@@ -605,6 +612,14 @@ export class ApplyEngine {
         for (const st of snapshotted) {
           const note = await stepModule(st).changedSinceApply(st, { session: run.session, snapshot });
           if (note) notes.push(note);
+        }
+        const refusal = await rollbackRefusal(this.deps, plan, snapshot, steps, run.session);
+        if (refusal) {
+          await this.deps.plans.transition(planId, ['rolling-back'], t.from, { actor: opts.actor });
+          const refused = { ...this.bare(planId, plan.gateway, 'rollback', 'refused', opts.actor, startedAt, refusal), steps, canRollBack: true };
+          await this.finish(plan, lease, refused, 'refused');
+          await this.deps.records.clearActive(planId);
+          return refused;
         }
         await guardWrite(run, 'the roll back');
         const restore = await restoreSnapshot(run.session, snapshot, snapshotted, run.steps, 'roll back');

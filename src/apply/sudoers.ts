@@ -105,6 +105,7 @@ export function renderSudoers(input: SudoersInput): string {
         sudoersLine('cat /proc/slabinfo'),
         sudoersLine('iptables -V'),
         ...['iptables-save', 'ip6tables-save', 'iptables-legacy-save'].flatMap((b) => ['nat', 'raw'].map((t) => sudoersLine(`${b} -t ${t}`))),
+        sudoersLine('nft -j list ruleset'),
         sudoersLine('nft list ruleset'),
         sudoersLine('ip -o addr'),
         sudoersLine('true'),

@@ -12,7 +12,7 @@
  * A section whose command is not installed prints `@@missing <command>@@` as its only
  * content line, with rc=127. The script always exits 0. It never changes anything:
  * it reads /proc and /sys, runs listing commands (conntrack -S, iptables-save, nft
- * list ruleset, ip -o addr, dmesg) and greps config files. No input of any kind is
+ * -j list ruleset or nft list ruleset, ip -o addr, dmesg) and greps config files. No input of any kind is
  * interpolated into it. Commands that need root run through `sudo -n` when the
  * session is not root and passwordless sudo works (else they run as the user and
  * their sections report what the user may see).
@@ -32,7 +32,8 @@ import {
 } from './dump-format.js';
 import { parseConntrackStatsCli, parseProcStatConntrack } from './parsers/conntrack-stats.js';
 import { parseKernelLog } from './parsers/kernel-log.js';
-import { parseIptablesSave, parseNftRuleset } from './parsers/nat-rules.js';
+import { parseIptablesSave, parseNftRuleset, type NftRules } from './parsers/nat-rules.js';
+import { NftJsonError, parseNftJson } from './parsers/nft-json.js';
 import { parseModprobeGrep, parseSysctlGrep } from './parsers/persistence.js';
 import {
   interfaceMatches,
@@ -46,7 +47,7 @@ import {
   parseSlabObjsize,
 } from './parsers/system.js';
 
-export const FACTS_SCRIPT_VERSION = 2;
+export const FACTS_SCRIPT_VERSION = 3;
 
 /** Kernel log lines kept (the newest); the kernel rate-limits "table full" to ~10 per burst. */
 export const KERNEL_LOG_MAX_LINES = 2000;
@@ -71,7 +72,9 @@ export const FACT_SECTIONS = [
   'ip6tables-raw',
   'iptables-legacy-nat',
   'iptables-legacy-raw',
+  'nft-ruleset-json',
   'nft-ruleset',
+  'nft-warnings',
   'ip-addr',
   'kernel-log-source',
   'kernel-log',
@@ -126,7 +129,16 @@ fi
 # legacy (x_tables) rules next to iptables-nft: printed only when legacy tables exist, else empty
 if [ -n "$legacy" ]; then tool iptables-legacy-nat iptables-legacy-save -t nat; else begin iptables-legacy-nat; end iptables-legacy-nat 0; fi
 if [ -n "$legacy" ]; then tool iptables-legacy-raw iptables-legacy-save -t raw; else begin iptables-legacy-raw; end iptables-legacy-raw 0; fi
-tool nft-ruleset nft list ruleset
+# nft: JSON where this nft has it (an iptables-nft rule carries "xt" there); else the text,
+# keeping its stderr (nftables 1.0.6+ writes "table ... is managed by iptables-nft" there)
+if have nft; then
+  begin nft-ruleset-json; $S nft -j list ruleset 2>/dev/null; j=$?; end nft-ruleset-json $j
+  if [ "$j" = 0 ]; then begin nft-ruleset; end nft-ruleset 0; begin nft-warnings; end nft-warnings 0
+  else
+    begin nft-ruleset; { w=$($S nft list ruleset 2>&1 1>&3 3>&-); r=$?; } 3>&1; end nft-ruleset $r
+    begin nft-warnings; printf '%s\n' "$w" | grep -F 'iptables-nft'; end nft-warnings 0
+  fi
+else missing nft-ruleset-json nft; missing nft-ruleset nft; missing nft-warnings nft; fi
 tool ip-addr ip -o addr
 src=none
 if have dmesg; then
@@ -241,6 +253,24 @@ export function externalAddressesFor(natRules: NatRule[], ipAddr: string): strin
   return [...new Set([...v4, ...v6])];
 }
 
+/**
+ * nft's NAT and notrack rules: from `nft -j` when the gateway printed it, else from the text
+ * listing with nft's stderr warnings (iptables-nft tables); null when nft is not installed.
+ */
+function nftRules(sections: Map<string, SectionOutput>, iptablesHasRules: boolean): NftRules | null {
+  const json = sections.get('nft-ruleset-json');
+  if (usable(json) && json.rc === 0 && json.text.trim() !== '') {
+    try {
+      return parseNftJson(json.text, iptablesHasRules);
+    } catch (err) {
+      if (!(err instanceof NftJsonError)) throw err;
+    }
+  }
+  const text = sections.get('nft-ruleset');
+  if (!usable(text)) return null;
+  return parseNftRuleset(text.text, iptablesHasRules, sections.get('nft-warnings')?.text ?? '');
+}
+
 /** Parse the facts script's stdout into validated GatewayFacts. Throws FactsParseError when essentials are missing. */
 export function parseFacts(stdout: string, collectedAt: string): GatewayFacts {
   const sections = parseSections(stdout);
@@ -300,13 +330,13 @@ export function parseFacts(stdout: string, collectedAt: string): GatewayFacts {
   );
   const iptablesRuleCount = iptParsed.reduce((a, p) => a + (p?.ruleCount ?? 0), 0);
   const iptablesNat = iptParsed.flatMap((p) => p?.natRules ?? []);
-  const nft = usable(get('nft-ruleset')) ? parseNftRuleset(get('nft-ruleset')?.text ?? '', iptablesRuleCount > 0) : null;
+  const nft = nftRules(sections, iptablesRuleCount > 0);
   const natRules = [...iptablesNat, ...(nft?.natRules ?? [])];
   const managedNotrackRules = [...iptParsed.flatMap((p) => p?.managedNotrack ?? []), ...(nft?.managedNotrack ?? [])];
 
   let firewallBackend: GatewayFacts['firewallBackend'] = 'none';
   if (iptablesNat.length > 0) firewallBackend = 'iptables';
-  else if ((nft?.natRules.length ?? 0) > 0) firewallBackend = 'nft';
+  else if ((nft?.natRules.filter((r) => r.kind !== 'dnat').length ?? 0) > 0) firewallBackend = 'nft';
   else if (iptablesRuleCount > 0) firewallBackend = 'iptables';
   else if ((nft?.nativeTables.length ?? 0) > 0) firewallBackend = 'nft';
 
@@ -349,14 +379,19 @@ export function parseFacts(stdout: string, collectedAt: string): GatewayFacts {
   } satisfies GatewayFacts);
 }
 
+/** Sections added by version 3 (nft -j and nft's stderr): absent from an older script's output. */
+const SECTIONS_SINCE_V3: ReadonlySet<string> = new Set(['nft-ruleset-json', 'nft-warnings']);
+
 /** Which sections failed or were missing, for logs ("nft-ruleset: missing nft"). */
 export function describeSectionProblems(stdout: string): string[] {
   const out: string[] = [];
   const sections = parseSections(stdout);
   for (const name of FACT_SECTIONS) {
     const s = sections.get(name);
-    if (!s) out.push(`${name}: absent`);
-    else if (s.missing) out.push(`${name}: missing ${s.missing}`);
+    // outputs of an older script have no nft-ruleset-json / nft-warnings: the text is read then
+    if (!s) {
+      if (!SECTIONS_SINCE_V3.has(name)) out.push(`${name}: absent`);
+    } else if (s.missing) out.push(`${name}: missing ${s.missing}`);
     else if (s.rc === null) out.push(`${name}: cut off`);
     else if (s.rc !== 0) out.push(`${name}: rc=${s.rc}`);
   }

@@ -17,11 +17,20 @@ export interface GatewayCommand {
   readonly shell: string;
   /** Needs root: prefixed with `sudo -n` when the gateway's user is not root. */
   readonly privileged: boolean;
+  /** `exec` stops reading (and ends the command) past this many stdout bytes. */
+  readonly maxOutputBytes: number;
   readonly [commandBrand]: true;
 }
 
-function command(label: string, shell: string, privileged: boolean): GatewayCommand {
-  return { label, shell, privileged } as GatewayCommand;
+/**
+ * What one collected command may print. The largest honest output is the facts script on a
+ * gateway with a big firewall (iptables-save of ~50k rules is ~5 MB); the table dump and the
+ * idle-entry listing are streamed, never collected.
+ */
+export const DEFAULT_MAX_OUTPUT_BYTES = 16 * 1024 * 1024;
+
+function command(label: string, shell: string, privileged: boolean, maxOutputBytes = DEFAULT_MAX_OUTPUT_BYTES): GatewayCommand {
+  return { label, shell, privileged, maxOutputBytes } as GatewayCommand;
 }
 
 export const ipSchema = z.union([z.ipv4(), z.ipv6()]);
@@ -212,6 +221,16 @@ export const commands = {
   /** Kernel log lines about a full table (for the verify: new lines since the apply). */
   tableFullLog(): GatewayCommand {
     return command('kernel log: table full', 'dmesg --time-format iso 2>/dev/null | grep -E "nf_conntrack: .*table full" | tail -n 200; true', true);
+  },
+
+  /** The same where dmesg has no --time-format (busybox): the kernel's own [seconds] stamps. */
+  tableFullLogPlain(): GatewayCommand {
+    return command('kernel log: table full (plain dmesg)', 'dmesg 2>/dev/null | grep -E "nf_conntrack: .*table full" | tail -n 200; true', true);
+  },
+
+  /** The kernel's counters where conntrack-tools is not installed (per CPU, hex; world-readable). */
+  readProcStat(): GatewayCommand {
+    return command('read /proc/net/stat/nf_conntrack', 'cat /proc/net/stat/nf_conntrack', false);
   },
 
   /** iptables / ip6tables raw-table NOTRACK rule: check (exit 1 when absent), insert, delete. */

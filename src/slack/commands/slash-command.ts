@@ -129,7 +129,7 @@ export function registerCommands(app: App, { rt, rules }: CommandDeps): void {
       }
       case 'history': {
         await ack();
-        const records = await rt.history.list(cmd.gateway, 20);
+        const records = await rt.history.list(cmd.gateway, 20, 5); // 20 decisions (never trimmed) and the 5 newest checks
         await respond({ response_type: 'ephemeral', ...renderHistory(cmd.gateway, records) });
         metrics.commands.inc({ subcommand: 'history', outcome: 'ok' });
         break;
