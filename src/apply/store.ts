@@ -11,6 +11,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import { z } from 'zod';
+import { jsonOrNull } from '../infra/json.js';
 import {
   applyOutcomeSchema,
   applyStepStateSchema,
@@ -48,13 +49,6 @@ export interface ApplyLease {
 const stepsSchema = z.array(applyStepStateSchema);
 const inflightSchema = z.object({ action: z.enum(['apply', 'rollback']), at: z.number() });
 
-function safeJson(text: string): unknown {
-  try {
-    return JSON.parse(text);
-  } catch {
-    return null;
-  }
-}
 
 export class ApplyRecordStore {
   constructor(
@@ -174,7 +168,7 @@ export class ApplyRecordStore {
     const out: { planId: string; action: 'apply' | 'rollback'; at: number }[] = [];
     for (const [planId, value] of Object.entries(raw)) {
       if (!/^[A-Za-z0-9-]{8,64}$/.test(planId)) continue;
-      const parsed = inflightSchema.safeParse(safeJson(value));
+      const parsed = inflightSchema.safeParse(jsonOrNull(value));
       out.push(parsed.success ? { planId, ...parsed.data } : { planId, action: 'apply', at: 0 });
     }
     return out;

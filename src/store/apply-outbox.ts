@@ -9,6 +9,7 @@
  */
 import type { Redis } from 'ioredis';
 import { z } from 'zod';
+import { jsonOrNull } from '../infra/json.js';
 import { applyJobSchema, type ApplyJob } from '../queue/jobs.js';
 import type { TransitionAlso } from './plan-store.js';
 
@@ -39,7 +40,7 @@ export class ApplyOutbox {
     const raw = await this.redis.hgetall(this.key);
     const out: OutboxEntry[] = [];
     for (const [planId, value] of Object.entries(raw)) {
-      const parsed = entrySchema.safeParse(safeJson(value));
+      const parsed = entrySchema.safeParse(jsonOrNull(value));
       if (parsed.success && parsed.data.job.planId === planId) out.push(parsed.data);
       else await this.redis.hdel(this.key, planId);
     }
@@ -47,10 +48,3 @@ export class ApplyOutbox {
   }
 }
 
-function safeJson(text: string): unknown {
-  try {
-    return JSON.parse(text);
-  } catch {
-    return null;
-  }
-}

@@ -13,9 +13,9 @@
  * the user can act (expired: check again) and says so in the channel.
  */
 import { readFile } from 'node:fs/promises';
-import { spawn } from 'node:child_process';
 import { Worker } from 'bullmq';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { run } from '../../lab/exec.js';
 import { approvePlan, requestRollback } from '../../src/approvals/decisions.js';
 import { ApplyRecordStore } from '../../src/apply/store.js';
 import type { ApplyOutcome } from '../../src/apply/model.js';
@@ -38,13 +38,7 @@ const workers: WorkerProcess[] = [];
 const logs = (): string => workers.map((p, i) => `--- worker ${i} ---\n${p.log().slice(-2500)}`).join('\n');
 
 async function netnsPids(ns: string): Promise<number[]> {
-  const out = await new Promise<string>((res, rej) => {
-    const p = spawn('ip', ['netns', 'pids', ns]);
-    let s = '';
-    p.stdout.on('data', (d: Buffer) => (s += d.toString()));
-    p.on('error', rej);
-    p.on('close', () => res(s));
-  });
+  const out = (await run('ip', ['netns', 'pids', ns], { check: false })).stdout;
   return out.split('\n').map((l) => Number(l.trim())).filter((n) => Number.isInteger(n) && n > 0);
 }
 
