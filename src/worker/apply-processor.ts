@@ -104,7 +104,10 @@ export function createApplyProcessor(deps: ApplyDeps) {
 async function gaveUp(deps: ApplyDeps, data: ApplyJob, busy: ApplyOutcome, waitedMs: number, publisher: ApplyPublisher): Promise<ApplyOutcome> {
   await deps.locks.stopWaiting(data.gateway, `${data.action}-${data.planId}`);
   const minutes = Math.round(waitedMs / 6_000) / 10;
-  if (data.action === 'apply') await deps.plans.transition(data.planId, ['approved'], 'expired', { actor: data.decidedBy });
+  if (data.action === 'apply') {
+    const t = await deps.plans.transition(data.planId, ['approved'], 'expired', { actor: data.decidedBy });
+    if (t.ok) await deps.history.record({ at: new Date().toISOString(), gateway: data.gateway, event: 'expired', actor: data.decidedBy, planId: data.planId, summary: `approved, but ${data.gateway} stayed busy for ${minutes} min: nothing applied` });
+  }
   const fresh = await deps.plans.get(data.planId);
   const message =
     `Gave up after waiting ${minutes} min for ${data.gateway}: ${busy.message} Nothing was changed. ` +

@@ -190,6 +190,7 @@ describe('a change that gives up waiting', () => {
       expect(bodyOf(told)).toMatch(/Nothing was changed/);
       expect(bodyOf(told)).toContain(`/conntrack check ${w.lab.name}`);
       expect((await rt.plans.get(plan.planId))?.status).toBe('expired');
+      expect((await rt.history.list(w.lab.name)).some((r) => r.event === 'expired' && r.planId === plan.planId)).toBe(true);
       expect(await rt.locks.waitingChanges(w.lab.name)).toEqual([]);
       await blocker?.release();
       const next = await rt.locks.tryAcquire(w.lab.name, 'check-after', 'check');
