@@ -25,7 +25,7 @@ import { FACTS_SCRIPT, FACTS_SCRIPT_VERSION, TABLE_DUMP_COMMAND } from './facts-
 
 export const COLLECT_SCRIPT = `# conntrack-ops collect script (saved format ${SAVED_FORMAT_VERSION}, facts script v${FACTS_SCRIPT_VERSION}).
 # Read-only: reads /proc and /sys, lists rules, counters and the conntrack table; changes nothing.
-# Run it as root (or as a user with the conntrack-ops sudoers file) and keep its output:
+# Run it as root (or as a user with the conntrack-ops sudo helper: conntrack-ops sudo-helper) and keep its output:
 #   ssh root@GATEWAY sh -s < collect.sh > GATEWAY.saved
 # then: conntrack-ops analyze GATEWAY.saved
 conntrack_ops_collect() {

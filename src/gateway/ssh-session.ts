@@ -160,7 +160,7 @@ export class GatewaySession {
   /** Start a command and hand back its stdout as a stream. */
   async stream(command: GatewayCommand, opts: { timeoutMs?: number; stdin?: string } = {}): Promise<StreamedExec> {
     if (this.closedFlag) throw new GatewayError('unreachable', `SSH session to ${this.gatewayName} is closed`);
-    const line = this.config.sudo && command.privileged ? `sudo -n ${command.shell}` : command.shell;
+    const line = this.lineFor(command);
     const started = Date.now();
     const channel = await new Promise<ClientChannel>((resolve, reject) => {
       this.client.exec(line, (err, ch) => (err ? reject(new GatewayError('unreachable', `cannot start "${command.label}" on ${this.gatewayName}: ${err.message}`)) : resolve(ch)));
@@ -191,6 +191,17 @@ export class GatewaySession {
       channel.close();
     };
     return { stdout: channel, done, abort };
+  }
+
+  /**
+   * What runs: the template's line, or for a privileged command on a `sudo: true` gateway the
+   * same operation through the root-owned helper (`sudo -n <helper> <verb> <args>`), the
+   * only sudo entry the shipped sudoers allows.
+   */
+  private lineFor(command: GatewayCommand): string {
+    if (!this.config.sudo || !command.privileged) return command.shell;
+    if (command.sudoShell === null) throw new GatewayError('config', `"${command.label}" needs a root session on ${this.gatewayName}; it has no sudo helper verb`);
+    return command.sudoShell;
   }
 
   close(): void {
