@@ -1,13 +1,14 @@
 /**
  * Defect 8: a worker paused (SIGSTOP) past the gateway lock's TTL while another worker takes
  * the gateway must not write when it resumes. Two real worker processes (lock TTL 3 s), real
- * Redis, a lab gateway over real sshd, the local Slack API server behind the holding proxy.
+ * Redis, a lab gateway over real sshd, the local Slack API server.
  *
- * Plan A is applied by worker 1 and stopped after its first step (its progress message held),
- * worker 1 is paused with SIGSTOP; 5 s later plan B (another key) is approved and worker 2
- * takes the gateway (B held after its snapshot); SIGCONT worker 1. The engine's write guard
- * asks Redis before A's next step: the lock is gone, A stops without writing, A's plan is
- * `apply-interrupted` with a message saying so; B completes.
+ * Plan A is applied by worker 1; while the gateway is slow on its first write (GatewayHolds)
+ * worker 1 is paused with SIGSTOP and the write is let through (it was sent while A owned the
+ * gateway). 5 s later plan B (another key) is approved and worker 2 takes the gateway (its
+ * write held in turn); SIGCONT worker 1. The engine's write guard asks Redis before A's next
+ * step: the lock is gone, A stops without writing, A's plan is `apply-interrupted` with a
+ * message saying so; B completes.
  *
  * Figure: gateway writes by the resumed worker = 0.
  */
@@ -30,14 +31,14 @@ const logs = (): string => workers.map((p, i) => `--- worker ${i} (pid ${p.child
 beforeAll(async () => {
   w = await openWorkerLab();
   for (let i = 0; i < 2; i++) {
-    workers.push(spawnWorker({ redisUrl: w.redis.url, slackApiUrl: w.proxy.apiUrl, token: w.slack.token, inventory: w.inventoryPath, env: { GATEWAY_LOCK_TTL_SECONDS: '3' } }));
+    workers.push(spawnWorker({ redisUrl: w.redis.url, slackApiUrl: w.slack.apiUrl, token: w.slack.token, inventory: w.inventoryPath, env: { GATEWAY_LOCK_TTL_SECONDS: '3' } }));
   }
   await waitUntil('both workers started', () => workers.every((p) => p.log().includes('worker started')), 60_000, { context: logs });
 }, 240_000);
 
 afterAll(async () => {
   for (const p of workers) if (p.child.pid) process.kill(p.child.pid, 'SIGCONT');
-  await w?.proxy.release();
+  for (const key of [TW, UDP]) await w?.holds.release(key);
   for (const p of workers) await stopWorker(p, 'SIGKILL');
   await w?.close();
 });
@@ -46,22 +47,22 @@ describe('a worker paused past the lock TTL while another takes the gateway', ()
   it('does not write when it resumes; its plan is apply-interrupted and the channel is told', async () => {
     const original = { tw: await w.sysctl(TW), cw: await w.sysctl(CW), fw: await w.sysctl(FW), udp: await w.sysctl(UDP) };
     const a = await w.slackPlan([sysctlStep('tw', TW, original.tw, 46), sysctlStep('cw', CW, original.cw, 36), sysctlStep('fw', FW, original.fw, 56)]);
-    const heldA = w.proxy.holdUpdate(a.message?.ts ?? '', 3);
+    await w.holds.hold(TW);
     expect((await approvePlan(w.rt, w.rules, a.planId, BOB)).ok).toBe(true);
-    await heldA;
+    await waitUntil("A's first write hanging on the gateway", () => w.holds.waitingWrite(TW), 60_000, { everyMs: 50, context: logs });
     const pid = pidRunning(workers, a.planId);
     expect(pid, logs()).not.toBeNull();
     process.kill(pid!, 'SIGSTOP');
     const stoppedAt = Date.now();
-    // Its progress call is answered while it is stopped: on SIGCONT it goes straight on.
-    await w.proxy.release();
-    expect(await w.sysctl(TW)).toBe(46);
+    // The write A sent while it owned the gateway completes; A reads its answer on SIGCONT.
+    await w.holds.release(TW);
+    await waitUntil("A's first write done", async () => (await w.sysctl(TW)) === 46, 10_000);
 
     await new Promise((r) => setTimeout(r, 5_000));
     const b = await w.slackPlan([sysctlStep('udp', UDP, original.udp, 25)]);
-    const heldB = w.proxy.holdUpdate(b.message?.ts ?? '', 1);
+    await w.holds.hold(UDP);
     expect((await approvePlan(w.rt, w.rules, b.planId, BOB)).ok).toBe(true);
-    await heldB;
+    await waitUntil("B's write hanging on the gateway", () => w.holds.waitingWrite(UDP), 60_000, { everyMs: 50, context: logs });
     expect(await w.rt.locks.holder(w.lab.name)).toBe(`apply-${b.planId}`);
 
     const cwBefore = await w.sysctl(CW);
@@ -86,7 +87,7 @@ describe('a worker paused past the lock TTL while another takes the gateway', ()
     const records = new ApplyRecordStore(w.rt.redis, w.rt.env.QUEUE_PREFIX);
     expect((await records.steps(a.planId))?.map((s) => s.status)).toEqual(['applied', 'not-run', 'not-run']);
 
-    await w.proxy.release();
+    await w.holds.release(UDP);
     await waitUntil('B applied', async () => (await w.rt.plans.get(b.planId))?.status === 'applied', 60_000, { context: logs });
     expect(await w.sysctl(UDP)).toBe(25);
     // Both can be rolled back (each restores its own snapshot).

@@ -1,18 +1,16 @@
 /**
- * Real parts for the worker fault tests: the local Slack API server behind a proxy that can
- * hold one chat.update (the apply awaits its progress message, so holding one stops a real
- * worker process at a known point mid-apply without touching its code), an embedded Redis,
- * a lab gateway over real sshd, its inventory file, `jobs/worker.ts` processes
+ * Real parts for the worker fault tests: the local Slack API server, an embedded Redis, a
+ * lab gateway over real sshd whose writes can be held (GatewayHolds: a slow gateway stops a
+ * real worker at a known point mid-apply), its inventory file, `jobs/worker.ts` processes
  * (`node --import tsx`: the pid is the worker's own, so kill -9 kills the worker itself)
  * and a runtime for the test's side (approvals, stores).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { webApi } from '@slack/bolt';
+import { run } from '../../lab/exec.js';
 import { gatewayExec, labDown, labUp, type Lab } from '../../lab/index.js';
 import { ApprovalRules } from '../../src/approvals/rules.js';
 import { runCheck } from '../../src/check/run-check.js';
@@ -30,75 +28,46 @@ export const ALICE = 'U0ALICE01';
 export const BOB = 'U0BOB0001';
 const ROOT = resolve(import.meta.dirname, '../..');
 
-/** A pass-through to the local Slack API that holds the n-th chat.update whose body contains `marker`. */
-export class HoldingProxy {
-  private server!: Server;
-  private rule: { marker: string; nth: number; seen: number } | null = null;
-  private held: ServerResponse[] = [];
-  private onHeld: (() => void) | null = null;
+/**
+ * A slow gateway, on command: the lab gateway's /usr/local/sbin (lab-owned, first on root's
+ * PATH in its sshd namespace) gets a `tee` that waits while `.hold-<key>` exists there before
+ * running the real one. The bot's write of a netfilter key (`tee /proc/sys/net/netfilter/<key>`)
+ * then hangs on the gateway until released: a real worker process stops at a known point
+ * mid-apply, with its code untouched.
+ */
+export class GatewayHolds {
+  constructor(private readonly lab: Lab) {}
 
-  constructor(private readonly target: string) {}
-
-  async start(): Promise<void> {
-    this.server = createServer((req, res) => void this.handle(req, res));
-    await new Promise<void>((r) => this.server.listen(0, '127.0.0.1', r));
+  private get dir(): string {
+    return join(this.lab.dir, 'usr-local-sbin');
   }
 
-  get apiUrl(): string {
-    return `http://127.0.0.1:${(this.server.address() as AddressInfo).port}/api/`;
+  async install(): Promise<void> {
+    await writeFile(
+      join(this.dir, 'tee'),
+      '#!/bin/sh\n# fault-test wrapper: wait while /usr/local/sbin/.hold-<key> exists, then the real tee\n' +
+        'for a in "$@"; do case "$a" in /proc/sys/net/netfilter/*) k=${a##*/}; while [ -e "/usr/local/sbin/.hold-$k" ]; do sleep 0.05; done;; esac; done\n' +
+        'exec /usr/bin/tee "$@"\n',
+      { mode: 0o755 },
+    );
   }
 
-  /** Hold the n-th chat.update mentioning `marker`; resolves when it arrives. */
-  holdUpdate(marker: string, nth: number): Promise<void> {
-    this.rule = { marker, nth, seen: 0 };
-    return new Promise((r) => (this.onHeld = r));
+  async hold(key: string): Promise<void> {
+    await writeFile(join(this.dir, `.hold-${key}`), '');
   }
 
-  /** Answer what was held (the answers may reach a stopped process later) and stop holding. */
-  async release(): Promise<void> {
-    this.rule = null;
-    const held = this.held;
-    this.held = [];
-    for (const res of held) {
-      res.writeHead(200, { 'content-type': 'application/json' });
-      res.end(JSON.stringify({ ok: true, channel: CHANNEL, ts: '0', text: '' }));
+  async release(key: string): Promise<void> {
+    await rm(join(this.dir, `.hold-${key}`), { force: true });
+  }
+
+  /** The pid of a write of `key` waiting on the gateway, or null. */
+  async waitingWrite(key: string): Promise<number | null> {
+    const out = (await run('ip', ['netns', 'pids', this.lab.namespaces.gateway], { check: false })).stdout;
+    for (const pid of out.split('\n').map((l) => Number(l.trim())).filter((n) => Number.isInteger(n) && n > 0)) {
+      const cmd = (await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '')).split('\0').join(' ');
+      if (cmd.includes('/usr/local/sbin/tee') && cmd.includes(`/proc/sys/net/netfilter/${key}`)) return pid;
     }
-  }
-
-  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const chunks: Buffer[] = [];
-    for await (const c of req) chunks.push(c as Buffer);
-    const body = Buffer.concat(chunks);
-    const rule = this.rule;
-    if (rule && req.url?.endsWith('chat.update') && body.toString().includes(rule.marker)) {
-      rule.seen += 1;
-      if (rule.seen === rule.nth) {
-        this.held.push(res);
-        res.on('close', () => undefined);
-        this.onHeld?.();
-        return;
-      }
-    }
-    try {
-      const headers: Record<string, string> = {};
-      for (const [k, v] of Object.entries(req.headers)) if (typeof v === 'string' && k !== 'host' && k !== 'content-length') headers[k] = v;
-      const answer = await fetch(new URL(req.url ?? '/', this.target.replace(/\/api\/$/, '/')), { method: req.method ?? 'POST', headers, body: req.method === 'GET' ? undefined : body });
-      const out = Buffer.from(await answer.arrayBuffer());
-      const pass: Record<string, string> = {};
-      answer.headers.forEach((v, k) => {
-        if (k !== 'content-length' && k !== 'transfer-encoding' && k !== 'connection') pass[k] = v;
-      });
-      res.writeHead(answer.status, pass);
-      res.end(out);
-    } catch {
-      res.destroy();
-    }
-  }
-
-  async close(): Promise<void> {
-    for (const res of this.held) res.destroy();
-    this.server.closeAllConnections();
-    await new Promise((r) => this.server.close(r));
+    return null;
   }
 }
 
@@ -155,7 +124,7 @@ export async function stopWorker(w: WorkerProcess, signal: NodeJS.Signals = 'SIG
 
 export interface WorkerLab {
   slack: SlackApiServer;
-  proxy: HoldingProxy;
+  holds: GatewayHolds;
   redis: RedisHandle;
   lab: Lab;
   inventoryPath: string;
@@ -171,10 +140,10 @@ export interface WorkerLab {
 
 export async function openWorkerLab(opts: { env?: Record<string, string> } = {}): Promise<WorkerLab> {
   const slack = await startSlackApi({ channels: [{ id: CHANNEL, name: 'ops' }] });
-  const proxy = new HoldingProxy(slack.apiUrl);
-  await proxy.start();
   const redis = await openRedis(undefined);
   const lab = await labUp({ clients: 1, sourcesPerClient: 1, firewall: 'nft' });
+  const holds = new GatewayHolds(lab);
+  await holds.install();
   const dir = await mkdtemp(join(tmpdir(), 'cto-worker-faults-'));
   const inventoryPath = join(dir, 'inventory.yml');
   await lab.writeInventory(inventoryPath, { merge: false });
@@ -185,7 +154,7 @@ export async function openWorkerLab(opts: { env?: Record<string, string> } = {})
   const sysctl = async (key: string): Promise<number> => Number((await gatewayExec(lab, ['cat', `/proc/sys/net/netfilter/${key}`])).stdout.trim());
   return {
     slack,
-    proxy,
+    holds,
     redis,
     lab,
     inventoryPath,
@@ -202,7 +171,6 @@ export async function openWorkerLab(opts: { env?: Record<string, string> } = {})
     },
     async close() {
       await rt.close().catch(() => undefined);
-      await proxy.close().catch(() => undefined);
       await slack.close().catch(() => undefined);
       await redis.stop().catch(() => undefined);
       await labDown(lab).catch(() => undefined);

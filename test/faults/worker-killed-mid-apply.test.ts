@@ -1,8 +1,8 @@
 /**
  * Defect 4: a worker killed mid-apply. Two real worker processes (`jobs/worker.ts`) on real
  * Redis, a lab gateway over real sshd, the local Slack API server. The approval goes through
- * the real decision code; the apply stops after its first step (its progress message is
- * held by the proxy), and the worker running it is killed with SIGKILL. The other worker's
+ * the real decision code; the gateway is slow to write the second step's key (GatewayHolds),
+ * and while that write hangs the worker running the apply is killed with SIGKILL. The other worker's
  * sweep finds the run gone while it runs (no restart needed), tells the plan's channel which
  * steps ran, and the plan becomes `apply-interrupted`; it is never re-run, and Roll back
  * (through the queue, run by the surviving worker) restores the snapshot.
@@ -36,12 +36,12 @@ const logs = (): string => workers.map((p, i) => `--- worker ${i} (pid ${p.child
 
 beforeAll(async () => {
   w = await openWorkerLab();
-  for (let i = 0; i < 2; i++) workers.push(spawnWorker({ redisUrl: w.redis.url, slackApiUrl: w.proxy.apiUrl, token: w.slack.token, inventory: w.inventoryPath }));
+  for (let i = 0; i < 2; i++) workers.push(spawnWorker({ redisUrl: w.redis.url, slackApiUrl: w.slack.apiUrl, token: w.slack.token, inventory: w.inventoryPath }));
   await waitUntil('both workers started', () => workers.every((p) => p.log().includes('worker started')), 60_000, { context: logs });
 }, 240_000);
 
 afterAll(async () => {
-  await w?.proxy.release();
+  await w?.holds.release(CW);
   for (const p of workers) await stopWorker(p, 'SIGKILL');
   await w?.close();
 });
@@ -50,20 +50,22 @@ describe('a worker killed (SIGKILL) mid-apply with a second worker alive', () =>
   it('is reported in the channel within 60 s, never re-run, and Roll back restores', async () => {
     const original = { tw: await w.sysctl(TW), cw: await w.sysctl(CW), fw: await w.sysctl(FW) };
     const plan = await w.slackPlan([sysctlStep('tw', TW, original.tw, 41), sysctlStep('cw', CW, original.cw, 31), sysctlStep('fw', FW, original.fw, 51)]);
-    const ts = plan.message?.ts ?? '';
-    // Progress updates: 1 after the snapshot, 2 "tw running", 3 "tw applied": held there.
-    const held = w.proxy.holdUpdate(ts, 3);
+    // The gateway hangs on the second step's write: the apply is in the middle of it.
+    await w.holds.hold(CW);
     const approved = await approvePlan(w.rt, w.rules, plan.planId, BOB);
     expect(approved.ok).toBe(true);
-    await held;
+    const hanging = await waitUntil('the second write hanging on the gateway', () => w.holds.waitingWrite(CW), 60_000, { everyMs: 50, context: logs });
     const records = new ApplyRecordStore(w.rt.redis, w.rt.env.QUEUE_PREFIX);
-    expect((await records.steps(plan.planId))?.map((s) => s.status)).toEqual(['applied', 'pending', 'pending']);
+    expect((await records.steps(plan.planId))?.map((s) => s.status)).toEqual(['applied', 'running', 'pending']);
     const pid = pidRunning(workers, plan.planId);
     expect(pid, logs()).not.toBeNull();
     const victim = workers.find((p) => p.child.pid === pid);
     expect(victim).toBeTruthy();
     const killedAt = Date.now();
     await stopWorker(victim!, 'SIGKILL');
+    // The dead worker's command dies with it (sshd does not hang up a command without a tty).
+    process.kill(hanging, 'SIGKILL');
+    await w.holds.release(CW);
     expect((await w.rt.plans.get(plan.planId))?.status).toBe('applying');
 
     const told = await waitUntil(
@@ -76,6 +78,7 @@ describe('a worker killed (SIGKILL) mid-apply with a second worker alive', () =>
     const text = bodyOf(told);
     expect(text).toMatch(/NOT re-run/);
     expect(text).toContain(`Applied before it stopped: ${TW}`);
+    expect(text).toContain(`State unknown: ${CW}`);
     expect(text).toMatch(/roll back restores it/);
     expect(text).toContain('Roll back'); // the button
     expect((await w.rt.plans.get(plan.planId))?.status).toBe('apply-interrupted');
@@ -92,7 +95,6 @@ describe('a worker killed (SIGKILL) mid-apply with a second worker alive', () =>
     expect((await w.rt.queues.apply.getJob(`apply-${plan.planId}`))?.attemptsMade ?? 0).toBeLessThanOrEqual(1);
 
     // Roll back of the interrupted plan, through the queue (the surviving worker runs it).
-    await w.proxy.release();
     const rb = await requestRollback(w.rt, w.rules, plan.planId, BOB);
     expect(rb.ok).toBe(true);
     await waitUntil('the roll back', async () => (await w.rt.plans.get(plan.planId))?.status === 'rolled-back', 60_000, { context: logs });
