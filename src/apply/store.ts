@@ -159,8 +159,13 @@ export class ApplyRecordStore {
     return { key: this.inflightKey, field: planId, set: JSON.stringify(inflightSchema.parse({ action, at: now })) };
   }
 
+  /** Before the in-flight hash, runs were a set: read it too, so a run in flight across an upgrade is still found. */
+  private get legacyActiveKey(): string {
+    return `${this.prefix}:apply:active`;
+  }
+
   async clearActive(planId: string): Promise<void> {
-    await this.redis.hdel(this.inflightKey, planId);
+    await this.redis.multi().hdel(this.inflightKey, planId).srem(this.legacyActiveKey, planId).exec();
   }
 
   async active(): Promise<{ planId: string; action: 'apply' | 'rollback'; at: number }[]> {
@@ -170,6 +175,9 @@ export class ApplyRecordStore {
       if (!/^[A-Za-z0-9-]{8,64}$/.test(planId)) continue;
       const parsed = inflightSchema.safeParse(jsonOrNull(value));
       out.push(parsed.success ? { planId, ...parsed.data } : { planId, action: 'apply', at: 0 });
+    }
+    for (const planId of await this.redis.smembers(this.legacyActiveKey)) {
+      if (/^[A-Za-z0-9-]{8,64}$/.test(planId) && !out.some((r) => r.planId === planId)) out.push({ planId, action: 'apply', at: 0 });
     }
     return out;
   }
