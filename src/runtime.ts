@@ -45,7 +45,7 @@ export async function openRuntime(env: Env, opts: { inventory?: Inventory } = {}
     queues,
     plans: new PlanStore(redis, prefix),
     history: new HistoryStore(redis, prefix),
-    locks: new GatewayLocks(redis, prefix),
+    locks: new GatewayLocks(redis, prefix, env.GATEWAY_LOCK_TTL_SECONDS * 1000),
     watchList,
     watchStore,
     inventory: () => inventory,

@@ -16,13 +16,19 @@
  * Guards against applying twice: the plan state (CAS), a per-plan lease in Redis
  * checked by every state write, the gateway lock, and every step reads the current
  * value first (already at the proposal: "unchanged").
+ *
+ * Before every gateway write (each step, a restore, a roll back) `guardWrite` confirms the
+ * gateway lock and the lease are still ours: a worker that was paused past the lock's TTL
+ * (another job may be on the gateway now) stops without writing and reports what ran.
+ * A run whose worker died is found by the sweep (src/worker/sweeper.ts) and reported
+ * (`reconcileInterrupted`): `apply-interrupted`, never re-run; roll back restores.
  */
 import type { Inventory } from '../config/inventory.js';
 import { findGateway } from '../config/inventory.js';
 import type { PlanStep } from '../core/model.js';
 import type { SessionLease, SessionProvider } from '../gateway/session-provider.js';
 import type { GatewaySession } from '../gateway/ssh-session.js';
-import type { GatewayLocks, HeldLock } from '../store/gateway-lock.js';
+import { GatewayLockLostError, type GatewayLocks, type HeldLock } from '../store/gateway-lock.js';
 import { logger } from '../infra/logger.js';
 import { metrics } from '../metrics/registry.js';
 import type { HistoryStore } from '../store/history-store.js';
@@ -126,10 +132,20 @@ class Run {
   constructor(
     readonly plan: PlanRecord,
     readonly lease: ApplyLease,
+    readonly lock: HeldLock,
     readonly session: GatewaySession,
     readonly steps: ApplyStepState[],
   ) {}
 }
+
+/** The one guard before every gateway write: the plan's lease and the gateway's lock are still ours. */
+async function guardWrite(run: Run, what: string): Promise<void> {
+  if (!run.lease.held()) throw new LeaseLostError(`lost the lease of plan ${run.plan.planId} before ${what}`);
+  await run.lock.ensureHeld(what);
+}
+
+/** Is the run of this plan still alive somewhere (its BullMQ job holds its lock)? Default: only the lease says. */
+export type RunAlive = (planId: string, action: 'apply' | 'rollback') => Promise<boolean>;
 
 export class ApplyEngine {
   constructor(private readonly deps: ApplyEngineDeps) {}
@@ -140,31 +156,31 @@ export class ApplyEngine {
     const startedAt = nowIso();
     const plan = await this.deps.plans.get(planId);
     if (!plan) return this.bare(planId, '?', 'apply', 'not-allowed', opts.actor, startedAt, `Plan ${planId} does not exist (any more).`);
-    const lock = await this.deps.locks.tryAcquire(plan.gateway, `apply-${planId}`);
+    const lock = await this.deps.locks.tryAcquire(plan.gateway, `apply-${planId}`, 'change');
     if (!lock) {
       const holder = await this.deps.locks.holder(plan.gateway);
       return this.bare(planId, plan.gateway, 'apply', 'busy', opts.actor, startedAt, `Gateway ${plan.gateway} is busy (${holder ?? 'another job'}); try again when it finishes.`);
     }
     try {
-      return await this.applyLocked(plan, opts, startedAt);
+      return await this.applyLocked(plan, opts, startedAt, lock);
     } finally {
       await lock.release();
     }
   }
 
-  private async applyLocked(plan: PlanRecord, opts: ApplyOptions, startedAt: string): Promise<ApplyOutcome> {
+  private async applyLocked(plan: PlanRecord, opts: ApplyOptions, startedAt: string, lock: HeldLock): Promise<ApplyOutcome> {
     const planId = plan.planId;
     const lease = await this.deps.records.acquire(planId);
     if (!lease) {
       return this.bare(planId, plan.gateway, 'apply', 'busy', opts.actor, startedAt, `Another run of plan ${planId} is in progress: nothing done.`);
     }
     try {
-      // Expiry is checked again here: an approved plan that waited (a busy gateway, a queue) past it is not applied.
-      const t = await this.deps.plans.transition(planId, ['approved'], 'applying', { actor: opts.actor, checkExpiry: true });
+      // 'applying' and the in-flight entry the sweep reads are one atomic write; expiry is checked
+      // again here: an approved plan that waited (a busy gateway, a queue) past it is not applied.
+      const t = await this.deps.plans.transition(planId, ['approved'], 'applying', { actor: opts.actor, checkExpiry: true, also: this.deps.records.inflightEntry(planId, 'apply') });
       if (!t.ok) return await this.notApproved(plan, t.current, opts.actor, startedAt, lease);
-      await this.deps.records.markActive(planId);
       await this.deps.records.countRun(planId, 'apply');
-      const outcome = await this.runApply(plan, lease, opts, startedAt);
+      const outcome = await this.runApply(plan, lease, lock, opts, startedAt);
       await this.deps.records.clearActive(planId);
       return outcome;
     } finally {
@@ -177,7 +193,7 @@ export class ApplyEngine {
     const planId = plan.planId;
     if (current === 'applying') {
       // We hold the lease, so the run that set 'applying' is gone: its worker died.
-      return this.reportInterrupted(plan, actor, startedAt, lease);
+      return (await this.reportInterrupted(plan, actor, startedAt, lease)) ?? this.bare(planId, plan.gateway, 'apply', 'not-allowed', actor, startedAt, `Plan ${planId} was interrupted and is reported: nothing done.`);
     }
     if (current === 'expired') {
       const message = `Plan ${planId} expired at ${plan.expiresAt}, before its apply could start (it waited behind other work on ${plan.gateway}): nothing was applied. Run a new check for a fresh plan.`;
@@ -195,7 +211,8 @@ export class ApplyEngine {
     return this.bare(planId, plan.gateway, 'apply', 'not-allowed', actor, startedAt, `Plan ${planId} is ${current}: only an approved plan is applied. Nothing done.`);
   }
 
-  private async reportInterrupted(plan: PlanRecord, actor: string, startedAt: string, lease: ApplyLease): Promise<ApplyOutcome> {
+  /** A run whose worker is gone: move the plan where the user can act, say what is known. Null: someone else reported it. */
+  private async reportInterrupted(plan: PlanRecord, actor: string, startedAt: string, lease: ApplyLease, cause = 'its worker stopped'): Promise<ApplyOutcome | null> {
     const planId = plan.planId;
     const stored = (await this.deps.records.steps(planId)) ?? plan.report.plan.steps.map(initialState);
     const steps = stored.map((s): ApplyStepState => {
@@ -204,12 +221,13 @@ export class ApplyEngine {
       return s;
     });
     const snapshot = await this.deps.records.snapshot(planId);
+    const t = await this.deps.plans.transition(planId, ['applying'], 'apply-interrupted', { actor });
+    if (!t.ok) return null;
     await this.deps.records.saveSteps(planId, lease, steps);
-    await this.deps.plans.transition(planId, ['applying'], 'apply-failed', { actor });
     const changed = steps.filter((s) => s.status === 'applied').map((s) => s.key);
     const unknown = steps.filter((s) => s.status === 'unknown').map((s) => s.key);
     const message =
-      `The apply of plan ${planId} was interrupted (its worker stopped) and was NOT re-run. ` +
+      `The apply of plan ${planId} on ${plan.gateway} was interrupted (${cause}) and was NOT re-run. ` +
       (changed.length ? `Applied before it stopped: ${changed.join(', ')}. ` : 'No step had completed. ') +
       (unknown.length ? `State unknown: ${unknown.join(', ')}. ` : '') +
       (snapshot ? 'The snapshot taken before the first change is stored: roll back restores it.' : 'No snapshot was stored: nothing had been changed.');
@@ -224,20 +242,30 @@ export class ApplyEngine {
     return outcome;
   }
 
-  /** Runs whose worker died (plan still 'applying', no lease): report them honestly. */
-  async reconcileInterrupted(actor = 'conntrack-ops'): Promise<ApplyOutcome[]> {
+  /**
+   * Runs whose worker died, paused or lost its lock (plan still 'applying' / 'rolling-back',
+   * no lease, the gateway lock not held by its job, its job not alive): report them honestly,
+   * once (the lease and the plan's compare-and-set make one reporter win), never re-run them.
+   */
+  async reconcileInterrupted(opts: { actor?: string; isRunAlive?: RunAlive } = {}): Promise<ApplyOutcome[]> {
+    const actor = opts.actor ?? 'conntrack-ops';
     const out: ApplyOutcome[] = [];
-    for (const planId of await this.deps.records.active()) {
+    for (const { planId, action } of await this.deps.records.active()) {
       if (await this.deps.records.leaseHeld(planId)) continue;
       const plan = await this.deps.plans.get(planId);
-      if (!plan || plan.status !== 'applying') {
+      if (!plan || (plan.status !== 'applying' && plan.status !== 'rolling-back')) {
         await this.deps.records.clearActive(planId);
         continue;
       }
+      const running = plan.status === 'applying' ? 'apply' : 'rollback';
+      const holder = await this.deps.locks.holder(plan.gateway);
+      if (holder?.startsWith(`${running}-${planId}`)) continue;
+      if (await opts.isRunAlive?.(planId, action)) continue;
       const lease = await this.deps.records.acquire(planId);
       if (!lease) continue;
       try {
-        out.push(await this.reportInterrupted(plan, actor, nowIso(), lease));
+        const reported = running === 'apply' ? await this.reportInterrupted(plan, actor, nowIso(), lease) : await this.reportInterruptedRollback(plan, actor, lease);
+        if (reported) out.push(reported);
       } finally {
         await lease.release();
       }
@@ -245,7 +273,21 @@ export class ApplyEngine {
     return out;
   }
 
-  private async runApply(plan: PlanRecord, lease: ApplyLease, opts: ApplyOptions, startedAt: string): Promise<ApplyOutcome> {
+  private async reportInterruptedRollback(plan: PlanRecord, actor: string, lease: ApplyLease): Promise<ApplyOutcome | null> {
+    const planId = plan.planId;
+    const t = await this.deps.plans.transition(planId, ['rolling-back'], 'rollback-failed', { actor });
+    if (!t.ok) return null;
+    const outcome: ApplyOutcome = {
+      ...this.bare(planId, plan.gateway, 'rollback', 'rollback-failed', actor, nowIso(), `The roll back of plan ${planId} on ${plan.gateway} was interrupted (its worker stopped) and was NOT re-run: the gateway may be partly restored. Roll back can be tried again (it restores the whole snapshot).`),
+      steps: (await this.deps.records.steps(planId)) ?? [],
+      canRollBack: true,
+    };
+    await this.finish(plan, lease, outcome, 'rollback-failed');
+    await this.deps.records.clearActive(planId);
+    return outcome;
+  }
+
+  private async runApply(plan: PlanRecord, lease: ApplyLease, lock: HeldLock, opts: ApplyOptions, startedAt: string): Promise<ApplyOutcome> {
     const planId = plan.planId;
     const { states, selected } = selectSteps(plan.report.plan.steps, opts.optionalSteps ?? []);
 
@@ -260,7 +302,7 @@ export class ApplyEngine {
       await this.finish(plan, lease, outcome, 'refused');
       return outcome;
     }
-    const run = new Run(plan, lease, leaseSession.session, states);
+    const run = new Run(plan, lease, lock, leaseSession.session, states);
     // Set once the snapshot is stored: from then on any failure restores it.
     let taken: { snapshot: Snapshot; runnable: readonly PlanStep[] } | null = null;
     try {
@@ -289,6 +331,7 @@ export class ApplyEngine {
       if (failure) return await this.failedAndRestored(run, snapshot, runnable, failure, opts, startedAt);
       return await this.verified(run, snapshot, runnable, deletes, opts, startedAt);
     } catch (err) {
+      if (err instanceof GatewayLockLostError) return await this.lockLost(run, err, opts, startedAt);
       // Lease lost or an unexpected error outside a step: report what is known, change nothing more.
       for (const s of run.steps) if (s.status === 'running') s.status = 'unknown';
       for (const s of run.steps) if (s.status === 'pending') s.status = 'not-run';
@@ -344,7 +387,7 @@ export class ApplyEngine {
   ): Promise<{ failure: StepFailure | null; deletes: VerifyReport['deletes'] }> {
     let deletes: VerifyReport['deletes'] = null;
     for (const step of ordered) {
-      if (!run.lease.held()) throw new LeaseLostError(`lost the lease of plan ${run.plan.planId} before ${step.id}`);
+      await guardWrite(run, `step ${step.id}`);
       const state = this.stateOf(run, step.id);
       state.status = 'running';
       await this.save(run, opts.onProgress);
@@ -358,7 +401,7 @@ export class ApplyEngine {
         if (r.detail) state.detail = r.detail;
         if (r.deletes) deletes = r.deletes;
       } catch (err) {
-        if (err instanceof LeaseLostError) throw err;
+        if (err instanceof LeaseLostError || err instanceof GatewayLockLostError) throw err;
         state.status = 'failed';
         state.detail = errMessage(err);
         failure = { step, error: errMessage(err) };
@@ -375,6 +418,12 @@ export class ApplyEngine {
   private async failedAndRestored(run: Run, snapshot: Snapshot, runnable: readonly PlanStep[], failure: StepFailure, opts: ApplyOptions, startedAt: string): Promise<ApplyOutcome> {
     const { plan } = run;
     for (const s of run.steps) if (s.status === 'pending') s.status = 'not-run';
+    try {
+      await guardWrite(run, 'the restore');
+    } catch (err) {
+      if (err instanceof GatewayLockLostError) return this.lockLost(run, err, opts, startedAt, failure.error);
+      throw err;
+    }
     const restore = await restoreSnapshot(run.session, snapshot, runnable, run.steps, 'restore after failure');
     if (restore.ok) restore.notes.push(...(await dropGatewaySnapshot(run.session, plan.planId)));
     await this.save(run, opts.onProgress);
@@ -391,6 +440,34 @@ export class ApplyEngine {
       canRollBack: !restore.ok,
     };
     await this.finish(plan, run.lease, outcome, 'apply-failed');
+    return outcome;
+  }
+
+  /**
+   * The gateway lock is gone (this worker was paused or cut off past its TTL): another job may
+   * be on the gateway, so nothing more is written here, not even a restore. The plan becomes
+   * 'apply-interrupted' with what ran; roll back restores the snapshot once the gateway is free.
+   */
+  private async lockLost(run: Run, err: GatewayLockLostError, opts: ApplyOptions, startedAt: string, earlier?: string): Promise<ApplyOutcome> {
+    const { plan } = run;
+    for (const s of run.steps) if (s.status === 'running') s.status = 'unknown';
+    for (const s of run.steps) if (s.status === 'pending') s.status = 'not-run';
+    const changed = run.steps.filter((s) => s.status === 'applied').map((s) => s.key);
+    const snapshot = await this.deps.records.snapshot(plan.planId).catch(() => null);
+    const message =
+      `The apply of plan ${plan.planId} stopped: ${err.message}. ` +
+      (earlier ? `(It was about to restore after: ${earlier}.) ` : '') +
+      (changed.length ? `Applied before it stopped: ${changed.join(', ')}; NOT restored here because another job may hold the gateway. ` : 'No step had changed the gateway. ') +
+      (snapshot ? 'Roll back restores the snapshot.' : '');
+    logger.warn({ plan: plan.planId, gateway: plan.gateway }, 'gateway lock lost during an apply: stopped before the next write');
+    const outcome: ApplyOutcome = { ...this.bare(plan.planId, plan.gateway, 'apply', 'interrupted', opts.actor, startedAt, message), steps: run.steps, canRollBack: snapshot !== null };
+    // The plan's own records are still ours while the lease is (a different lock): say what happened.
+    if (run.lease.held()) {
+      await this.save(run).catch(() => undefined);
+      await this.deps.plans.transition(plan.planId, ['applying'], 'apply-interrupted', { actor: opts.actor }).catch(() => undefined);
+      await this.finish(plan, run.lease, outcome, 'apply-failed').catch(() => undefined);
+      await this.deps.records.clearActive(plan.planId).catch(() => undefined);
+    }
     return outcome;
   }
 
@@ -499,7 +576,7 @@ export class ApplyEngine {
     const startedAt = nowIso();
     const plan = await this.deps.plans.get(planId);
     if (!plan) return this.bare(planId, '?', 'rollback', 'not-allowed', opts.actor, startedAt, `Plan ${planId} does not exist (any more).`);
-    const lock = await this.deps.locks.tryAcquire(plan.gateway, `rollback-${planId}`);
+    const lock = await this.deps.locks.tryAcquire(plan.gateway, `rollback-${planId}`, 'change');
     if (!lock) return this.bare(planId, plan.gateway, 'rollback', 'busy', opts.actor, startedAt, `Gateway ${plan.gateway} is busy; try again when it finishes.`);
     try {
       return await this.rollbackLocked(plan, opts, startedAt, lock);
@@ -508,7 +585,7 @@ export class ApplyEngine {
     }
   }
 
-  private async rollbackLocked(plan: PlanRecord, opts: RollbackOptions, startedAt: string, _lock: HeldLock): Promise<ApplyOutcome> {
+  private async rollbackLocked(plan: PlanRecord, opts: RollbackOptions, startedAt: string, lock: HeldLock): Promise<ApplyOutcome> {
     const planId = plan.planId;
     // Redis's snapshot, else the gateway's copy (Redis lost it).
     const found = await snapshotForRollback(() => this.deps.records.snapshot(planId), () => this.deps.sessions(plan.gateway, findGateway(this.deps.inventory(), plan.gateway)), planId);
@@ -517,7 +594,10 @@ export class ApplyEngine {
     const lease = await this.deps.records.acquire(planId);
     if (!lease) return this.bare(planId, plan.gateway, 'rollback', 'busy', opts.actor, startedAt, `Another run of plan ${planId} is in progress.`);
     try {
-      const t = await this.deps.plans.transition(planId, ['applied', 'apply-failed', 'rollback-failed'], 'rolling-back', { actor: opts.actor });
+      const t = await this.deps.plans.transition(planId, ['applied', 'apply-failed', 'apply-interrupted', 'rollback-failed'], 'rolling-back', {
+        actor: opts.actor,
+        also: this.deps.records.inflightEntry(planId, 'rollback'),
+      });
       if (!t.ok) {
         const status: OutcomeStatus = t.current === 'rolled-back' ? 'rolled-back' : 'not-allowed';
         return this.bare(planId, plan.gateway, 'rollback', status === 'rolled-back' ? 'not-allowed' : status, opts.actor, startedAt, `Plan ${planId} is ${t.current}: nothing to roll back.`);
@@ -530,7 +610,7 @@ export class ApplyEngine {
         const all = plan.report.plan.steps;
         const snapshotted = all.filter((st) => stored.some((x) => x.stepId === st.id && x.status !== 'skipped' && x.status !== 'refused' && x.status !== 'not-run'));
         const steps = all.map((st) => stored.find((x) => x.stepId === st.id) ?? initialState(st));
-        const run = new Run(plan, lease, leaseSession.session, steps);
+        const run = new Run(plan, lease, lock, leaseSession.session, steps);
         // What someone changed after the apply is restored too; say so.
         const notes: string[] = found.source === 'gateway' ? ["Redis had no snapshot of this plan: the gateway's copy was restored."] : [];
         for (const st of snapshotted) {
@@ -542,8 +622,10 @@ export class ApplyEngine {
           await this.deps.plans.transition(planId, ['rolling-back'], t.from, { actor: opts.actor });
           const refused = { ...this.bare(planId, plan.gateway, 'rollback', 'refused', opts.actor, startedAt, refusal), steps, canRollBack: true };
           await this.finish(plan, lease, refused, 'refused');
+          await this.deps.records.clearActive(planId);
           return refused;
         }
+        await guardWrite(run, 'the roll back');
         const restore = await restoreSnapshot(run.session, snapshot, snapshotted, run.steps, 'roll back');
         if (restore.ok) notes.push(...(await dropGatewaySnapshot(run.session, planId)));
         await this.save(run, opts.onProgress, 'rollback');
@@ -566,6 +648,7 @@ export class ApplyEngine {
           canRollBack: !restore.ok,
         };
         await this.finish(plan, lease, outcome, restore.ok ? 'rolled-back' : 'rollback-failed');
+        await this.deps.records.clearActive(planId);
         return outcome;
       } finally {
         leaseSession.release();
@@ -574,6 +657,7 @@ export class ApplyEngine {
       await this.deps.plans.transition(planId, ['rolling-back'], 'rollback-failed', { actor: opts.actor }).catch(() => undefined);
       const outcome = { ...this.bare(planId, plan.gateway, 'rollback', 'rollback-failed', opts.actor, startedAt, `Roll back of plan ${planId} failed: ${errMessage(err)}. Roll back can be tried again.`), canRollBack: true };
       await this.finish(plan, lease, outcome, 'rollback-failed').catch(() => undefined);
+      await this.deps.records.clearActive(planId).catch(() => undefined);
       return outcome;
     } finally {
       await lease.release();

@@ -23,7 +23,7 @@ export interface RollbackGuardDeps {
 }
 
 /** A newer plan in one of these states may still hold its values on the gateway. */
-const IN_EFFECT: readonly PlanStatus[] = ['applied', 'rollback-failed', 'applying', 'rolling-back'];
+const IN_EFFECT: readonly PlanStatus[] = ['applied', 'apply-interrupted', 'rollback-failed', 'applying', 'rolling-back'];
 
 /** Steps whose change may be on the gateway (what a restore writes back). */
 function changedKeys(steps: readonly ApplyStepState[]): Set<string> {

@@ -11,6 +11,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import { z } from 'zod';
+import { jsonOrNull } from '../infra/json.js';
 import {
   applyOutcomeSchema,
   applyStepStateSchema,
@@ -21,6 +22,7 @@ import {
   type FollowUp,
   type Snapshot,
 } from './model.js';
+import type { TransitionAlso } from '../store/plan-store.js';
 
 const SET_IF_OWNER = `
 if redis.call('GET', KEYS[2]) ~= ARGV[1] then return 0 end
@@ -45,6 +47,8 @@ export interface ApplyLease {
 }
 
 const stepsSchema = z.array(applyStepStateSchema);
+const inflightSchema = z.object({ action: z.enum(['apply', 'rollback']), at: z.number() });
+
 
 export class ApplyRecordStore {
   constructor(
@@ -143,17 +147,39 @@ export class ApplyRecordStore {
     return raw ? followUpSchema.parse(JSON.parse(raw)) : null;
   }
 
-  /** Plans with a run in progress (for finding runs whose worker died). */
-  async markActive(planId: string): Promise<void> {
-    await this.redis.sadd(`${this.prefix}:apply:active`, planId);
+  private get inflightKey(): string {
+    return `${this.prefix}:apply:inflight`;
+  }
+
+  /**
+   * Plans with a run in progress (for finding runs whose worker died): written in the same
+   * atomic step as the plan's move to 'applying' / 'rolling-back' (PlanStore.transition `also`).
+   */
+  inflightEntry(planId: string, action: 'apply' | 'rollback', now = Date.now()): TransitionAlso {
+    return { key: this.inflightKey, field: planId, set: JSON.stringify(inflightSchema.parse({ action, at: now })) };
+  }
+
+  /** Before the in-flight hash, runs were a set: read it too, so a run in flight across an upgrade is still found. */
+  private get legacyActiveKey(): string {
+    return `${this.prefix}:apply:active`;
   }
 
   async clearActive(planId: string): Promise<void> {
-    await this.redis.srem(`${this.prefix}:apply:active`, planId);
+    await this.redis.multi().hdel(this.inflightKey, planId).srem(this.legacyActiveKey, planId).exec();
   }
 
-  async active(): Promise<string[]> {
-    return (await this.redis.smembers(`${this.prefix}:apply:active`)).filter((id) => /^[A-Za-z0-9-]{8,64}$/.test(id));
+  async active(): Promise<{ planId: string; action: 'apply' | 'rollback'; at: number }[]> {
+    const raw = await this.redis.hgetall(this.inflightKey);
+    const out: { planId: string; action: 'apply' | 'rollback'; at: number }[] = [];
+    for (const [planId, value] of Object.entries(raw)) {
+      if (!/^[A-Za-z0-9-]{8,64}$/.test(planId)) continue;
+      const parsed = inflightSchema.safeParse(jsonOrNull(value));
+      out.push(parsed.success ? { planId, ...parsed.data } : { planId, action: 'apply', at: 0 });
+    }
+    for (const planId of await this.redis.smembers(this.legacyActiveKey)) {
+      if (/^[A-Za-z0-9-]{8,64}$/.test(planId) && !out.some((r) => r.planId === planId)) out.push({ planId, action: 'apply', at: 0 });
+    }
+    return out;
   }
 
   /** Counts runs that reached the gateway (tests and the report: "applied once"). */

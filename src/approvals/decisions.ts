@@ -7,6 +7,8 @@ import { ApplyRecordStore } from '../apply/store.js';
 import { approvableOptionalSteps } from '../core/model.js';
 import { enqueueApply } from '../queue/producer.js';
 import type { Runtime } from '../runtime.js';
+import type { ApplyJob } from '../queue/jobs.js';
+import { ApplyOutbox } from '../store/apply-outbox.js';
 import type { PlanRecord } from '../store/plan-store.js';
 import type { ApprovalRules } from './rules.js';
 
@@ -34,7 +36,12 @@ export async function approvePlan(
   if (foreign.length) {
     return { ok: false, reason: 'unknown-step', message: `This plan has no optional step ${foreign.join(', ')}. Nothing was done.`, plan };
   }
-  const t = await rt.plans.transition(planId, ['pending'], 'approved', { actor: userId, checkExpiry: true, now });
+  const optional = offered.filter((id) => chosen.includes(id));
+  const job: ApplyJob = { action: 'apply', planId, gateway: plan.gateway, decidedBy: userId, origin: plan.origin, ...(optional.length ? { steps: optional } : {}) };
+  // The approval and its apply job's outbox entry are one atomic write: a crash before the
+  // enqueue below leaves the entry, and the sweep queues the same job id (never twice).
+  const outbox = new ApplyOutbox(rt.redis, rt.env.QUEUE_PREFIX);
+  const t = await rt.plans.transition(planId, ['pending'], 'approved', { actor: userId, checkExpiry: true, now, also: outbox.entry(job, now.getTime()) });
   if (!t.ok) {
     if (t.current === 'expired') {
       await rt.history.record({ at: now.toISOString(), gateway: plan.gateway, event: 'expired', actor: userId, planId, summary: 'approve attempted after expiry' });
@@ -43,8 +50,8 @@ export async function approvePlan(
     const fresh = await rt.plans.get(planId);
     return { ok: false, reason: 'already-decided', message: `This plan is already *${t.current}*${fresh?.decidedBy ? ` (by ${fresh.decidedBy})` : ''}. Nothing was done.`, plan: fresh ?? plan };
   }
-  const optional = offered.filter((id) => chosen.includes(id));
-  const jobId = await enqueueApply(rt.queues, { action: 'apply', planId, gateway: plan.gateway, decidedBy: userId, origin: plan.origin, ...(optional.length ? { steps: optional } : {}) });
+  const jobId = await enqueueApply(rt.queues, job);
+  await outbox.done(planId);
   await rt.history.record({ at: now.toISOString(), gateway: plan.gateway, event: 'approved', actor: userId, planId, summary: `apply queued${optional.length ? ` with optional steps: ${optional.join(', ')}` : ' (default steps)'}` });
   return { ok: true, plan: { ...plan, status: 'approved', decidedBy: userId, decidedAt: now.toISOString() }, at: now.toISOString(), jobId };
 }
@@ -66,7 +73,7 @@ export async function requestRollback(rt: Runtime, rules: ApprovalRules, planId:
   const plan = await rt.plans.get(planId);
   if (!plan) return { ok: false, reason: 'unknown-plan', message: 'This plan does not exist (any more).', plan: null };
   if (!(await rules.isApprover(userId))) return { ok: false, reason: 'denied', message: 'Only approvers can roll back a change.', plan };
-  if (plan.status !== 'applied' && plan.status !== 'apply-failed' && plan.status !== 'rollback-failed') {
+  if (plan.status !== 'applied' && plan.status !== 'apply-failed' && plan.status !== 'apply-interrupted' && plan.status !== 'rollback-failed') {
     return { ok: false, reason: 'not-applied', message: `Nothing to roll back: the plan is *${plan.status}*.`, plan };
   }
   // Clicks before the roll back runs share its job (and the engine's compare-and-set runs it once);

@@ -40,6 +40,17 @@ export const envSchema = z.object({
   WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(4),
   /** The watch: default poll interval of a watched gateway (the inventory's watch.intervalSeconds overrides it). */
   WATCH_INTERVAL_SECONDS: z.coerce.number().int().min(1).max(3600).default(30),
+  /**
+   * The per-gateway lock's TTL (renewed every third of it): a worker paused or cut off from
+   * Redis longer than this loses the gateway and writes nothing more to it.
+   */
+  GATEWAY_LOCK_TTL_SECONDS: z.coerce.number().int().min(1).max(600).default(30),
+  /** How often every worker looks for interrupted applies and approvals whose job was never queued. */
+  SWEEP_INTERVAL_SECONDS: z.coerce.number().int().min(1).max(600).default(10),
+  /** On SIGTERM with Redis unreachable, the worker exits after at most this long (saying what it abandoned). */
+  WORKER_STOP_SECONDS: z.coerce.number().int().min(1).max(600).default(10),
+  /** On SIGTERM with Redis answering, a running apply gets this long to finish or restore. */
+  WORKER_STOP_GRACE_SECONDS: z.coerce.number().int().min(1).max(3600).default(540),
   /** Polls one worker process runs at once (a poll is one light exec on a warm session). */
   WATCH_CONCURRENCY: z.coerce.number().int().min(1).max(256).default(16),
   /** An open episode's Slack message is refreshed (now %, growth) at most this often between events. */

@@ -41,6 +41,8 @@ export const checkResultSchema = z.object({
   worst: z.string(),
   findings: z.number(),
   steps: z.number(),
+  /** Answered by a run of the same gateway that started after this check was requested (that run's plan id). */
+  sharedRunOf: z.string().optional(),
   /** For a follow-up check: did the apply stop the drops? */
   followUp: z.object({ planId: z.string(), stopped: z.boolean(), summary: z.string() }).optional(),
 });

@@ -17,6 +17,8 @@ export const planStatusSchema = z.enum([
   'applying',
   'applied',
   'apply-failed',
+  /** The worker running the apply died, paused or lost its lock: what ran is reported, roll back restores. */
+  'apply-interrupted',
   'rolling-back',
   'rolled-back',
   'rollback-failed',
@@ -43,7 +45,9 @@ export interface PlanRecord extends z.infer<typeof storedPlanSchema> {
   message: SlackMessageRef | null;
 }
 
-// KEYS[1] plan hash; ARGV: expected statuses (comma list), new status, actor, now ISO, now ms, check expiry (1/0)
+// KEYS[1] plan hash, KEYS[2] (optional) a hash written in the same step;
+// ARGV: expected statuses (comma list), new status, actor, now ISO, now ms, check expiry (1/0),
+// then for KEYS[2]: 'set' or 'del', field, value.
 const TRANSITION = `
 local status = redis.call('HGET', KEYS[1], 'status')
 if not status then return {0, 'missing'} end
@@ -59,8 +63,18 @@ if ARGV[6] == '1' then
 end
 redis.call('HSET', KEYS[1], 'status', ARGV[2])
 if ARGV[3] ~= '' then redis.call('HSET', KEYS[1], 'decidedBy', ARGV[3], 'decidedAt', ARGV[4]) end
+if KEYS[2] then
+  if ARGV[7] == 'set' then redis.call('HSET', KEYS[2], ARGV[8], ARGV[9]) else redis.call('HDEL', KEYS[2], ARGV[8]) end
+end
 return {1, status}
 `;
+
+/**
+ * A write that must happen in the same atomic step as a transition (the apply outbox entry
+ * with the approval, the in-flight entry with 'applying'): a crash never leaves one without
+ * the other. The hash must share the plan's hash slot (the prefix is a Cluster hash tag).
+ */
+export type TransitionAlso = { key: string; field: string; set: string } | { key: string; field: string; del: true };
 
 export type TransitionResult = { ok: true; from: PlanStatus } | { ok: false; current: PlanStatus | 'missing' };
 
@@ -125,19 +139,23 @@ export class PlanStore {
     planId: string,
     from: PlanStatus[],
     to: PlanStatus,
-    opts: { actor?: string; checkExpiry?: boolean; now?: Date } = {},
+    opts: { actor?: string; checkExpiry?: boolean; now?: Date; also?: TransitionAlso } = {},
   ): Promise<TransitionResult> {
     const now = opts.now ?? new Date();
+    const also = opts.also;
+    const alsoArgs = also ? ('set' in also ? ['set', also.field, also.set] : ['del', also.field, '']) : [];
     const [ok, status] = (await this.redis.eval(
       TRANSITION,
-      1,
+      also ? 2 : 1,
       this.key(planId),
+      ...(also ? [also.key] : []),
       from.join(','),
       to,
       opts.actor ?? '',
       now.toISOString(),
       String(now.getTime()),
       opts.checkExpiry ? '1' : '0',
+      ...alsoArgs,
     )) as [number, string];
     if (ok === 1) return { ok: true, from: planStatusSchema.parse(status) };
     return { ok: false, current: status === 'missing' ? 'missing' : planStatusSchema.parse(status) };

@@ -1,7 +1,9 @@
 /**
  * The apply / roll back job. The engine (src/apply/engine.ts) does the work and guards
  * against applying twice; this adapts it to BullMQ: payload validation, progress, a
- * busy gateway (delayed retry), publishing, and reporting runs whose worker died.
+ * busy gateway (delayed retry, ahead of checks: see GatewayLocks; giving up after
+ * `busyGiveUpMs` leaves the plan where the user can act, and says so), publishing.
+ * Runs whose worker died are found by the sweep (sweeper.ts).
  */
 import { DelayedError, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
@@ -33,7 +35,7 @@ export interface ApplyDeps {
   /** For the delayed follow-up check after an apply. */
   queues?: Queues;
   followUpDelayMs?: number;
-  /** Wait this long between tries while the gateway is busy (a check running). */
+  /** Wait this long between tries while the gateway is busy (a check running; checks yield to a waiting change). */
   busyRetryMs?: number;
   /** Give up waiting for a busy gateway after this long (from the job's creation). */
   busyGiveUpMs?: number;
@@ -53,18 +55,11 @@ export function createApplyEngine(deps: ApplyDeps): ApplyEngine {
 
 export function createApplyProcessor(deps: ApplyDeps) {
   const engine = createApplyEngine(deps);
-  // A worker that died mid-apply left its plan 'applying': report it (never re-run it).
-  void engine
-    .reconcileInterrupted()
-    .then((found) => {
-      for (const o of found) logger.warn({ plan: o.planId, gateway: o.gateway }, o.message);
-    })
-    .catch((err: unknown) => logger.error({ err: (err as Error).message }, 'apply reconcile failed'));
-
   return async (job: Job<ApplyJob, ApplyOutcome>, token?: string): Promise<ApplyOutcome> => {
     const data = applyJobSchema.parse(job.data);
     const publisher = deps.publisherFor?.(data) ?? silentApplyPublisher;
     const plan = await deps.plans.get(data.planId);
+    logger.info({ job: job.id, plan: data.planId, gateway: data.gateway, action: data.action }, `${data.action} job started`);
     try {
       const onProgress = async (p: NonNullable<typeof plan>, steps: ApplyOutcome['steps']): Promise<void> => {
         await job.updateProgress({ steps: steps.map((s) => ({ stepId: s.stepId, status: s.status })) });
@@ -74,10 +69,15 @@ export function createApplyProcessor(deps: ApplyDeps) {
         data.action === 'apply'
           ? await engine.apply(data.planId, { actor: data.decidedBy, optionalSteps: data.steps ?? [], origin: data.origin, onProgress })
           : await engine.rollback(data.planId, { actor: data.decidedBy, onProgress });
-      if (outcome.outcome === 'busy' && Date.now() - job.timestamp < (deps.busyGiveUpMs ?? 10 * 60_000)) {
-        // The gateway is taken (a check, another plan): come back later without using an attempt.
-        await job.moveToDelayed(Date.now() + (deps.busyRetryMs ?? 3_000), token);
-        throw new DelayedError();
+      if (outcome.outcome === 'busy') {
+        const waitedMs = Date.now() - job.timestamp;
+        if (waitedMs < (deps.busyGiveUpMs ?? 10 * 60_000)) {
+          // The gateway is taken (a check, another plan): come back soon without using an attempt;
+          // meanwhile this change is registered as waiting, so no new check takes the gateway.
+          await job.moveToDelayed(Date.now() + (deps.busyRetryMs ?? 1_000), token);
+          throw new DelayedError();
+        }
+        return await gaveUp(deps, data, outcome, waitedMs, publisher);
       }
       const fresh = (await deps.plans.get(data.planId)) ?? plan;
       // The result message is best effort: the outcome is stored and the plan's state is right.
@@ -94,4 +94,33 @@ export function createApplyProcessor(deps: ApplyDeps) {
       throw err;
     }
   };
+}
+
+/**
+ * The gateway stayed busy for the whole wait: nothing was changed. An approved plan is
+ * expired (its findings are too old to apply now: a fresh check gives a new plan with its
+ * buttons); a roll back can be requested again. Either way the channel is told.
+ */
+async function gaveUp(deps: ApplyDeps, data: ApplyJob, busy: ApplyOutcome, waitedMs: number, publisher: ApplyPublisher): Promise<ApplyOutcome> {
+  await deps.locks.stopWaiting(data.gateway, `${data.action}-${data.planId}`);
+  const minutes = Math.round(waitedMs / 6_000) / 10;
+  if (data.action === 'apply') {
+    const t = await deps.plans.transition(data.planId, ['approved'], 'expired', { actor: data.decidedBy });
+    if (t.ok) await deps.history.record({ at: new Date().toISOString(), gateway: data.gateway, event: 'expired', actor: data.decidedBy, planId: data.planId, summary: `approved, but ${data.gateway} stayed busy for ${minutes} min: nothing applied` });
+  }
+  const fresh = await deps.plans.get(data.planId);
+  const message =
+    `Gave up after waiting ${minutes} min for ${data.gateway}: ${busy.message} Nothing was changed. ` +
+    (data.action === 'apply'
+      ? `Run \`/conntrack check ${data.gateway}\` again for fresh findings and a new plan to approve.`
+      : 'Press Roll back again when the gateway is free.');
+  const outcome: ApplyOutcome = { ...busy, message, canRollBack: data.action === 'rollback' };
+  logger.warn({ plan: data.planId, gateway: data.gateway, waitedMs }, `${data.action} gave up waiting for a busy gateway`);
+  if (fresh) {
+    await publisher.result(fresh, outcome).catch((err: unknown) => {
+      metrics.applyPublishFailures.inc({ action: data.action, what: 'result' });
+      logger.warn({ plan: data.planId, err: (err as Error).message }, 'give-up message not shown');
+    });
+  }
+  return outcome;
 }

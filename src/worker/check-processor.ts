@@ -1,6 +1,8 @@
 /**
- * The check job: take the gateway (one job per gateway at a time), run the check
- * over SSH with live progress, store the plan, publish findings, record history.
+ * The check job: take the gateway (one job per gateway at a time; a waiting apply or roll
+ * back goes first), run the check over SSH with live progress, store the plan, publish
+ * findings, record history. A check requested before a run of the same gateway started is
+ * answered by that run (check-runs.ts): one run, every requester gets the findings.
  */
 import { DelayedError, UnrecoverableError, type Job } from 'bullmq';
 import { followUpVerdict } from '../apply/follow-up.js';
@@ -14,6 +16,7 @@ import { checkJobSchema, type CheckJob, type CheckResult } from '../queue/jobs.j
 import type { GatewayLocks } from '../store/gateway-lock.js';
 import type { HistoryStore } from '../store/history-store.js';
 import type { PlanStore } from '../store/plan-store.js';
+import type { CheckRuns } from './check-runs.js';
 import type { CheckPublisher, StepState } from './ports.js';
 
 export interface CheckDeps {
@@ -29,6 +32,8 @@ export interface CheckDeps {
   busyRetryMs?: number;
   /** The baselines stored at apply time, for follow-up checks (ApplyRecordStore). */
   followUps?: { followUp(planId: string): Promise<FollowUp | null> };
+  /** Merges duplicate checks of one gateway; absent: every check runs. */
+  runs?: CheckRuns;
 }
 
 /** The most severe finding of a report (findings are sorted by analyze(), but do not rely on it). */
@@ -39,12 +44,33 @@ export function worstSeverity(report: CheckReport): Severity {
 export function createCheckProcessor(deps: CheckDeps) {
   return async (job: Job<CheckJob, CheckResult>, token?: string): Promise<CheckResult> => {
     const data = checkJobSchema.parse(job.data);
-    const lock = await deps.locks.tryAcquire(data.gateway, job.id ?? 'unknown');
+    // A follow-up must see the gateway after its own due time: never merged.
+    const merging = data.followUpOf === undefined ? deps.runs : undefined;
+    const requestedAt = job.timestamp + (job.opts.delay ?? 0);
+    const answered = await merging?.answerFor(data.gateway, requestedAt);
+    if (answered) {
+      const shared = await answerFromRun(deps, data, job.id ?? 'unknown', answered);
+      if (shared) return shared;
+    }
+    const lock = await deps.locks.tryAcquire(data.gateway, job.id ?? 'unknown', 'check');
     if (!lock) {
-      // Another job works on this gateway: come back later without using up an attempt.
-      await job.moveToDelayed(Date.now() + (deps.busyRetryMs ?? 2_000), token);
+      // Another job works on this gateway (or a change waits for it): come back later without
+      // using up an attempt; soon when a run that will answer this request is under way.
+      const soon = (await merging?.runningFor(data.gateway, requestedAt)) ?? false;
+      await job.moveToDelayed(Date.now() + (soon ? 500 : (deps.busyRetryMs ?? 2_000)), token);
       throw new DelayedError();
     }
+    const runStartedAt = Date.now();
+    const late = await merging?.answerFor(data.gateway, requestedAt);
+    if (late) {
+      // A run finished between the first look and the lock.
+      await lock.release();
+      const shared = await answerFromRun(deps, data, job.id ?? 'unknown', late);
+      if (shared) return shared;
+      await job.moveToDelayed(Date.now() + 200, token);
+      throw new DelayedError();
+    }
+    await merging?.started(data.gateway, runStartedAt);
     const publisher = deps.publisherFor(data, job.id ?? 'unknown');
     const steps: StepState[] = CHECK_STEPS.map((s) => ({ name: CHECK_STEP_LABELS[s], status: 'pending' }));
     try {
@@ -70,6 +96,7 @@ export function createCheckProcessor(deps: CheckDeps) {
         origin: data.origin,
         ttlMinutes: deps.planTtlMinutes,
       });
+      await merging?.finished(data.gateway, runStartedAt, plan.planId);
       const message = await publisher.findings(report, plan);
       if (message) await deps.plans.setMessage(plan.planId, message);
       const worst = worstSeverity(report);
@@ -93,6 +120,7 @@ export function createCheckProcessor(deps: CheckDeps) {
       const followUp = data.followUpOf ? await reportFollowUp(deps, data, data.followUpOf, report, publisher) : undefined;
       return { planId: plan.planId, gateway: data.gateway, worst, findings: report.findings.length, steps: report.plan.steps.length, ...(followUp ? { followUp } : {}) };
     } catch (err) {
+      await merging?.failed(data.gateway).catch(() => undefined);
       const hint = err instanceof GatewayError ? err.hint : undefined;
       // Retrying cannot fix a wrong pin, a rejected key, a bad inventory, a parser bug or a flood of output.
       const permanent = !(err instanceof GatewayError) || ['host-key-mismatch', 'auth', 'config', 'output-too-large'].includes(err.kind);
@@ -106,6 +134,21 @@ export function createCheckProcessor(deps: CheckDeps) {
       await lock.release();
     }
   };
+}
+
+/**
+ * Answer a check with the findings of a run that started after it was requested: a plan of
+ * the requester's own from that run's report, shown where they asked. Null: that run's plan
+ * is gone (then the check runs).
+ */
+async function answerFromRun(deps: CheckDeps, data: CheckJob, jobId: string, runPlanId: string): Promise<CheckResult | null> {
+  const source = await deps.plans.get(runPlanId);
+  if (!source) return null;
+  const report = source.report;
+  const plan = await deps.plans.create({ report, requestedBy: data.requestedBy, origin: data.origin, ttlMinutes: deps.planTtlMinutes });
+  const message = await deps.publisherFor(data, jobId).findings(report, plan);
+  if (message) await deps.plans.setMessage(plan.planId, message);
+  return { planId: plan.planId, gateway: data.gateway, worst: worstSeverity(report), findings: report.findings.length, steps: report.plan.steps.length, sharedRunOf: runPlanId };
 }
 
 /** Compare the follow-up check with the counters read when the apply was verified; tell and record it. */

@@ -11,9 +11,12 @@ import type { Runtime } from '../runtime.js';
 import { ApplyRecordStore } from '../apply/store.js';
 import { SessionPool } from '../gateway/session-pool.js';
 import { createCheckProcessor } from './check-processor.js';
+import { CheckRuns } from './check-runs.js';
 import { silentCheckPublisher, silentEpisodePublisher, type ApplyPublisher, type CheckPublisher, type EpisodePublisher } from './ports.js';
 import { createPollProcessor } from './poll-processor.js';
-import { createApplyProcessor } from './apply-processor.js';
+import { createApplyEngine, createApplyProcessor } from './apply-processor.js';
+import { ApplyOutbox } from '../store/apply-outbox.js';
+import { startSweeper, type Sweeper } from './sweeper.js';
 
 export interface WorkerOptions {
   concurrency?: number;
@@ -30,17 +33,49 @@ export type WorkerKind = 'check' | 'apply' | 'poll';
 
 export interface RunningWorkers {
   pool: SessionPool;
+  /** The sweep of interrupted applies and unqueued approvals (null: this process runs no applies). */
+  sweeper: Sweeper | null;
+  /** Jobs running in this process now (what a bounded shutdown abandons). */
+  running(): RunningJob[];
   close(): Promise<void>;
 }
 
+export interface RunningJob {
+  queue: string;
+  id: string;
+  /** Gateway and plan, when the payload names them. */
+  what: string;
+  sinceMs: number;
+}
+
+/** Jobs running in this process, by queue/id (entered and left by `tracked`). */
+function jobTracker(): { active: Map<string, RunningJob>; tracked<J extends { id?: string | undefined; data: unknown }, A extends unknown[], R>(queue: string, fn: (job: J, ...rest: A) => Promise<R>): (job: J, ...rest: A) => Promise<R> } {
+  const active = new Map<string, RunningJob>();
+  return {
+    active,
+    tracked: (queue, fn) => async (job, ...rest) => {
+      const key = `${queue}/${job.id ?? '?'}`;
+      const data = (typeof job.data === 'object' && job.data !== null ? job.data : {}) as { gateway?: unknown; planId?: unknown };
+      const what = [typeof data.gateway === 'string' ? data.gateway : '', typeof data.planId === 'string' ? `plan ${data.planId}` : ''].filter(Boolean).join(', ');
+      active.set(key, { queue, id: job.id ?? '?', what, sinceMs: Date.now() });
+      try {
+        return await fn(job, ...rest);
+      } finally {
+        active.delete(key);
+      }
+    },
+  };
+}
+
 export function startWorkers(rt: Runtime, opts: WorkerOptions = {}): RunningWorkers {
+  const { active, tracked } = jobTracker();
   const pool = opts.pool ?? new SessionPool({ onEvent: (e) => logger.info(e, 'ssh pool') });
   const concurrency = opts.concurrency ?? rt.env.WORKER_CONCURRENCY;
   const connection = rt.redisHandle.connect();
   const runs = (kind: WorkerKind): boolean => !opts.only || opts.only.includes(kind);
   const checkWorker = runs('check') && new Worker<CheckJob, CheckResult>(
     QUEUES.check,
-    createCheckProcessor({
+    tracked('check', createCheckProcessor({
       inventory: rt.inventory,
       sessions: pool.provider,
       plans: rt.plans,
@@ -49,12 +84,13 @@ export function startWorkers(rt: Runtime, opts: WorkerOptions = {}): RunningWork
       publisherFor: opts.publishers?.check ?? (() => silentCheckPublisher),
       planTtlMinutes: rt.env.PLAN_TTL_MINUTES,
       followUps: new ApplyRecordStore(rt.redis, rt.env.QUEUE_PREFIX),
-    }),
+      runs: new CheckRuns(rt.redis, rt.env.QUEUE_PREFIX),
+    })),
     { connection, prefix: rt.env.QUEUE_PREFIX, concurrency },
   );
   const applyWorker = runs('apply') && new Worker<ApplyJob>(
     QUEUES.apply,
-    createApplyProcessor({
+    tracked('apply', createApplyProcessor({
       inventory: rt.inventory,
       sessions: pool.provider,
       plans: rt.plans,
@@ -66,13 +102,13 @@ export function startWorkers(rt: Runtime, opts: WorkerOptions = {}): RunningWork
       // The delayed follow-up check after an apply (did the drops stop?).
       queues: rt.queues,
       followUpDelayMs: rt.env.FOLLOW_UP_DELAY_SECONDS * 1000,
-    }),
+    })),
     // Applies change gateways: one at a time per process, and a stalled apply is never silently re-run.
     { connection, prefix: rt.env.QUEUE_PREFIX, concurrency: 1, maxStalledCount: 0 },
   );
   const pollWorker = runs('poll') && new Worker<PollJob>(
     QUEUES.poll,
-    createPollProcessor({
+    tracked('poll', createPollProcessor({
       inventory: rt.inventory,
       keepWarm: (gateway, config) => pool.watch(gateway, config),
       sessions: pool.provider,
@@ -80,11 +116,26 @@ export function startWorkers(rt: Runtime, opts: WorkerOptions = {}): RunningWork
       watchList: rt.watchList,
       publisher: opts.publishers?.episode ?? silentEpisodePublisher,
       enqueueCheck: (job) => enqueueCheck(rt.queues, job),
-    }),
+    })),
     // A poll is worth only its moment: a stalled one is not re-run.
     { connection, prefix: rt.env.QUEUE_PREFIX, concurrency: rt.env.WATCH_CONCURRENCY, maxStalledCount: 0 },
   );
   const warm = keepWatchedWarm(rt, pool, opts.warmSyncMs ?? 30_000);
+  const eventsConnection = applyWorker ? rt.redisHandle.connect() : null;
+  const sweeper = applyWorker
+    ? startSweeper({
+        engine: createApplyEngine({ inventory: rt.inventory, sessions: pool.provider, plans: rt.plans, history: rt.history, locks: rt.locks, redis: rt.redis, prefix: rt.env.QUEUE_PREFIX }),
+        plans: rt.plans,
+        records: new ApplyRecordStore(rt.redis, rt.env.QUEUE_PREFIX),
+        outbox: new ApplyOutbox(rt.redis, rt.env.QUEUE_PREFIX),
+        queues: rt.queues,
+        redis: rt.redis,
+        prefix: rt.env.QUEUE_PREFIX,
+        ...(opts.publishers?.apply ? { publisherFor: opts.publishers.apply } : {}),
+        everyMs: rt.env.SWEEP_INTERVAL_SECONDS * 1000,
+        ...(eventsConnection ? { eventsConnection } : {}),
+      })
+    : null;
   const byQueue = { check: checkWorker, apply: applyWorker, poll: pollWorker };
   const workers = Object.values(byQueue).filter((w) => w !== false);
   for (const [queue, w] of Object.entries(byQueue)) {
@@ -99,10 +150,14 @@ export function startWorkers(rt: Runtime, opts: WorkerOptions = {}): RunningWork
   }
   return {
     pool,
+    sweeper,
+    running: () => [...active.values()],
     async close() {
       warm.stop();
+      await sweeper?.stop();
       await Promise.all(workers.map((w) => w.close()));
       connection.disconnect();
+      eventsConnection?.disconnect();
       if (!opts.pool) pool.close();
     },
   };

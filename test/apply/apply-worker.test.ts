@@ -114,7 +114,7 @@ describe('apply jobs', () => {
     expect(mine?.steps.map((s) => s.status)).toEqual(['applied', 'not-run', 'not-run']);
     expect(mine?.canRollBack).toBe(true);
     expect(mine?.message).toMatch(/NOT re-run/);
-    expect((await h.plans.get(plan.planId))?.status).toBe('apply-failed');
+    expect((await h.plans.get(plan.planId))?.status).toBe('apply-interrupted');
     // A retried job does not apply it again.
     const retry = await h.engine.apply(plan.planId, { actor: 'U-approver' });
     expect(retry.outcome).toBe('not-allowed');

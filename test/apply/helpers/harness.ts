@@ -140,7 +140,8 @@ export async function finishedApplyJob(h: Harness, id: string, timeoutMs = 60_00
   for (;;) {
     const job = await h.queues.apply.getJob(id);
     const state = (await job?.getState()) ?? 'missing';
-    if (state === 'completed' || state === 'failed') return { state, outcome: job?.returnvalue };
+    // Read the job again: it may have finished between getJob and getState (its return value then is not in `job`).
+    if (state === 'completed' || state === 'failed') return { state, outcome: (await h.queues.apply.getJob(id))?.returnvalue };
     if (Date.now() > until) throw new Error(`apply job ${id} still ${state} after ${timeoutMs} ms`);
     await new Promise((r) => setTimeout(r, 100));
   }
