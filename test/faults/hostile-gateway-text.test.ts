@@ -14,6 +14,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import type { Redis } from 'ioredis';
 import { webApi } from '@slack/bolt';
+import { hideProcNet } from '../support/gateway-mount-ns.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { labDown, labUp, type Lab } from '../../lab/index.js';
 import { runCheck } from '../../src/check/run-check.js';
@@ -91,6 +92,9 @@ beforeAll(async () => {
   const sshd = lab.pids['sshd'];
   if (!sshd) throw new Error('lab has no sshd pid');
   await run('nsenter', ['-t', String(sshd), '-m', '--', 'mount', '--bind', join(D, 'conntrack'), realPath]);
+  // The check reads /proc/net/nf_conntrack first, which no wrapper can replace: hide it (as on a
+  // kernel without CONFIG_NF_CONNTRACK_PROCFS) so the dump is the wrapped `conntrack -L`.
+  hideProcNet(lab);
   pool = new SessionPool({ healthIntervalMs: 5_000 });
   slack = await startSlackApi({ channels: [{ id: CHANNEL, name: 'ops' }] });
   writer = new SlackMessageWriter(new webApi.WebClient(slack.token, { slackApiUrl: slack.apiUrl, retryConfig: { retries: 0 } }));

@@ -20,6 +20,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import type { App } from '@slack/bolt';
+import { hideProcNet } from '../support/gateway-mount-ns.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { labDown, labUp, type Lab } from '../../lab/index.js';
 import { deleteIdleEntries } from '../../src/apply/idle-delete.js';
@@ -138,6 +139,9 @@ beforeAll(async () => {
   const sshd = lab.pids['sshd'];
   if (!sshd) throw new Error('lab has no sshd pid');
   await run('nsenter', ['-t', String(sshd), '-m', '--', 'mount', '--bind', join(D, 'conntrack'), realPath]);
+  // The check reads /proc/net/nf_conntrack first, which no wrapper can replace: hide it (as on a
+  // kernel without CONFIG_NF_CONNTRACK_PROCFS) so the dump is the wrapped `conntrack -L`.
+  hideProcNet(lab);
 
   const env = loadEnv({
     SLACK_MODE: 'http',
