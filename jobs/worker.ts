@@ -4,13 +4,14 @@
  */
 import { loadEnv, redactedEnv } from '../src/config/env.js';
 import { logger } from '../src/infra/logger.js';
+import { hasSharedRedis } from '../src/infra/redis.js';
 import { openRuntime } from '../src/runtime.js';
 import { slackPublishers } from '../src/slack/publish/index.js';
 import { startWorkers } from '../src/worker/start.js';
 
 const env = loadEnv();
-if (!env.REDIS_URL) {
-  logger.error('the worker needs REDIS_URL (the queue it shares with the Slack listener)');
+if (!hasSharedRedis(env)) {
+  logger.error('the worker needs the Redis it shares with the Slack listener: REDIS_URL, REDIS_SENTINELS or REDIS_CLUSTER_NODES');
   process.exit(2);
 }
 const rt = await openRuntime(env);

@@ -9,7 +9,7 @@
  * before touching the gateway again.
  */
 import { randomUUID } from 'node:crypto';
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from '../infra/redis.js';
 import { z } from 'zod';
 import {
   applyOutcomeSchema,
@@ -48,7 +48,7 @@ const stepsSchema = z.array(applyStepStateSchema);
 
 export class ApplyRecordStore {
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisConnection,
     private readonly prefix: string,
     private readonly leaseMs = 30_000,
   ) {}

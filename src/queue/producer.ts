@@ -3,7 +3,7 @@
  * Stable job ids make the same request enqueued twice run once.
  */
 import { Queue, QueueEvents } from 'bullmq';
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from '../infra/redis.js';
 import { BulkAdder } from './bulk-adder.js';
 import { applyJobId, applyJobSchema, checkJobId, checkJobSchema, QUEUES, type ApplyJob, type CheckJob, type PollJob } from './jobs.js';
 
@@ -15,7 +15,7 @@ export interface Queues {
   close(): Promise<void>;
 }
 
-export function openQueues(connection: Redis, prefix: string): Queues {
+export function openQueues(connection: RedisConnection, prefix: string): Queues {
   const check = new Queue<CheckJob>(QUEUES.check, {
     connection,
     prefix,
@@ -78,6 +78,6 @@ export async function enqueueApply(queues: Queues, payload: ApplyJob): Promise<s
   return jobId;
 }
 
-export function openQueueEvents(connection: Redis, prefix: string, queue: keyof typeof QUEUES): QueueEvents {
+export function openQueueEvents(connection: RedisConnection, prefix: string, queue: keyof typeof QUEUES): QueueEvents {
   return new QueueEvents(QUEUES[queue], { connection, prefix });
 }

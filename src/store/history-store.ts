@@ -2,7 +2,7 @@
  * What happened on each gateway: checks, decisions (who, when, which plan, outcome),
  * applies and roll backs. Shown by `/conntrack history <gw>` and `status`.
  */
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from '../infra/redis.js';
 import { z } from 'zod';
 
 export const historyRecordSchema = z.object({
@@ -38,7 +38,7 @@ export class HistoryStore {
   private readonly listeners = new Set<HistoryListener>();
 
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisConnection,
     private readonly prefix: string,
   ) {}
 

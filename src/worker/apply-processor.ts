@@ -4,7 +4,7 @@
  * busy gateway (delayed retry), publishing, and reporting runs whose worker died.
  */
 import { DelayedError, type Job } from 'bullmq';
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from '../infra/redis.js';
 import type { Inventory } from '../config/inventory.js';
 import type { SessionProvider } from '../gateway/session-provider.js';
 import { ApplyEngine } from '../apply/engine.js';
@@ -27,7 +27,7 @@ export interface ApplyDeps {
   plans: PlanStore;
   history: HistoryStore;
   locks: GatewayLocks;
-  redis: Redis;
+  redis: RedisConnection;
   prefix: string;
   publisherFor?: (job: ApplyJob) => ApplyPublisher;
   /** For the delayed follow-up check after an apply. */
