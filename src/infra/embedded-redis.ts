@@ -5,9 +5,9 @@
  *    socket mode 0700, so another local user cannot even reach it;
  *  - a random 256-bit password (requirepass) on top, in a 0600 config file (never on the
  *    command line, where `ps` would show it, and never logged);
- *  - AOF on (appendonly yes, appendfsync everysec) in that directory: if redis-server dies
- *    while the bot runs it is started again on the same directory and socket and reloads
- *    its queue and plans (at most the last second of writes is lost). The directory lives
+ *  - AOF on (appendonly yes, appendfsync always: the bot writes little) in that directory:
+ *    if redis-server dies while the bot runs it is started again on the same directory and
+ *    socket and reloads its queue and plans, every acknowledged write. The directory lives
  *    as long as the bot process (removed by stop()): a restart of the whole bot is a new
  *    embedded Redis; use REDIS_URL / Sentinel / Cluster for anything that must outlive it.
  */
@@ -37,7 +37,7 @@ function embeddedConfig(files: EmbeddedRedisFiles, password: string): string {
     `requirepass "${password}"`,
     `dir "${files.dir}"`,
     'appendonly yes',
-    'appendfsync everysec',
+    'appendfsync always',
     'save ""',
     'daemonize no',
     'loglevel warning',
