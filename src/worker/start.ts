@@ -14,6 +14,7 @@ import { createCheckProcessor } from './check-processor.js';
 import { silentCheckPublisher, silentEpisodePublisher, type ApplyPublisher, type CheckPublisher, type EpisodePublisher } from './ports.js';
 import { createPollProcessor } from './poll-processor.js';
 import { createApplyProcessor } from './apply-processor.js';
+import { superviseWorker, type SupervisedWorker } from './stuck-worker.js';
 
 export interface WorkerOptions {
   concurrency?: number;
@@ -38,7 +39,10 @@ export function startWorkers(rt: Runtime, opts: WorkerOptions = {}): RunningWork
   const concurrency = opts.concurrency ?? rt.env.WORKER_CONCURRENCY;
   const connection = rt.redisHandle.connect();
   const runs = (kind: WorkerKind): boolean => !opts.only || opts.only.includes(kind);
-  const checkWorker = runs('check') && new Worker<CheckJob, CheckResult>(
+  // Each queue's Worker is replaced if it stops taking jobs without an error (stuck-worker.ts).
+  const supervise = <W extends Worker>(queue: keyof typeof QUEUES, make: () => W): SupervisedWorker<W> =>
+    superviseWorker({ queue: rt.queues[queue], make: () => observed(queue, make()), onReplace: (why) => logger.warn({ queue, why }, 'worker stopped taking jobs; replaced it') });
+  const checkWorker = runs('check') && supervise('check', () => new Worker<CheckJob, CheckResult>(
     QUEUES.check,
     createCheckProcessor({
       inventory: rt.inventory,
@@ -51,8 +55,8 @@ export function startWorkers(rt: Runtime, opts: WorkerOptions = {}): RunningWork
       followUps: new ApplyRecordStore(rt.redis, rt.env.QUEUE_PREFIX),
     }),
     { connection, prefix: rt.env.QUEUE_PREFIX, concurrency },
-  );
-  const applyWorker = runs('apply') && new Worker<ApplyJob>(
+  ));
+  const applyWorker = runs('apply') && supervise('apply', () => new Worker<ApplyJob>(
     QUEUES.apply,
     createApplyProcessor({
       inventory: rt.inventory,
@@ -69,8 +73,8 @@ export function startWorkers(rt: Runtime, opts: WorkerOptions = {}): RunningWork
     }),
     // Applies change gateways: one at a time per process, and a stalled apply is never silently re-run.
     { connection, prefix: rt.env.QUEUE_PREFIX, concurrency: 1, maxStalledCount: 0 },
-  );
-  const pollWorker = runs('poll') && new Worker<PollJob>(
+  ));
+  const pollWorker = runs('poll') && supervise('poll', () => new Worker<PollJob>(
     QUEUES.poll,
     createPollProcessor({
       inventory: rt.inventory,
@@ -83,20 +87,9 @@ export function startWorkers(rt: Runtime, opts: WorkerOptions = {}): RunningWork
     }),
     // A poll is worth only its moment: a stalled one is not re-run.
     { connection, prefix: rt.env.QUEUE_PREFIX, concurrency: rt.env.WATCH_CONCURRENCY, maxStalledCount: 0 },
-  );
+  ));
   const warm = keepWatchedWarm(rt, pool, opts.warmSyncMs ?? 30_000);
-  const byQueue = { check: checkWorker, apply: applyWorker, poll: pollWorker };
-  const workers = Object.values(byQueue).filter((w) => w !== false);
-  for (const [queue, w] of Object.entries(byQueue)) {
-    if (w === false) continue;
-    w.on('completed', (job) => observeJob(queue, 'completed', job));
-    w.on('failed', (job, err) => {
-      metrics.jobFailures.inc({ queue });
-      if (job) observeJob(queue, 'failed', job);
-      logger.warn({ job: job?.id, err: err.message }, 'job failed');
-    });
-    w.on('error', (err) => logger.error({ err: err.message }, 'worker error'));
-  }
+  const workers = [checkWorker, applyWorker, pollWorker].filter((w) => w !== false);
   return {
     pool,
     async close() {
@@ -106,6 +99,18 @@ export function startWorkers(rt: Runtime, opts: WorkerOptions = {}): RunningWork
       if (!opts.pool) pool.close();
     },
   };
+}
+
+/** A new Worker with the process's metrics and logs on its events. */
+function observed<W extends Worker>(queue: string, w: W): W {
+  w.on('completed', (job) => observeJob(queue, 'completed', job));
+  w.on('failed', (job, err) => {
+    metrics.jobFailures.inc({ queue });
+    if (job) observeJob(queue, 'failed', job);
+    logger.warn({ job: job?.id, err: err.message }, 'job failed');
+  });
+  w.on('error', (err) => logger.error({ err: err.message }, 'worker error'));
+  return w;
 }
 
 /** The job's run time in this worker (BullMQ's processedOn -> finishedOn), per queue. */

@@ -66,6 +66,8 @@ export interface FailoverFigures {
   applyJobState: string;
   /** The poll queue's schedulers and job counts after the failover (what the watch has left). */
   pollSchedulers: string;
+  /** BullMQ Workers the worker processes replaced because they had stopped taking jobs (src/worker/stuck-worker.ts). */
+  workersReplaced: number;
 }
 
 function buttonsOf(m: StoredMessage): { action_id: string; value: string }[] {
@@ -293,6 +295,7 @@ export class FailoverScenario {
       pollsBefore,
       pollsAfter,
       applyJobState: applyJob ? await applyJob.getState() : 'missing',
+      workersReplaced: (this.workerLog.match(/worker stopped taking jobs; replaced it/g) ?? []).length,
       pollSchedulers: JSON.stringify({ schedulers: schedulers.map((x) => ({ key: x.key, next: x.next })), now: Date.now(), pollQueue }),
     };
   }
@@ -307,6 +310,6 @@ export function describeFigures(f: FailoverFigures): string {
     `[faults] ${f.topology}: primary killed mid-apply (${f.writesAtKill}/${f.stepKeys.length} step writes done); new primary after ${f.failoverMs} ms; ` +
     `plan ${f.planStatus} ${f.recoveredMs} ms after the kill (buttons: ${f.messageButtons.join(', ') || 'none'}); apply runs ${f.applyRuns}, ` +
     `gateway writes per key ${JSON.stringify(f.writesPerKey)}; check jobs acknowledged ${f.checksAcked}, lost ${f.checksLost.length}, stuck ${f.checksStuck.length}, ` +
-    `enqueue errors ${f.enqueueErrors}; watch polls ${f.pollsBefore} -> ${f.pollsAfter} (${f.pollSchedulers}); apply job ${f.applyJobState}`
+    `enqueue errors ${f.enqueueErrors}; watch polls ${f.pollsBefore} -> ${f.pollsAfter}; stuck workers replaced ${f.workersReplaced}; apply job ${f.applyJobState} (${f.pollSchedulers})`
   );
 }
