@@ -14,7 +14,7 @@ import { createCheckProcessor } from './check-processor.js';
 import { silentCheckPublisher, silentEpisodePublisher, type ApplyPublisher, type CheckPublisher, type EpisodePublisher } from './ports.js';
 import { createPollProcessor } from './poll-processor.js';
 import { createApplyProcessor } from './apply-processor.js';
-import { superviseWorker, type SupervisedWorker } from './stuck-worker.js';
+import { superviseWorker, type CountJobs, type SupervisedWorker } from './stuck-worker.js';
 
 export interface WorkerOptions {
   concurrency?: number;
@@ -40,11 +40,11 @@ export function startWorkers(rt: Runtime, opts: WorkerOptions = {}): RunningWork
   const connection = rt.redisHandle.connect();
   const runs = (kind: WorkerKind): boolean => !opts.only || opts.only.includes(kind);
   // Each queue's Worker is replaced if it stops taking jobs without an error (stuck-worker.ts).
-  const supervise = <W extends Worker>(queue: keyof typeof QUEUES, make: () => W): SupervisedWorker<W> =>
-    superviseWorker({ queue: rt.queues[queue], make: () => observed(queue, make()), onReplace: (why) => logger.warn({ queue, why }, 'worker stopped taking jobs; replaced it') });
-  const checkWorker = runs('check') && supervise('check', () => new Worker<CheckJob, CheckResult>(
+  const supervise = <W extends Worker>(queue: keyof typeof QUEUES, make: (count: CountJobs) => W): SupervisedWorker<W> =>
+    superviseWorker({ queue: rt.queues[queue], redis: rt.redis, make: (count) => observed(queue, make(count)), onReplace: (why) => logger.warn({ queue, why }, 'worker stopped taking jobs; replaced it') });
+  const checkWorker = runs('check') && supervise('check', (count) => new Worker<CheckJob, CheckResult>(
     QUEUES.check,
-    createCheckProcessor({
+    count(createCheckProcessor({
       inventory: rt.inventory,
       sessions: pool.provider,
       plans: rt.plans,
@@ -53,12 +53,12 @@ export function startWorkers(rt: Runtime, opts: WorkerOptions = {}): RunningWork
       publisherFor: opts.publishers?.check ?? (() => silentCheckPublisher),
       planTtlMinutes: rt.env.PLAN_TTL_MINUTES,
       followUps: new ApplyRecordStore(rt.redis, rt.env.QUEUE_PREFIX),
-    }),
+    })),
     { connection, prefix: rt.env.QUEUE_PREFIX, concurrency },
   ));
-  const applyWorker = runs('apply') && supervise('apply', () => new Worker<ApplyJob>(
+  const applyWorker = runs('apply') && supervise('apply', (count) => new Worker<ApplyJob>(
     QUEUES.apply,
-    createApplyProcessor({
+    count(createApplyProcessor({
       inventory: rt.inventory,
       sessions: pool.provider,
       plans: rt.plans,
@@ -70,13 +70,13 @@ export function startWorkers(rt: Runtime, opts: WorkerOptions = {}): RunningWork
       // The delayed follow-up check after an apply (did the drops stop?).
       queues: rt.queues,
       followUpDelayMs: rt.env.FOLLOW_UP_DELAY_SECONDS * 1000,
-    }),
+    })),
     // Applies change gateways: one at a time per process, and a stalled apply is never silently re-run.
     { connection, prefix: rt.env.QUEUE_PREFIX, concurrency: 1, maxStalledCount: 0 },
   ));
-  const pollWorker = runs('poll') && supervise('poll', () => new Worker<PollJob>(
+  const pollWorker = runs('poll') && supervise('poll', (count) => new Worker<PollJob>(
     QUEUES.poll,
-    createPollProcessor({
+    count(createPollProcessor({
       inventory: rt.inventory,
       keepWarm: (gateway, config) => pool.watch(gateway, config),
       sessions: pool.provider,
@@ -84,7 +84,7 @@ export function startWorkers(rt: Runtime, opts: WorkerOptions = {}): RunningWork
       watchList: rt.watchList,
       publisher: opts.publishers?.episode ?? silentEpisodePublisher,
       enqueueCheck: (job) => enqueueCheck(rt.queues, job),
-    }),
+    })),
     // A poll is worth only its moment: a stalled one is not re-run.
     { connection, prefix: rt.env.QUEUE_PREFIX, concurrency: rt.env.WATCH_CONCURRENCY, maxStalledCount: 0 },
   ));

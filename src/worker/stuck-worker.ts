@@ -16,6 +16,10 @@
  * abandoned (force-closing a busy one would stall its jobs).
  */
 import type { Job, Queue, Worker } from 'bullmq';
+import type { RedisConnection } from '../infra/redis.js';
+
+/** Wraps a Worker's processor so the supervisor knows how many of its jobs run (a job moved back to delayed ends no event). */
+export type CountJobs = <J extends Job, R>(processor: (job: J, token?: string) => Promise<R>) => (job: J, token?: string) => Promise<R>;
 
 export interface SupervisedWorker<W extends Worker = Worker> {
   current(): W;
@@ -26,21 +30,24 @@ export interface SupervisedWorker<W extends Worker = Worker> {
 
 export interface SuperviseOptions<W extends Worker> {
   queue: Queue;
-  make: () => W;
+  /** Reads the queue's delayed set (its scores are when each job is due). */
+  redis: RedisConnection;
+  /** Makes the Worker; its processor goes through `count`. */
+  make: (count: CountJobs) => W;
   everyMs?: number;
   overdueMs?: number;
   onReplace?: (why: string) => void;
 }
 
 /** How late the queue's oldest due job is (ms; 0 = nothing late). */
-async function lateness(queue: Queue, now: number): Promise<{ ms: number; what: string }> {
-  const [delayed] = await queue.getDelayed(0, 0);
-  const due = (job: Job | undefined): number | null => (job ? job.timestamp + (job.delay ?? 0) : null);
-  const delayedDue = due(delayed);
+async function lateness(queue: Queue, redis: RedisConnection, now: number): Promise<{ ms: number; what: string }> {
+  // BullMQ scores a delayed job due at t as t * 0x1000 + a counter: the first member is the next due.
+  const [delayedId, score] = await redis.zrange(queue.keys['delayed']!, '0', '0', 'WITHSCORES');
+  const delayedDue = score === undefined ? null : Math.floor(Number(score) / 0x1000);
   const waiting = [...(await queue.getWaiting(0, 0)), ...(await queue.getWaiting(-1, -1))];
   const oldestWaiting = waiting.length ? Math.min(...waiting.map((j) => j.timestamp)) : null;
   const late = { ms: 0, what: '' };
-  if (delayedDue !== null && now - delayedDue > late.ms) Object.assign(late, { ms: now - delayedDue, what: `delayed job ${delayed?.id ?? '?'}` });
+  if (delayedDue !== null && now - delayedDue > late.ms) Object.assign(late, { ms: now - delayedDue, what: `delayed job ${delayedId ?? '?'}` });
   if (oldestWaiting !== null && now - oldestWaiting > late.ms) Object.assign(late, { ms: now - oldestWaiting, what: 'waiting job' });
   return late;
 }
@@ -52,26 +59,27 @@ export function superviseWorker<W extends Worker>(opts: SuperviseOptions<W>): Su
   let replaced = 0;
   let closing = false;
   let notBefore = Date.now() + overdueMs;
-  const watch = (w: W): W => {
-    w.on('active', () => (inFlight += 1));
-    w.on('completed', () => (inFlight = Math.max(0, inFlight - 1)));
-    w.on('failed', () => (inFlight = Math.max(0, inFlight - 1)));
-    return w;
+  const count: CountJobs = (processor) => async (job, token) => {
+    inFlight += 1;
+    try {
+      return await processor(job, token);
+    } finally {
+      inFlight -= 1;
+    }
   };
-  let worker = watch(opts.make());
+  let worker = opts.make(count);
   let checking = false;
   const check = async (): Promise<void> => {
     if (checking || closing || inFlight > 0 || Date.now() < notBefore) return;
     checking = true;
     try {
-      const late = await lateness(opts.queue, Date.now());
+      const late = await lateness(opts.queue, opts.redis, Date.now());
       if (late.ms <= overdueMs || closing || inFlight > 0) return;
       const old = worker;
       // The stuck Worker may never settle its close: do not wait for it long.
       await Promise.race([old.close(true).catch(() => undefined), new Promise((r) => setTimeout(r, 5_000))]);
       if (closing) return;
-      inFlight = 0;
-      worker = watch(opts.make());
+      worker = opts.make(count);
       replaced += 1;
       notBefore = Date.now() + overdueMs;
       opts.onReplace?.(`${late.what} ${Math.round(late.ms / 1000)} s overdue with this worker idle`);

@@ -38,7 +38,7 @@ describe('a Worker silent after a Cluster failover', () => {
     const runs = { bare: [] as number[], kept: [] as number[] };
     const bare = [0, 1].map(() => new Worker('bare', async () => void runs.bare.push(Date.now()), { connection: wconn, prefix: PREFIX, concurrency: 4, maxStalledCount: 0 }));
     const kept: SupervisedWorker[] = [0, 1].map(() =>
-      superviseWorker({ queue: keptQueue, everyMs: 1_000, make: () => new Worker('kept', async () => void runs.kept.push(Date.now()), { connection: wconn, prefix: PREFIX, concurrency: 4, maxStalledCount: 0 }) }),
+      superviseWorker({ queue: keptQueue, redis: conn, everyMs: 1_000, make: (count) => new Worker('kept', count(async () => void runs.kept.push(Date.now())), { connection: wconn, prefix: PREFIX, concurrency: 4, maxStalledCount: 0 }) }),
     );
     try {
       await new Promise((r) => setTimeout(r, 4_000));
