@@ -22,6 +22,7 @@ describe('one Redis with AOF (appendfsync always): killed mid-apply and started 
   it('no check job lost, the apply ran once, the plan ends actionable, the watch keeps polling', async () => {
     const f: FailoverFigures = await scenario.run();
     console.log(describeFigures(f));
+    expect(f.statusAtKill).toBe('applying');
     expect(f.checksLost).toEqual([]);
     expect(f.checksStuck).toEqual([]);
     expect(f.applyRuns).toBe(1);

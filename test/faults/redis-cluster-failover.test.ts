@@ -1,6 +1,7 @@
 /**
  * Fault: the Redis Cluster primary holding the bot's slot (QUEUE_PREFIX's hash tag) is
- * killed in the middle of an apply; its replica is promoted (cluster-node-timeout 1 s).
+ * killed in the middle of an apply, right after its gateway write (the apply's state writes
+ * still to come); its replica is promoted (cluster-node-timeout 1 s).
  * Two worker processes and the listener work through it all along (helpers/failover-scenario.ts).
  * Slow by nature (a 6-node cluster, a lab gateway, two workers): about 60 s.
  */
@@ -11,7 +12,7 @@ import { startCluster } from './helpers/redis-topology.js';
 let scenario: FailoverScenario;
 
 beforeAll(async () => {
-  scenario = new FailoverScenario(await startCluster({ nodeTimeoutMs: 1_000 }));
+  scenario = new FailoverScenario(await startCluster({ nodeTimeoutMs: 1_000 }), 'after-write');
   await scenario.setUp();
 }, 180_000);
 
@@ -23,6 +24,7 @@ describe('Redis Cluster: a primary killed mid-apply, its replica promoted', () =
   it('no check job lost, the apply ran once, the plan ends actionable, the watch keeps polling', async () => {
     const f: FailoverFigures = await scenario.run();
     console.log(describeFigures(f));
+    expect(f.statusAtKill).toBe('applying');
     expect(f.checksLost).toEqual([]);
     expect(f.checksStuck).toEqual([]);
     expect(f.applyRuns).toBe(1);

@@ -68,6 +68,8 @@ export interface FailoverFigures {
   pollSchedulers: string;
   /** BullMQ Workers the worker processes replaced because they had stopped taking jobs (src/worker/stuck-worker.ts). */
   workersReplaced: number;
+  /** The plan's status read just before the kill. */
+  statusAtKill: string;
   /** When checks are stuck: the remaining TTL of the gateway lock they wait for. */
   stuckLockTtlMs: number | null;
 }
@@ -95,7 +97,15 @@ export class FailoverScenario {
   workers: ChildProcess[] = [];
   workerLog = '';
 
-  constructor(readonly topology: Topology) {}
+  /**
+   * When the primary dies: `applying` = the moment the plan is applying (before its gateway
+   * write); `after-write` = the moment the gateway log shows the apply's write (the gateway
+   * changed, the apply's state writes to Redis still to come).
+   */
+  constructor(
+    readonly topology: Topology,
+    readonly killAt: 'applying' | 'after-write' = 'applying',
+  ) {}
 
   private get commandLog(): string {
     return join(this.lab.dir, 'root-home', 'commands.log');
@@ -230,9 +240,11 @@ export class FailoverScenario {
     const acked: string[] = [];
     for (let i = 0; i < CHECKS_BEFORE; i++) acked.push(await this.enqueueClosedCheck('before'));
 
-    // Approve; kill the primary the moment the plan is applying.
+    // Approve; kill the primary at the chosen moment of the apply.
     expect200(await this.click('plan_approve', planId, BOB, findings.ts));
-    await waitUntil('the plan applying', async () => (await this.rt.plans.get(planId))?.status === 'applying', 60_000, { everyMs: 5, context });
+    if (this.killAt === 'applying') await waitUntil('the plan applying', async () => (await this.rt.plans.get(planId))?.status === 'applying', 60_000, { everyMs: 5, context });
+    else await waitUntil("the apply's gateway write", async () => Object.keys(await this.gatewayWrites()).some((k) => stepKeys.includes(k)), 60_000, { everyMs: 2, context });
+    const statusAtKill = (await this.rt.plans.get(planId))?.status ?? 'missing';
     const pollsBefore = await this.polls();
     const t0 = performance.now();
     const killed = await this.topology.killPrimaryOf(`${this.prefix}:plan:${planId}`);
@@ -301,6 +313,7 @@ export class FailoverScenario {
       pollsAfter,
       applyJobState: applyJob ? await applyJob.getState() : 'missing',
       stuckLockTtlMs,
+      statusAtKill,
       workersReplaced: (this.workerLog.match(/worker stopped taking jobs; replaced it/g) ?? []).length,
       pollSchedulers: JSON.stringify({ schedulers: schedulers.map((x) => ({ key: x.key, next: x.next })), now: Date.now(), pollQueue }),
     };
@@ -313,7 +326,7 @@ function expect200(status: number): void {
 
 export function describeFigures(f: FailoverFigures): string {
   return (
-    `[faults] ${f.topology}: primary killed mid-apply (${f.writesAtKill}/${f.stepKeys.length} step writes done); new primary after ${f.failoverMs} ms; ` +
+    `[faults] ${f.topology}: primary killed mid-apply (plan ${f.statusAtKill}, ${f.writesAtKill}/${f.stepKeys.length} step writes done); new primary after ${f.failoverMs} ms; ` +
     `plan ${f.planStatus} ${f.recoveredMs} ms after the kill (buttons: ${f.messageButtons.join(', ') || 'none'}); apply runs ${f.applyRuns}, ` +
     `gateway writes per key ${JSON.stringify(f.writesPerKey)}; check jobs acknowledged ${f.checksAcked}, lost ${f.checksLost.length}, stuck ${f.checksStuck.length}${f.checksStuck.length ? ` (${f.checksStuck.slice(0, 3).join(', ')}…; lock ttl ${f.stuckLockTtlMs} ms)` : ''}, ` +
     `enqueue errors ${f.enqueueErrors}; watch polls ${f.pollsBefore} -> ${f.pollsAfter}; stuck workers replaced ${f.workersReplaced}; apply job ${f.applyJobState} (${f.pollSchedulers})`
