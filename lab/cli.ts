@@ -1,12 +1,15 @@
 /**
  * Lab terminal commands (`npm run lab -- ...`, see ./main.ts):
- *   up [--name N] [--firewall iptables|nft] [--clients N] [--sources N] [--inventory FILE] [--json]
+ *   up [--name N] [--firewall iptables|nft] [--without iptables[,conntrack]] [--ipv6 nat66|routed]
+ *      [--clients N] [--sources N] [--inventory FILE] [--json]
  *   fill <name> <scenario...> [--json] [--heavy-hitter-share X] [--hold SECONDS]
  *   down <name> | --all [--orphans]
  *   list [--json]
  * Labs live on after the command exits (state in /tmp/conntrack-ops-lab/<name>/).
  */
 import type { Command } from 'commander';
+import { z } from 'zod';
+import { hiddenToolSchema } from './hidden-tools.js';
 import { print, positiveInt } from './cli-output.js';
 import { labDown, labDownAll, labUp, listLabs, openLab } from './lab.js';
 import { LAB_PREFIX } from './naming.js';
@@ -37,21 +40,26 @@ export function registerLabCommands(lab: Command): void {
     .option('--firewall <backend>', 'iptables or nft', 'iptables')
     .option('--clients <n>', 'client namespaces', positiveInt, 2)
     .option('--sources <n>', 'source IPs per client', positiveInt, 4)
+    .option('--without <tools>', 'tools the gateway lacks (comma list: iptables, conntrack); --firewall nft --without iptables is nft-only')
+    .option('--ipv6 <mode>', 'IPv6 through the gateway (2001:2::/48): nat66 or routed')
     .option('--inventory <file>', 'write (merge) the gateway into this inventory YAML')
     .option('--json', 'print JSON')
-    .action(async (opts: { name?: string; firewall: string; clients: number; sources: number; inventory?: string; json?: boolean }) => {
+    .action(async (opts: { name?: string; firewall: string; without?: string; ipv6?: string; clients: number; sources: number; inventory?: string; json?: boolean }) => {
       const firewall = opts.firewall === 'nft' ? 'nft' : opts.firewall === 'iptables' ? 'iptables' : null;
       if (!firewall) throw new Error(`--firewall must be iptables or nft, not ${opts.firewall}`);
-      const l = await labUp({ name: opts.name, firewall, clients: opts.clients, sourcesPerClient: opts.sources, keep: true });
+      const withoutTools = z.array(hiddenToolSchema).parse(opts.without ? opts.without.split(',') : []);
+      const ipv6 = z.enum(['nat66', 'routed']).optional().parse(opts.ipv6) ?? 'off';
+      const l = await labUp({ name: opts.name, firewall, withoutTools, ipv6, clients: opts.clients, sourcesPerClient: opts.sources, keep: true });
       if (opts.inventory) await l.writeInventory(opts.inventory);
       print(
         !!opts.json,
         { name: l.name, inventoryEntry: l.inventoryEntry, clientIps: l.clientIps, serverAddress: l.serverAddress, externalAddress: l.externalAddress, namespaces: l.namespaces, stateDir: l.dir },
         [
-          `lab ${l.name} is up (slot ${l.slot}, ${l.firewall})`,
+          `lab ${l.name} is up (slot ${l.slot}, ${l.firewall}${l.withoutTools.length ? `, without ${l.withoutTools.join(', ')}` : ''}${l.ipv6 ? `, IPv6 ${l.ipv6.mode}` : ''})`,
           `  ssh: ssh -i ${l.inventoryEntry.identityFile} -o UserKnownHostsFile=${l.sshTarget.knownHostsFile} root@${l.inventoryEntry.host}`,
           `  host key ${l.inventoryEntry.hostKey}`,
           `  clients ${l.clientIps.join(' ')} -> external ${l.externalAddress} -> server ${l.serverAddress}`,
+          ...(l.ipv6 ? [`  IPv6 clients ${l.clientIps6.join(' ')} -> external ${l.ipv6.externalAddress} -> server ${l.ipv6.serverAddress}`] : []),
           opts.inventory ? `  inventory written to ${opts.inventory}` : `  inventory:\n${l.inventoryYaml().replace(/^/gm, '    ')}`,
         ].join('\n'),
       );

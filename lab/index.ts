@@ -41,6 +41,8 @@ export {
   type FillPhase,
   type LabTableSummary,
 } from './scenarios.js';
+export { ipv6Flows, conntrackCountByFamily, ipv6FlowsSchema, type Ipv6FlowsOptions, type Ipv6FlowsResult } from './ipv6-flows.js';
+export { hiddenToolSchema, notFoundLogPath, type HiddenTool } from './hidden-tools.js';
 export { type SshMaster, type SshTarget, sshOptions, fingerprintOf } from './ssh.js';
 export { type Keepalive, type KeepaliveOptions, ensureCtgen } from './traffic.js';
 export { type LabState, stateRoot } from './state.js';

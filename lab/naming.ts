@@ -136,3 +136,40 @@ export function slotsTouchedBy(cidr: string): number[] {
   }
   return [...slots].sort((a, b) => a - b);
 }
+
+/** IPv6 in the lab: routed (the server sees the clients' addresses) or NAT66 (masquerade out of wan0). */
+export type Ipv6Mode = 'routed' | 'nat66';
+
+export interface AddressPlan6 {
+  mode: Ipv6Mode;
+  /** The lab's /56 inside 2001:2::/48 (RFC 5180 benchmarking prefix): every /64 below is the slot's. */
+  labPrefix: string;
+  clients: { index: number; gatewayLan: string; ips: string[]; prefix: 64 }[];
+  externalAddress: string;
+  serverAddress: string;
+  wanPrefix: 64;
+}
+
+/**
+ * IPv6 addresses of a lab, in 2001:2::/48 (the IPv6 benchmarking prefix; 198.18.0.0/15 is
+ * IPv4 only). Slot S owns 2001:2:0:SS00::/56: the "internet" is 2001:2:0:SS00::/64 (gateway
+ * ::1, server ::2), client c's LAN is 2001:2:0:SS(c+1)::/64 (gateway ::1, sources ::2 ...).
+ * Management stays IPv4.
+ */
+export function planAddresses6(slot: number, clients: number, sourcesPerClient: number, mode: Ipv6Mode): AddressPlan6 {
+  if (!Number.isInteger(slot) || slot < MIN_SLOT || slot > MAX_SLOT) throw new Error(`slot ${slot} out of range`);
+  const net = (k: number) => `2001:2:0:${(slot * 256 + k).toString(16)}`;
+  return {
+    mode,
+    labPrefix: `${net(0)}::/56`,
+    clients: Array.from({ length: clients }, (_, c) => ({
+      index: c,
+      gatewayLan: `${net(c + 1)}::1`,
+      ips: Array.from({ length: sourcesPerClient }, (_, k) => `${net(c + 1)}::${(2 + k).toString(16)}`),
+      prefix: 64 as const,
+    })),
+    externalAddress: `${net(0)}::1`,
+    serverAddress: `${net(0)}::2`,
+    wanPrefix: 64,
+  };
+}

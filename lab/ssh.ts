@@ -12,6 +12,12 @@
  *   /root               bind of <lab>/root-home (empty, lab-owned): a gateway's root, not this
  *                       machine's. sshd runs every command through root's bash, which sources
  *                       ~/.bashrc: here that is pyenv init, 80 ms per exec (measured), no gateway's.
+ *   /usr/local/sbin     bind of <lab>/usr-local-sbin (empty, lab-owned): where a test installs
+ *                       the sudo helper (conntrack-ops-helper) of a non-root gateway user
+ *   /var/lib            overlay: host /var/lib below, <lab>/var-lib-upper above (the
+ *                       helper's snapshot copies in /var/lib/conntrack-ops stay in the lab)
+ *   hidden tools        optional: overlays with whiteouts over the PATH directories that hold
+ *                       them (hidden-tools.ts), and root's .bashrc logs commands not found.
  *   /proc/sys           read-only, except /proc/sys/net (the gateway namespace's own keys):
  *                       kernel.*, vm.*, fs.* are global and must never be written from a lab.
  */
@@ -20,6 +26,7 @@ import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { netnsGuard, run, shq, sleep, type RunResult } from './exec.js';
+import { hideScript, writeTripwire, type HiddenDir } from './hidden-tools.js';
 
 export interface SshMaterial {
   identityFile: string;
@@ -106,11 +113,15 @@ export async function startSshd(opts: {
   material: SshMaterial;
   address: string;
   port: number;
+  /** Binaries the gateway's commands must not find (none by default). */
+  hide?: readonly HiddenDir[];
 }): Promise<number> {
   const { dir, material } = opts;
-  for (const d of ['etc-upper', 'etc-work', 'run-upper', 'run-work', 'sysctl.d', 'modprobe.d', 'empty', 'root-home']) {
+  const hide = opts.hide ?? [];
+  for (const d of ['etc-upper', 'etc-work', 'run-upper', 'run-work', 'sysctl.d', 'modprobe.d', 'empty', 'root-home', 'usr-local-sbin', 'var-lib-upper', 'var-lib-work']) {
     await mkdir(join(dir, d), { recursive: true, mode: 0o755 });
   }
+  if (hide.length) await writeTripwire(join(dir, 'root-home'), dir);
   // The gateway's /etc/sysctl.conf is lab-owned too (the host's may set keys of its own).
   await writeFile(join(dir, 'etc-upper', 'sysctl.conf'), '# conntrack-ops lab gateway: see /etc/sysctl.d\n', { mode: 0o644 });
   const D = (p: string) => shq(join(dir, p));
@@ -127,10 +138,13 @@ export async function startSshd(opts: {
     `mount -t overlay cto-lab-run -o lowerdir=/run,upperdir=${D('run-upper')},workdir=${D('run-work')} /run`,
     'mkdir -p /run/sshd && chmod 0755 /run/sshd',
     `chmod 0700 ${D('root-home')} && mount --bind ${D('root-home')} /root`,
+    `if [ -d /usr/local/sbin ]; then mount --bind ${D('usr-local-sbin')} /usr/local/sbin; fi`,
+    `mount -t overlay cto-lab-varlib -o lowerdir=/var/lib,upperdir=${D('var-lib-upper')},workdir=${D('var-lib-work')} /var/lib`,
     'mount --bind /proc/sys /proc/sys',
     'mount -o remount,bind,ro /proc/sys',
     'mount --bind /proc/sys/net /proc/sys/net',
     'mount -o remount,bind,rw /proc/sys/net',
+    ...hideScript(dir, hide),
     `exec /usr/sbin/sshd -f ${shq(material.configFile)} -E ${shq(material.logFile)}`,
   ].join('\n');
   await run('ip', ['netns', 'exec', opts.gatewayNs, 'unshare', '--mount', '--propagation', 'private', 'sh', '-c', script], {

@@ -8,6 +8,7 @@ import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/p
 import { join } from 'node:path';
 import { z } from 'zod';
 import { pidAlive, sleep } from './exec.js';
+import { hiddenToolSchema } from './hidden-tools.js';
 import { LAB_NAME_RE } from './naming.js';
 
 export function stateRoot(): string {
@@ -20,6 +21,7 @@ export function labDir(name: string): string {
 }
 
 const ipv4 = z.ipv4();
+const ipv6 = z.ipv6();
 
 export const labStateSchema = z.object({
   version: z.literal(1),
@@ -32,6 +34,19 @@ export const labStateSchema = z.object({
   keep: z.boolean(),
   slot: z.number().int().min(1).max(254),
   firewall: z.enum(['iptables', 'nft']),
+  /** Tools whose binaries the gateway's sshd (so the bot) cannot see (hidden-tools.ts). */
+  withoutTools: z.array(hiddenToolSchema).default([]),
+  /** IPv6 through the gateway (addresses in 2001:2::/48), or null for an IPv4-only lab. */
+  ipv6: z
+    .object({
+      mode: z.enum(['routed', 'nat66']),
+      labPrefix: z.string(),
+      clients: z.array(z.object({ index: z.number().int(), gatewayLan: ipv6, ips: z.array(ipv6), prefix: z.number() })),
+      externalAddress: ipv6,
+      serverAddress: ipv6,
+    })
+    .nullable()
+    .default(null),
   dir: z.string(),
   namespaces: z.object({ gateway: z.string(), server: z.string(), clients: z.array(z.string()) }),
   gatewayNetnsInode: z.number().int().nullable(),

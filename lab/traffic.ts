@@ -3,7 +3,8 @@
  *
  * UDP bulk: `native/ctgen.c` (compiled on first use when gcc exists, cached under the
  * state root) sends from a raw socket, one packet per flow, at ~100k flows/s; the Node
- * fallback `agents/udpflood.mjs` does the same with one socket per source port.
+ * fallback `agents/udpflood.mjs` does the same with one socket per source port, and sends
+ * every IPv6 flow (ctgen writes IPv4 headers).
  * Set CONNTRACK_OPS_LAB_GENERATOR=node to force the fallback.
  * TCP: `agents/tcpgen.mjs` (real kernel connections). Server side: `ctgen echo` (UDP) and
  * `agents/responder.mjs` (TCP, and UDP when ctgen is unavailable).
@@ -154,7 +155,11 @@ export function splitByFlows(groups: FlowGroup[], maxFlows: number): FlowGroup[]
   return parts;
 }
 
-/** Sends one UDP packet per flow (per pass) from namespace `ns` towards `dst`. */
+function isIpv6(address: string): boolean {
+  return address.includes(':');
+}
+
+/** Sends one UDP packet per flow (per pass) from namespace `ns` towards `dst` (IPv4 or IPv6). */
 export async function udpFlood(ns: string, dst: string, groups: FlowGroup[], opts: FloodOptions = {}): Promise<FloodOutput> {
   const live = groups.filter((g) => g.count > 0);
   if (!live.length) return { flows: 0, passes: [], ms: 0, generator: 'c' };
@@ -165,7 +170,8 @@ export async function udpFlood(ns: string, dst: string, groups: FlowGroup[], opt
     '--gap-ms', String(opts.gapMs ?? 2100),
     '--settle-ms', String(opts.settleMs ?? 30),
   ];
-  const bin = await ensureCtgen();
+  // ctgen's raw socket writes IPv4 headers: IPv6 flows always come from the Node generator.
+  const bin = isIpv6(dst) ? null : await ensureCtgen();
   const timeoutMs = opts.timeoutMs ?? 120_000;
   const parse = (res: RunResult, generator: GeneratorKind): FloodOutput => {
     const line = res.stdout.trim().split('\n').pop() ?? '';
@@ -217,7 +223,7 @@ export async function udpFloodHold(
   if (!flowArgs.length) return null;
   // --passes 0: the flows exist already; the first re-send comes after repeatMs.
   const common = ['--dst', dst, '--passes', '0', '--hold-ms', String(o.holdMs), '--repeat-ms', String(o.repeatMs)];
-  const bin = await ensureCtgen();
+  const bin = isIpv6(dst) ? null : await ensureCtgen();
   const pid = bin
     ? spawnInNetns(ns, [bin, 'flood', ...common, ...flowArgs], o.logFile)
     : spawnInNetns(ns, [process.execPath, agentPath('udpflood.mjs'), ...common, ...flowArgs], o.logFile, { nofile: true });
@@ -314,6 +320,7 @@ export async function startResponders(
   serverNs: string,
   dir: string,
   ports: ResponderPorts,
+  opts: { ipv6?: boolean } = {},
 ): Promise<{ pids: Record<string, number>; generator: GeneratorKind }> {
   const bin = await ensureCtgen();
   const pids: Record<string, number> = {};
@@ -332,6 +339,8 @@ export async function startResponders(
     '--echo', String(ports.tcpEcho),
   ];
   if (!bin) args.push('--udp', udpRange);
+  // IPv6: TCP listens on both families, UDP echo on the same ports for IPv6 (ctgen echo is IPv4 only).
+  if (opts.ipv6) args.push('--ipv6', '--udp6', udpRange);
   pids.responder = spawnInNetns(serverNs, args, log, { nofile: true });
   waits.push(waitForLine(log, 'ready', 15_000, pids.responder));
   await Promise.all(waits);

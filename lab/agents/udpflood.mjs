@@ -55,8 +55,10 @@ for (let i = 0; i < keys.length; i += 1000) {
     keys.slice(i, i + 1000).map(
       (key) =>
         new Promise((resolve) => {
-          const [address, port] = key.split(':');
-          const s = createSocket({ type: 'udp4', reuseAddr: false });
+          const cut = key.lastIndexOf(':');
+          const address = key.slice(0, cut);
+          const port = key.slice(cut + 1);
+          const s = createSocket({ type: address.includes(':') ? 'udp6' : 'udp4', reuseAddr: false });
           s.on('error', () => resolve());
           s.on('message', () => {});
           s.bind({ address, port: Number(port), exclusive: true }, () => {

@@ -22,7 +22,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { execa } from 'execa';
 import { gatewayConfigSchema, type GatewayConfig } from '../../src/config/inventory.js';
-import { ensureInitramfs, ensureKernel, secretsCpio } from './initramfs.js';
+import { ensureInitramfs, ensureKernel, secretsCpio, type VmUserland } from './initramfs.js';
 import { stateDirOf, stateRoot } from './paths.js';
 
 export type FillScenario = 'saturated' | 'healthy';
@@ -38,6 +38,8 @@ export interface VmUpOptions {
   hashsize?: number;
   /** Virtual CPUs. Default 1 (the host has 2 cores; TCG is slow either way). */
   cpus?: number;
+  /** 'debian' (default) or 'busybox': ash as every shell, busybox tools, no bash, no conntrack (initramfs.ts). */
+  userland?: VmUserland;
   /**
    * The VM outlives this process (for `lab vm up`): no owner watchdog, only the TTL.
    * Default false: QEMU is killed when this process exits.
@@ -466,7 +468,7 @@ async function boot(
 ): Promise<VmGateway> {
   const { bootMax, hashsize, memoryMb, cpus, ttl } = p;
   const kernel = await ensureKernel(log);
-  const base = await ensureInitramfs(kernel, log);
+  const base = await ensureInitramfs(kernel, log, opts.userland ?? 'debian');
 
   // Keys: the guest's host key (pinned) and root's authorized key.
   const hostKeyFile = join(stateDir, 'ssh_host_ed25519_key');

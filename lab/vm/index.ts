@@ -16,5 +16,5 @@ export {
   type ExecOptions,
   type ExecResult,
 } from './gateway.js';
-export { ensureKernel, ensureInitramfs, type KernelInfo, type InitramfsInfo } from './initramfs.js';
+export { ensureKernel, ensureInitramfs, BUSYBOX_LAB_CONNTRACK, type KernelInfo, type InitramfsInfo, type VmUserland } from './initramfs.js';
 export { registerVmCommands, describeVmFill, writeVmInventory } from './cli.js';

@@ -20,7 +20,7 @@ import { CpioTree } from './cpio.js';
 import { GUEST_DIR, PREREQS_SCRIPT, cacheDir } from './paths.js';
 
 /** Bump when the layout of the image changes in a way the inputs below do not show. */
-const BUILDER_VERSION = 'cto-vm-initramfs-3';
+const BUILDER_VERSION = 'cto-vm-initramfs-4';
 
 export interface KernelInfo {
   /** Cache folder of this kernel (vmlinuz, kver, modules/<kver>/). */
@@ -47,6 +47,22 @@ export interface InitramfsInfo {
   buildMs: number;
   files: number;
 }
+
+/**
+ * The guest's userland. 'debian': as described above (dash as /bin/sh, bash for root, procps
+ * sysctl, util-linux dmesg, conntrack on PATH). 'busybox': a non-Debian gateway (OpenWrt-like):
+ * /bin/sh and root's shell are busybox ash, sysctl / dmesg / ps / cat / grep / awk are busybox
+ * applets, there is no bash, no dash and no `conntrack` tool on PATH (the check reads
+ * /proc/net/nf_conntrack and /proc/net/stat/nf_conntrack). The lab's own fill script keeps a
+ * private conntrack off PATH (BUSYBOX_LAB_CONNTRACK) to clear its flows and count drops.
+ */
+export type VmUserland = 'debian' | 'busybox';
+
+/** The lab's private conntrack in the busybox userland: not on any PATH the bot searches. */
+export const BUSYBOX_LAB_CONNTRACK = '/usr/local/libexec/cto-lab/conntrack';
+
+/** Host programs a busybox userland does not have (busybox applets stand in where one exists). */
+const NOT_IN_BUSYBOX_USERLAND = new Set(['/usr/sbin/conntrack', '/usr/sbin/sysctl', '/usr/bin/dmesg', '/usr/bin/bash', '/usr/bin/dash', '/usr/bin/ss']);
 
 /** Host programs copied into the VM (absolute host paths; symlinks are mirrored). */
 const HOST_PROGRAMS = [
@@ -306,7 +322,8 @@ const INITTAB = `::sysinit:/etc/init.d/rcS
 const PROFILE = `export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 `;
 
-async function buildTree(kernel: KernelInfo, workDir: string): Promise<{ tree: CpioTree; modules: number }> {
+async function buildTree(kernel: KernelInfo, workDir: string, userland: VmUserland): Promise<{ tree: CpioTree; modules: number }> {
+  const busybox = userland === 'busybox';
   const tree = new CpioTree();
   // Merged /usr, as on Debian: /bin, /sbin, /lib, /lib64 are links into /usr.
   for (const d of ['usr/bin', 'usr/sbin', 'usr/lib', 'usr/lib64', 'usr/local/bin', 'usr/local/sbin']) tree.dir(d);
@@ -324,7 +341,14 @@ async function buildTree(kernel: KernelInfo, workDir: string): Promise<{ tree: C
 
   // Host programs and their libraries.
   const elves = new Set<string>();
-  for (const p of HOST_PROGRAMS) elves.add(await addHostPath(tree, p));
+  for (const p of HOST_PROGRAMS) if (!busybox || !NOT_IN_BUSYBOX_USERLAND.has(p)) elves.add(await addHostPath(tree, p));
+  if (busybox) {
+    // The lab's private copy (its libraries come in through ldd below).
+    tree.dir('usr/local/libexec');
+    tree.dir('usr/local/libexec/cto-lab');
+    tree.file(BUSYBOX_LAB_CONNTRACK.slice(1), await readFile('/usr/sbin/conntrack'), 0o755);
+    elves.add('/usr/sbin/conntrack');
+  }
   for (const f of (await readdir(XTABLES_DIR)).filter((n) => n.endsWith('.so'))) {
     elves.add(await addHostPath(tree, join(XTABLES_DIR, f)));
   }
@@ -356,7 +380,8 @@ async function buildTree(kernel: KernelInfo, workDir: string): Promise<{ tree: C
   }
   // /bin/sh is dash, as on Debian. (Debian's busybox-static ash prefers its own applets
   // over PATH, so `sh -c sysctl ...` would run busybox's sysctl instead of procps'.)
-  tree.symlink('usr/bin/sh', 'dash');
+  // In the busybox userland /bin/sh is busybox's ash (an applet link, added above).
+  if (!busybox) tree.symlink('usr/bin/sh', 'dash');
 
   // Kernel modules.
   const modules = await addModules(tree, kernel);
@@ -368,23 +393,29 @@ async function buildTree(kernel: KernelInfo, workDir: string): Promise<{ tree: C
   tree.file('etc/inittab', INITTAB);
 
   // Accounts and configuration.
-  tree.file('etc/passwd', 'root:x:0:0:root:/root:/bin/bash\nsshd:x:100:65534::/run/sshd:/usr/sbin/nologin\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n');
+  tree.file('etc/passwd', `root:x:0:0:root:/root:${busybox ? '/bin/sh' : '/bin/bash'}\nsshd:x:100:65534::/run/sshd:/usr/sbin/nologin\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n`);
   tree.file('etc/group', 'root:x:0:\nnogroup:x:65534:\n');
   tree.file('etc/shadow', 'root:*:19000:0:99999:7:::\nsshd:*:19000:0:99999:7:::\nnobody:*:19000:0:99999:7:::\n', 0o640);
   tree.file('etc/nsswitch.conf', 'passwd: files\ngroup: files\nshadow: files\nhosts: files\nprotocols: files\nservices: files\n');
   tree.file('etc/hosts', '127.0.0.1 localhost\n198.18.255.15 cto-vm\n');
   tree.file('etc/hostname', 'cto-vm\n');
   tree.file('etc/profile', PROFILE);
-  tree.file('etc/shells', '/bin/sh\n/bin/bash\n/usr/bin/bash\n');
+  tree.file('etc/shells', busybox ? '/bin/sh\n/bin/ash\n' : '/bin/sh\n/bin/bash\n/usr/bin/bash\n');
   tree.file('etc/ssh/sshd_config', SSHD_CONFIG);
-  tree.file('etc/os-release', 'PRETTY_NAME="conntrack-ops VM gateway (Debian kernel, busybox userland)"\nID=cto-vm\n');
+  tree.file(
+    'etc/os-release',
+    busybox
+      ? 'PRETTY_NAME="conntrack-ops VM gateway (Debian kernel, busybox-only userland: ash, no bash, no conntrack)"\nID=cto-vm-busybox\n'
+      : 'PRETTY_NAME="conntrack-ops VM gateway (Debian kernel, busybox userland)"\nID=cto-vm\n',
+  );
   tree.file('root/.profile', PROFILE);
   return { tree, modules };
 }
 
-async function inputsHash(kernel: KernelInfo): Promise<string> {
+async function inputsHash(kernel: KernelInfo, userland: VmUserland): Promise<string> {
   const h = createHash('sha256');
   h.update(BUILDER_VERSION);
+  h.update(`\0${userland}\0`);
   h.update(`\0${kernel.kver}\0${kernel.pkg}\0`);
   for (const f of GUEST_FILES) h.update(await readFile(join(GUEST_DIR, f)));
   h.update(SSHD_CONFIG + INITTAB + PROFILE);
@@ -406,22 +437,23 @@ function compressInitrd(): boolean {
 }
 
 /** The cached base initramfs for this kernel, built when missing. */
-export async function ensureInitramfs(kernel: KernelInfo, log: (line: string) => void = () => {}): Promise<InitramfsInfo> {
+export async function ensureInitramfs(kernel: KernelInfo, log: (line: string) => void = () => {}, userland: VmUserland = 'debian'): Promise<InitramfsInfo> {
   const gzip = compressInitrd();
-  const hash = await inputsHash(kernel);
+  const hash = await inputsHash(kernel, userland);
   const dir = join(cacheDir(), 'initramfs');
-  const path = join(dir, `initramfs-${kernel.kver}-${hash}.cpio${gzip ? '.gz' : ''}`);
+  const prefix = `initramfs-${kernel.kver}-${userland === 'busybox' ? 'busybox-' : ''}`;
+  const path = join(dir, `${prefix}${hash}.cpio${gzip ? '.gz' : ''}`);
   if (existsSync(path)) {
     const st = await stat(path);
     return { path, sizeBytes: st.size, hash, kver: kernel.kver, built: false, buildMs: 0, files: 0 };
   }
   const t0 = Date.now();
-  log(`building initramfs for ${kernel.kver} (${hash})`);
+  log(`building initramfs for ${kernel.kver} (${userland}, ${hash})`);
   await mkdir(dir, { recursive: true });
   const work = join(dir, `.build-${process.pid}-${Date.now()}`);
   await mkdir(work, { recursive: true });
   try {
-    const { tree, modules } = await buildTree(kernel, work);
+    const { tree, modules } = await buildTree(kernel, work, userland);
     const raw = tree.toBuffer();
     let image = gzip ? gzipSync(raw, { level: 6 }) : raw;
     // Pad to 512 bytes with zeros so that an appended (uncompressed) cpio starts aligned.
@@ -434,9 +466,10 @@ export async function ensureInitramfs(kernel: KernelInfo, log: (line: string) =>
       `initramfs: ${tree.size} entries, ${modules} modules, ${(raw.length / 1e6).toFixed(1)} MB` +
         (gzip ? `, ${(image.length / 1e6).toFixed(1)} MB gzip` : ' (uncompressed)'),
     );
-    // Older images of the same kernel are no longer used.
+    // Older images of the same kernel and userland are no longer used.
+    const otherUserland = userland === 'debian' ? `initramfs-${kernel.kver}-busybox-` : null;
     for (const f of await readdir(dir)) {
-      if (f.startsWith(`initramfs-${kernel.kver}-`) && f !== posix.basename(path)) await rm(join(dir, f), { force: true });
+      if (f.startsWith(prefix) && f !== posix.basename(path) && !(otherUserland && f.startsWith(otherUserland))) await rm(join(dir, f), { force: true });
     }
     return { path, sizeBytes: image.length, hash, kver: kernel.kver, built: true, buildMs: Date.now() - t0, files: tree.size };
   } finally {

@@ -39,3 +39,8 @@ export function fmtBytes(bytes: number): string {
 export function ratio(part: number, whole: number): number {
   return whole > 0 ? part / whole : 0;
 }
+
+/** An address and a port as people write them: "198.19.1.2:443", "[2001:db8::2]:443" (an IPv6 address's own colons would swallow the port). */
+export function hostPort(address: string, port: number | string): string {
+  return address.includes(':') ? `[${address}]:${port}` : `${address}:${port}`;
+}

@@ -2,8 +2,8 @@
  * Apply, verify and roll back an approved plan on its gateway.
  *
  *   lock the gateway -> take the plan's lease -> CAS approved -> applying
- *   -> pre-flight (refuse read-only keys, memory, drift) -> snapshot (stored in Redis
- *   before the first change) -> steps (state stored before/after each) -> verify
+ *   -> pre-flight (refuse read-only keys, memory, drift) -> snapshot (a copy on the gateway,
+ *   then Redis, before the first change; gateway-snapshot.ts) -> steps (state stored before/after each) -> verify
  *   -> applied | on a failing step, a failed verify or any error after the snapshot:
  *   restore the snapshot, verify it -> apply-failed. Progress messages are best effort.
  *
@@ -29,9 +29,11 @@ import type { HistoryStore } from '../store/history-store.js';
 import type { PlanRecord, PlanStore } from '../store/plan-store.js';
 import type { FollowUpScheduler } from './follow-up.js';
 import { readState } from './gateway-io.js';
+import { dropGatewaySnapshot, keepGatewaySnapshot, snapshotForRollback } from './gateway-snapshot.js';
 import type { ApplyOutcome, ApplyStepState, FollowUp, OutcomeStatus, Snapshot, VerifyReport } from './model.js';
 import { preflight } from './preflight.js';
 import { restoreSnapshot } from './restore.js';
+import { rollbackRefusal } from './rollback-guard.js';
 import { takeSnapshot } from './snapshot.js';
 import { inApplyOrder, stepModule } from './steps/registry.js';
 import { LeaseLostError, type ApplyLease, type ApplyRecordStore } from './store.js';
@@ -157,7 +159,8 @@ export class ApplyEngine {
       return this.bare(planId, plan.gateway, 'apply', 'busy', opts.actor, startedAt, `Another run of plan ${planId} is in progress: nothing done.`);
     }
     try {
-      const t = await this.deps.plans.transition(planId, ['approved'], 'applying', { actor: opts.actor });
+      // Expiry is checked again here: an approved plan that waited (a busy gateway, a queue) past it is not applied.
+      const t = await this.deps.plans.transition(planId, ['approved'], 'applying', { actor: opts.actor, checkExpiry: true });
       if (!t.ok) return await this.notApproved(plan, t.current, opts.actor, startedAt, lease);
       await this.deps.records.markActive(planId);
       await this.deps.records.countRun(planId, 'apply');
@@ -175,6 +178,11 @@ export class ApplyEngine {
     if (current === 'applying') {
       // We hold the lease, so the run that set 'applying' is gone: its worker died.
       return this.reportInterrupted(plan, actor, startedAt, lease);
+    }
+    if (current === 'expired') {
+      const message = `Plan ${planId} expired at ${plan.expiresAt}, before its apply could start (it waited behind other work on ${plan.gateway}): nothing was applied. Run a new check for a fresh plan.`;
+      if (plan.status === 'approved') await this.deps.history.record({ at: nowIso(), gateway: plan.gateway, event: 'expired', actor, planId, summary: 'approved, but expired before the apply started' });
+      return this.bare(planId, plan.gateway, 'apply', 'not-allowed', actor, startedAt, message);
     }
     if (current === 'applied') {
       const previous = await this.deps.records.outcome(planId, 'apply');
@@ -271,6 +279,8 @@ export class ApplyEngine {
       if (problems.length > 0 || runnable.length === 0) return await this.refusedAtPreflight(run, problems, opts, startedAt);
 
       const snapshot = await takeSnapshot(run.session, runnable, live, pre.count);
+      // A copy on the gateway first (roll back must not depend on Redis alone); no copy, no change.
+      await keepGatewaySnapshot(run.session, planId, plan.gateway, runnable, snapshot);
       await this.deps.records.saveSnapshot(planId, lease, snapshot);
       taken = { snapshot, runnable };
       await this.save(run, opts.onProgress);
@@ -366,6 +376,7 @@ export class ApplyEngine {
     const { plan } = run;
     for (const s of run.steps) if (s.status === 'pending') s.status = 'not-run';
     const restore = await restoreSnapshot(run.session, snapshot, runnable, run.steps, 'restore after failure');
+    if (restore.ok) restore.notes.push(...(await dropGatewaySnapshot(run.session, plan.planId)));
     await this.save(run, opts.onProgress);
     await this.deps.plans.transition(plan.planId, ['applying'], 'apply-failed', { actor: opts.actor });
     const message =
@@ -499,10 +510,10 @@ export class ApplyEngine {
 
   private async rollbackLocked(plan: PlanRecord, opts: RollbackOptions, startedAt: string, _lock: HeldLock): Promise<ApplyOutcome> {
     const planId = plan.planId;
-    const snapshot = await this.deps.records.snapshot(planId);
-    if (!snapshot) {
-      return this.bare(planId, plan.gateway, 'rollback', 'not-allowed', opts.actor, startedAt, `Plan ${planId} has no snapshot: it never changed the gateway, nothing to roll back.`);
-    }
+    // Redis's snapshot, else the gateway's copy (Redis lost it).
+    const found = await snapshotForRollback(() => this.deps.records.snapshot(planId), () => this.deps.sessions(plan.gateway, findGateway(this.deps.inventory(), plan.gateway)), planId);
+    if (found.snapshot === null) return this.bare(planId, plan.gateway, 'rollback', 'not-allowed', opts.actor, startedAt, found.why);
+    const snapshot = found.snapshot;
     const lease = await this.deps.records.acquire(planId);
     if (!lease) return this.bare(planId, plan.gateway, 'rollback', 'busy', opts.actor, startedAt, `Another run of plan ${planId} is in progress.`);
     try {
@@ -512,7 +523,7 @@ export class ApplyEngine {
         return this.bare(planId, plan.gateway, 'rollback', status === 'rolled-back' ? 'not-allowed' : status, opts.actor, startedAt, `Plan ${planId} is ${t.current}: nothing to roll back.`);
       }
       await this.deps.records.countRun(planId, 'rollback');
-      const stored = (await this.deps.records.steps(planId)) ?? [];
+      const stored = (await this.deps.records.steps(planId)) ?? found.steps ?? [];
       const config = findGateway(this.deps.inventory(), plan.gateway);
       const leaseSession = await this.deps.sessions(plan.gateway, config);
       try {
@@ -521,12 +532,20 @@ export class ApplyEngine {
         const steps = all.map((st) => stored.find((x) => x.stepId === st.id) ?? initialState(st));
         const run = new Run(plan, lease, leaseSession.session, steps);
         // What someone changed after the apply is restored too; say so.
-        const notes: string[] = [];
+        const notes: string[] = found.source === 'gateway' ? ["Redis had no snapshot of this plan: the gateway's copy was restored."] : [];
         for (const st of snapshotted) {
           const note = await stepModule(st).changedSinceApply(st, { session: run.session, snapshot });
           if (note) notes.push(note);
         }
+        const refusal = await rollbackRefusal(this.deps, plan, snapshot, steps, run.session);
+        if (refusal) {
+          await this.deps.plans.transition(planId, ['rolling-back'], t.from, { actor: opts.actor });
+          const refused = { ...this.bare(planId, plan.gateway, 'rollback', 'refused', opts.actor, startedAt, refusal), steps, canRollBack: true };
+          await this.finish(plan, lease, refused, 'refused');
+          return refused;
+        }
         const restore = await restoreSnapshot(run.session, snapshot, snapshotted, run.steps, 'roll back');
+        if (restore.ok) notes.push(...(await dropGatewaySnapshot(run.session, planId)));
         await this.save(run, opts.onProgress, 'rollback');
         await this.deps.plans.transition(planId, ['rolling-back'], restore.ok ? 'rolled-back' : 'rollback-failed', { actor: opts.actor });
         const outcome: ApplyOutcome = {

@@ -3,7 +3,7 @@
  * fixed templates of gateway/commands.ts. Every output is parsed with zod; every
  * write is followed by a read back by the caller (never trust an exit code alone).
  */
-import { parseConntrackStatsCli } from '../diagnostics/parsers/conntrack-stats.js';
+import { parseConntrackStatsCli, parseProcStatConntrack } from '../diagnostics/parsers/conntrack-stats.js';
 import { z } from 'zod';
 import type { ConntrackStats } from '../core/model.js';
 import { MANAGED_FILES, type ManagedFile } from '../core/managed.js';
@@ -117,11 +117,18 @@ export async function isWritable(session: GatewaySession, key: string): Promise<
   return r.code === 0;
 }
 
-export async function readStats(session: GatewaySession): Promise<ConntrackStats | null> {
-  const r = await run(session, commands.conntrackStats(), { allowFailure: true, timeoutMs: 15_000 });
-  if (r.code !== 0) return null;
-  // The same parser as the check's: verify compares like with like.
-  return parseConntrackStatsCli(r.stdout);
+/**
+ * The counters, with the same parsers as the check's (verify compares like with like):
+ * `conntrack -S` where conntrack-tools is installed, else (busybox gateways) the kernel's
+ * /proc counters, as the check reads them then; never a call to a tool that is not there.
+ */
+export async function readStats(session: GatewaySession, hasConntrack: boolean): Promise<ConntrackStats | null> {
+  if (hasConntrack) {
+    const r = await run(session, commands.conntrackStats(), { allowFailure: true, timeoutMs: 15_000 });
+    if (r.code === 0) return parseConntrackStatsCli(r.stdout);
+  }
+  const proc = await run(session, commands.readProcStat(), { allowFailure: true, timeoutMs: 15_000 });
+  return proc.code === 0 ? parseProcStatConntrack(proc.stdout) : null;
 }
 
 export async function readCount(session: GatewaySession): Promise<number> {
@@ -130,8 +137,14 @@ export async function readCount(session: GatewaySession): Promise<number> {
 }
 
 export async function readTableFullLines(session: GatewaySession): Promise<string[]> {
-  const r = await run(session, commands.tableFullLog(), { allowFailure: true, timeoutMs: 15_000 });
-  return r.stdout.split('\n').map((l) => l.trimEnd()).filter((l) => l.length > 0);
+  const lines = async (cmd: GatewayCommand) => {
+    const r = await run(session, cmd, { allowFailure: true, timeoutMs: 15_000 });
+    return r.stdout.split('\n').map((l) => l.trimEnd()).filter((l) => l.length > 0);
+  };
+  const iso = await lines(commands.tableFullLog());
+  // Nothing: none logged, or a dmesg without --time-format (busybox), which prints nothing here.
+  // Snapshot and verify both take this path then, so their lines compare.
+  return iso.length > 0 ? iso : lines(commands.tableFullLogPlain());
 }
 
 export async function readManaged(session: GatewaySession, which: ManagedFile): Promise<ManagedFileSnapshot> {

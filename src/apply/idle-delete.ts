@@ -24,9 +24,11 @@
  */
 import { z } from 'zod';
 import { commands, entryTupleSchema, type EntryTuple } from '../gateway/commands.js';
+import { CommandFailedError } from '../gateway/errors.js';
 import type { GatewaySession } from '../gateway/ssh-session.js';
+import { forEachLine } from '../gateway/stream-lines.js';
 import type { DeleteReport } from './model.js';
-import { readCount, run } from './gateway-io.js';
+import { readCount } from './gateway-io.js';
 
 export interface ListedEntry extends EntryTuple {
   remaining: number;
@@ -37,45 +39,50 @@ const listedLineSchema = z.object({
   tuple: entryTupleSchema,
 });
 
-/** Parse `conntrack -L -p tcp --state ESTABLISHED -o id` lines (the original direction comes first). */
+/** One `conntrack -L -p tcp --state ESTABLISHED -o id` line (the original direction comes first); null: not one. */
+export function parseEstablishedLine(raw: string): ListedEntry | null {
+  const line = raw.trim();
+  if (!line) return null;
+  const f = line.split(/\s+/);
+  if (f[0] !== 'tcp' || f[1] !== '6' || f[3] !== 'ESTABLISHED') return null;
+  const kv = (name: string): string | undefined => f.find((x) => x.startsWith(`${name}=`))?.slice(name.length + 1);
+  const id = kv('id');
+  const zone = kv('zone');
+  const parsed = listedLineSchema.safeParse({
+    remaining: Number(f[2]),
+    tuple: {
+      proto: 6,
+      src: kv('src'),
+      dst: kv('dst'),
+      sport: Number(kv('sport')),
+      dport: Number(kv('dport')),
+      id: id === undefined ? null : Number(id),
+      zone: zone === undefined ? null : Number(zone),
+    },
+  });
+  return parsed.success ? { ...parsed.data.tuple, remaining: parsed.data.remaining } : null;
+}
+
+/** Parse a whole listing (recorded text; the gateway's own listing is streamed by `listIdleCandidates`). */
 export function parseEstablished(text: string): { entries: ListedEntry[]; unparsed: number } {
   const entries: ListedEntry[] = [];
   let unparsed = 0;
   for (const raw of text.split('\n')) {
-    const line = raw.trim();
-    if (!line) continue;
-    const f = line.split(/\s+/);
-    if (f[0] !== 'tcp' || f[1] !== '6' || f[3] !== 'ESTABLISHED') {
-      unparsed += 1;
-      continue;
-    }
-    const kv = (name: string): string | undefined => f.find((x) => x.startsWith(`${name}=`))?.slice(name.length + 1);
-    const id = kv('id');
-    const zone = kv('zone');
-    const parsed = listedLineSchema.safeParse({
-      remaining: Number(f[2]),
-      tuple: {
-        proto: 6,
-        src: kv('src'),
-        dst: kv('dst'),
-        sport: Number(kv('sport')),
-        dport: Number(kv('dport')),
-        id: id === undefined ? null : Number(id),
-        zone: zone === undefined ? null : Number(zone),
-      },
-    });
-    if (!parsed.success) {
-      unparsed += 1;
-      continue;
-    }
-    entries.push({ ...parsed.data.tuple, remaining: parsed.data.remaining });
+    if (!raw.trim()) continue;
+    const entry = parseEstablishedLine(raw);
+    if (entry) entries.push(entry);
+    else unparsed += 1;
   }
   return { entries, unparsed };
 }
 
+/** Last refreshed under the old timeout and silent longer than the new one (the header's rule). */
+export function isIdle(e: ListedEntry, oldTimeout: number, newTimeout: number): boolean {
+  return e.remaining > newTimeout && e.remaining <= oldTimeout - newTimeout;
+}
+
 export function selectIdle(entries: readonly ListedEntry[], oldTimeout: number, newTimeout: number): ListedEntry[] {
-  const upper = oldTimeout - newTimeout;
-  return entries.filter((e) => e.remaining > newTimeout && e.remaining <= upper);
+  return entries.filter((e) => isIdle(e, oldTimeout, newTimeout));
 }
 
 export function selectionRule(oldTimeout: number, newTimeout: number): string {
@@ -171,17 +178,83 @@ export class TooManySlowDeletesError extends Error {
   override name = 'TooManySlowDeletesError';
 }
 
-export async function listEstablished(session: GatewaySession): Promise<{ entries: ListedEntry[]; unparsed: number }> {
-  const r = await run(session, commands.listEstablished(), { timeoutMs: 180_000 });
-  return parseEstablished(r.stdout);
+/**
+ * Bounds of the streamed listing. A real line is ~200 bytes and the listing holds only
+ * ESTABLISHED TCP entries: a gateway that prints past these is not printing a conntrack table.
+ */
+export const LISTING_LIMITS = {
+  /** Longest line kept (a real one is < 400 characters). */
+  maxLineChars: 4096,
+  /** Lines that are not ESTABLISHED TCP entries before the listing is refused. */
+  maxUnparsed: 10_000,
+  /** Entries selected for deletion (each is held until the delete): 4x the largest max seen in the field. */
+  maxCandidates: 4 * 1024 * 1024,
+};
+
+export class ListingRefusedError extends Error {
+  override name = 'ListingRefusedError';
+}
+
+export interface IdleListing {
+  /** Entries listed (ESTABLISHED TCP lines that parsed). */
+  listed: number;
+  /** The ones idle longer than the new timeout (selectIdle's rule), the only ones kept. */
+  candidates: ListedEntry[];
+  unparsed: number;
+  bytes: number;
+}
+
+/**
+ * Stream `conntrack -L -p tcp --state ESTABLISHED -o id` through the parser and keep only
+ * the entries to delete: memory is bounded by the candidates, not by what the gateway prints.
+ */
+export async function listIdleCandidates(session: GatewaySession, oldTimeout: number, newTimeout: number, limits = LISTING_LIMITS): Promise<IdleListing> {
+  const cmd = commands.listEstablished();
+  const { stdout, done, abort } = await session.stream(cmd, { timeoutMs: 180_000 });
+  const candidates: ListedEntry[] = [];
+  let listed = 0;
+  let unparsed = 0;
+  const stop: { reason: string | null } = { reason: null };
+  const read = await forEachLine(
+    stdout,
+    (line) => {
+      if (!line.trim()) return true;
+      const entry = parseEstablishedLine(line);
+      if (!entry) {
+        unparsed += 1;
+        if (unparsed > limits.maxUnparsed) stop.reason = `more than ${limits.maxUnparsed.toLocaleString('en-US')} of its lines are not ESTABLISHED TCP entries`;
+        return stop.reason === null;
+      }
+      listed += 1;
+      if (!isIdle(entry, oldTimeout, newTimeout)) return true;
+      if (candidates.length >= limits.maxCandidates) {
+        stop.reason = `more than ${limits.maxCandidates.toLocaleString('en-US')} entries would be deleted`;
+        return false;
+      }
+      candidates.push(entry);
+      return true;
+    },
+    limits.maxLineChars,
+  ).catch((err: unknown) => {
+    abort();
+    throw err;
+  });
+  if (read.stopped) abort();
+  const exit = await done;
+  unparsed += read.overlong;
+  if (stop.reason !== null) {
+    throw new ListingRefusedError(`"${cmd.label}" on ${session.gatewayName}: ${stop.reason} (read ${read.bytes.toLocaleString('en-US')} bytes); the bot stopped reading and deleted nothing.`);
+  }
+  if (exit.code !== 0) throw new CommandFailedError(cmd.label, exit.code, exit.stderr);
+  return { listed, candidates, unparsed, bytes: read.bytes };
 }
 
 /** List, select and delete. Counts before/after come from nf_conntrack_count. */
 export async function deleteIdleEntries(session: GatewaySession, opts: DeleteOptions): Promise<DeleteReport> {
   const started = performance.now();
   const countBefore = await readCount(session);
-  const listed = await listEstablished(session);
-  const candidates = selectIdle(listed.entries, opts.oldTimeout, opts.newTimeout);
+  const listing = await listIdleCandidates(session, opts.oldTimeout, opts.newTimeout);
+  const candidates = listing.candidates;
   let result = { deleted: 0, missing: 0, failed: 0 };
   if (candidates.length > 0) {
     if (opts.method === 'netlink') {
@@ -211,7 +284,7 @@ export async function deleteIdleEntries(session: GatewaySession, opts: DeleteOpt
   const countAfter = await readCount(session);
   return {
     method: opts.method,
-    listed: listed.entries.length,
+    listed: listing.listed,
     candidates: candidates.length,
     deleted: result.deleted,
     missing: result.missing,

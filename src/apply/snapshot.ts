@@ -19,7 +19,7 @@ export async function takeSnapshot(session: GatewaySession, steps: readonly Plan
     hashsize: live.hashsize,
     count,
     max: live.sysctl['nf_conntrack_max'] ?? 0,
-    stats: await readStats(session),
+    stats: await readStats(session, live.hasConntrack),
     tableFullLines: await readTableFullLines(session),
   };
 }

@@ -26,7 +26,7 @@ export async function verifyApply(
   const count = await readCount(session);
   const max = live.sysctl['nf_conntrack_max'] ?? 0;
   checks.push({ name: 'count/max', ok: max === 0 ? true : count < max, detail: `${snapshot.count}/${snapshot.max} -> ${count}/${max} (${max ? Math.round((count / max) * 1000) / 10 : 0}%)` });
-  const statsAfter = await readStats(session);
+  const statsAfter = await readStats(session, live.hasConntrack);
   let drops: VerifyReport['drops'] = null;
   if (snapshot.stats && statsAfter) {
     drops = {
@@ -36,7 +36,7 @@ export async function verifyApply(
       earlyDrop: statsAfter.early_drop - snapshot.stats.early_drop,
       insertFailed: statsAfter.insert_failed - snapshot.stats.insert_failed,
     };
-    checks.push({ name: 'drops since the snapshot', ok: true, detail: `drop +${drops.drop}, early_drop +${drops.earlyDrop}, insert_failed +${drops.insertFailed} (conntrack -S)` });
+    checks.push({ name: 'drops since the snapshot', ok: true, detail: `drop +${drops.drop}, early_drop +${drops.earlyDrop}, insert_failed +${drops.insertFailed}` });
   }
   const seen = new Set(snapshot.tableFullLines);
   const newLines = (await readTableFullLines(session)).filter((l) => !seen.has(l)).length;

@@ -160,7 +160,7 @@ export async function runCheck(opts: CheckOptions): Promise<CheckReport> {
           progress,
           'table-dump',
           () => timed('tableDumpMs', () => dumpTable(session, opts.dumpTimeoutMs ?? 120_000)),
-          (t) => `${t.entries.toLocaleString('en-US')} entries read`,
+          (t) => `${t.entries.toLocaleString('en-US')} entries read${t.offloaded?.total ? ` (${t.offloaded.total.toLocaleString('en-US')} offloaded to a flowtable)` : ''}`,
         ),
       ),
     );
@@ -183,7 +183,7 @@ export async function runCheck(opts: CheckOptions): Promise<CheckReport> {
 
 export function buildReport(
   gatewayName: string,
-  config: GatewayConfig,
+  config: Pick<GatewayConfig, 'thresholds' | 'managementSource' | 'port'>,
   facts: GatewayFacts,
   table: TableSummary,
   timings: Record<string, number>,

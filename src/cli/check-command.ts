@@ -108,7 +108,7 @@ export function toJsonReport(report: CheckReport): Record<string, unknown> {
   const { facts, table, ...rest } = report;
   return {
     ...rest,
-    table: { entries: table.entries, assured: table.assured, unreplied: table.unreplied, byProto: table.byProto, topPortUse: table.topPortUse, approximate: table.approximate, establishedIdle: table.establishedIdle },
+    table: { entries: table.entries, assured: table.assured, unreplied: table.unreplied, offloaded: table.offloaded ?? { total: 0, hardware: 0 }, byProto: table.byProto, topPortUse: table.topPortUse, approximate: table.approximate, establishedIdle: table.establishedIdle },
     gatewayInfo: {
       kernelRelease: facts.kernelRelease,
       firewallBackend: facts.firewallBackend,

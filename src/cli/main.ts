@@ -1,6 +1,8 @@
 #!/usr/bin/env node
 /**
- * conntrack-ops terminal entry: check, watch, start (Slack listener + worker). The lab and the
+ * conntrack-ops terminal entry: check, watch, start (Slack listener + worker), incident,
+ * collect-script and analyze (a check from a saved file, without SSH), sudo-helper (the root-owned
+ * helper a non-root gateway user runs through sudo). The lab and the
  * demo have their own command (lab/main.ts: npm run lab, npm run demo).
  */
 import { Command } from 'commander';
@@ -9,6 +11,8 @@ import { registerCheckCommand } from './check-command.js';
 import { registerStartCommand } from './start-command.js';
 import { registerWatchCommand } from './watch-command.js';
 import { registerIncidentCommand } from './incident-command.js';
+import { registerSavedCommands } from './saved-commands.js';
+import { registerSudoHelperCommand } from './sudo-helper-command.js';
 import { runProgram } from './run-program.js';
 
 // Terminal commands print a report for people: the JSON log lines of the in-process worker
@@ -25,5 +29,7 @@ registerCheckCommand(program);
 registerStartCommand(program);
 registerWatchCommand(program);
 registerIncidentCommand(program);
+registerSavedCommands(program);
+registerSudoHelperCommand(program);
 
 await runProgram(program);

@@ -3,6 +3,7 @@
  * (current -> proposed), in the order an SRE reads them during an incident.
  */
 import type { CheckReport, Finding, PlanStep, Severity } from '../core/model.js';
+import { hostPort } from '../analysis/format.js';
 import { terminalSafe } from './terminal-safe.js';
 
 const MARK: Record<Severity, string> = { critical: 'CRIT', warning: 'WARN', info: 'INFO', ok: ' OK ' };
@@ -27,6 +28,13 @@ function renderStep(s: PlanStep, i: number): string {
   return `${head}\n       why: ${s.why}${where}`;
 }
 
+/** ", offloaded N (M in hardware)": flowtable entries, counted with no timeout or state to judge. */
+function offloadedText(r: CheckReport): string {
+  const o = r.table.offloaded;
+  if (o === undefined || o.total === 0) return '';
+  return `, offloaded to a flowtable ${n(o.total)}${o.hardware > 0 ? ` (${n(o.hardware)} in hardware)` : ''}`;
+}
+
 export function renderReportText(r: CheckReport): string {
   const out: string[] = [];
   out.push(`conntrack-ops check: ${r.gateway}   (${r.checkedAt}, kernel ${r.facts.kernelRelease})`);
@@ -35,7 +43,7 @@ export function renderReportText(r: CheckReport): string {
     table([
       ['entries', `${n(r.conntrack.count)} / ${n(r.conntrack.max)} (${r.conntrack.percent}%)`, `buckets ${n(r.conntrack.buckets)}`],
       ['drops', `drop=${n(r.drops.drop)} early_drop=${n(r.drops.earlyDrop)} insert_failed=${n(r.drops.insertFailed)}`, `"table full" lines: ${r.drops.tableFullMessages}${r.drops.lastTableFullAt ? `, last ${r.drops.lastTableFullAt}` : ''}`],
-      ['table read', `${n(r.table.entries)} entries, assured ${n(r.table.assured)}, unreplied ${n(r.table.unreplied)}`, r.table.approximate ? '(top lists approximate)' : ''],
+      ['table read', `${n(r.table.entries)} entries, assured ${n(r.table.assured)}, unreplied ${n(r.table.unreplied)}${offloadedText(r)}`, r.table.approximate ? '(top lists approximate)' : ''],
     ]),
   );
   out.push('');
@@ -59,7 +67,7 @@ export function renderReportText(r: CheckReport): string {
   const portUse = r.table.topPortUse.slice(0, 5);
   if (portUse.length) {
     out.push('Port use per NAT address -> destination');
-    out.push(table(portUse.map((p) => [n(p.count).padStart(9), `${p.natSource} -> ${p.dst}:${p.dport}/${p.proto}`])));
+    out.push(table(portUse.map((p) => [n(p.count).padStart(9), `${p.natSource} -> ${hostPort(p.dst, p.dport)}/${p.proto}`])));
     out.push('');
   }
   out.push('Timeouts (s)');

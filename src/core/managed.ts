@@ -1,7 +1,7 @@
 /**
  * What conntrack-ops owns on a gateway, declared once: the files it writes, the kernel
  * parameter the hash size is set through, the tags its firewall rules carry and the nft
- * table it keeps them in. The plan, the apply, the command templates, the sudo allow-list
+ * table it keeps them in. The plan, the apply, the command templates, the sudo helper
  * and the parsers that recognise our own rules all import these.
  */
 

@@ -31,6 +31,11 @@ export interface ConntrackEntry {
   reply: Tuple;
   unreplied: boolean;
   assured: boolean;
+  /**
+   * Owned by a flowtable (`[OFFLOAD]` software, `[HW_OFFLOAD]` hardware): the kernel prints no
+   * timeout (timeout is 0 here, meaningless) and no state, and keeps the entry alive itself.
+   */
+  offload?: 'software' | 'hardware' | undefined;
   mark?: number;
   zone?: number;
 }
@@ -89,10 +94,11 @@ export const natRuleSchema = z.object({
   backend: z.enum(['iptables', 'nft']),
   /** Address family the rule applies to (iptables vs ip6tables, nft table family); absent when unknown (nft inet). */
   family: z.enum(['ipv4', 'ipv6']).optional(),
-  kind: z.enum(['masquerade', 'snat']),
+  /** Source NAT (masquerade, snat) or destination NAT (dnat: read from nft only). */
+  kind: z.enum(['masquerade', 'snat', 'dnat']),
   /** Outgoing interface, when the rule names one. */
   outInterface: z.string().nullable(),
-  /** SNAT target addresses (a pool may be a range "a-b"); empty for MASQUERADE. */
+  /** SNAT / DNAT target addresses (a pool may be a range "a-b"); empty for MASQUERADE. */
   toAddresses: z.array(z.string()),
   rule: z.string(),
 });
@@ -158,6 +164,11 @@ export const tableSummarySchema = z.object({
   states: z.record(z.string(), z.number()),
   assured: z.number(),
   unreplied: z.number(),
+  /**
+   * Entries offloaded to a flowtable ([OFFLOAD] / [HW_OFFLOAD]): counted like the others (their
+   * NAT addresses and ports included) but with no timeout and no state to judge; `hardware` of them in hardware.
+   */
+  offloaded: z.object({ total: z.number(), hardware: z.number() }).optional(),
   topSources: z.array(countedSchema),
   topDestinations: z.array(countedSchema),
   /** Top (NAT source ip, destination ip, destination port, proto) keys: the tuples that share one port space. */

@@ -1,7 +1,7 @@
 /**
  * The NOTRACK rule model: one raw-table rule, and the rules a management-SSH or a
  * heavy-flow exemption consists of. The plan shows them, the apply adds / checks /
- * removes them and the sudo allow-list lists them, all rendered by the templates in
+ * removes them and the sudo helper accepts only their shapes, all rendered by the templates in
  * gateway/commands.ts from these values.
  */
 import { z } from 'zod';

@@ -33,3 +33,25 @@ export const MARKER_CLOSE = '@@';
 export const SECTION_BEGIN_LINE = new RegExp(`^${SECTION_BEGIN} (\\S+)${MARKER_CLOSE}$`);
 export const SECTION_END_LINE = new RegExp(`^${SECTION_END} (\\S+) rc=(\\d+)${MARKER_CLOSE}$`);
 export const SECTION_MISSING_LINE = new RegExp(`^${SECTION_MISSING} (\\S+)${MARKER_CLOSE}$`);
+
+/**
+ * A saved file (`conntrack-ops collect-script`, run on the gateway; `conntrack-ops analyze`):
+ *
+ *   @@conntrack-ops-saved <format version>@@
+ *   @@collected-at <UTC time on the gateway, ISO 8601>@@
+ *   <the facts script's sections>
+ *   @@table-dump@@
+ *   <the table dump's stdout>
+ *   @@end table-dump rc=<exit status>@@
+ *   @@section table-dump-stderr@@
+ *   <its stderr: "N flow entries have been shown.", or why it failed>
+ *   @@end table-dump-stderr rc=0@@
+ */
+export const SAVED_FORMAT_VERSION = 1;
+export const SAVED_MAGIC = '@@conntrack-ops-saved';
+export const SAVED_COLLECTED_AT = '@@collected-at';
+export const SAVED_TABLE_DUMP_BEGIN = '@@table-dump@@';
+export const SAVED_DUMP_STDERR = 'table-dump-stderr';
+export const SAVED_MAGIC_LINE = new RegExp(`^${SAVED_MAGIC} (\\d+)${MARKER_CLOSE}$`);
+export const SAVED_COLLECTED_AT_LINE = new RegExp(`^${SAVED_COLLECTED_AT} (\\S*)${MARKER_CLOSE}$`);
+export const SAVED_TABLE_DUMP_END_LINE = new RegExp(`^${SECTION_END} table-dump rc=(\\d+)${MARKER_CLOSE}$`);

@@ -12,12 +12,15 @@
  * A section whose command is not installed prints `@@missing <command>@@` as its only
  * content line, with rc=127. The script always exits 0. It never changes anything:
  * it reads /proc and /sys, runs listing commands (conntrack -S, iptables-save, nft
- * list ruleset, ip -o addr, dmesg) and greps config files. No input of any kind is
- * interpolated into it. Commands that need root run through `sudo -n` when the
- * session is not root and passwordless sudo works (else they run as the user and
- * their sections report what the user may see).
+ * -j list ruleset or nft list ruleset, ip -o addr, dmesg) and greps config files. No input of any kind is
+ * interpolated into it. Reads that need root run as root when the session is root;
+ * when it is not, through the root-owned helper's read verbs (`sudo -n <helper> stats |
+ * dump | kernel-log | slabinfo | ruleset <name> | ip-tables-names | writable-all`, fixed
+ * flags, gateway/sudo-helper) when `sudo -n <helper> ping` answers; else as the user, and
+ * their sections report what the user may see. Never `sudo` of a raw command.
  */
 import { HASHSIZE_PATH } from '../core/managed.js';
+import { SUDO_HELPER } from '../gateway/sudo-helper/invoke.js';
 import { gatewayFactsSchema, TIMEOUT_KEYS, type GatewayFacts, type NatRule } from '../core/model.js';
 import {
   ESTABLISHED_TIMEOUT_HEADER,
@@ -32,7 +35,8 @@ import {
 } from './dump-format.js';
 import { parseConntrackStatsCli, parseProcStatConntrack } from './parsers/conntrack-stats.js';
 import { parseKernelLog } from './parsers/kernel-log.js';
-import { parseIptablesSave, parseNftRuleset } from './parsers/nat-rules.js';
+import { parseIptablesSave, parseNftRuleset, type NftRules } from './parsers/nat-rules.js';
+import { NftJsonError, parseNftJson } from './parsers/nft-json.js';
 import { parseModprobeGrep, parseSysctlGrep } from './parsers/persistence.js';
 import {
   interfaceMatches,
@@ -46,7 +50,7 @@ import {
   parseSlabObjsize,
 } from './parsers/system.js';
 
-export const FACTS_SCRIPT_VERSION = 2;
+export const FACTS_SCRIPT_VERSION = 3;
 
 /** Kernel log lines kept (the newest); the kernel rate-limits "table full" to ~10 per burst. */
 export const KERNEL_LOG_MAX_LINES = 2000;
@@ -71,7 +75,9 @@ export const FACT_SECTIONS = [
   'ip6tables-raw',
   'iptables-legacy-nat',
   'iptables-legacy-raw',
+  'nft-ruleset-json',
   'nft-ruleset',
+  'nft-warnings',
   'ip-addr',
   'kernel-log-source',
   'kernel-log',
@@ -87,15 +93,18 @@ export type FactSection = (typeof FACT_SECTIONS)[number];
  */
 export const FACTS_SCRIPT = `export LC_ALL=C
 PATH="$PATH:/usr/sbin:/sbin:/usr/bin:/bin"
-S=
-if [ "$(id -u)" != 0 ] && command -v sudo >/dev/null 2>&1 && sudo -n true >/dev/null 2>&1; then S='sudo -n'; fi
+P=
+if [ "$(id -u)" != 0 ] && command -v sudo >/dev/null 2>&1 && ${SUDO_HELPER} ping >/dev/null 2>&1; then P='${SUDO_HELPER}'; fi
 have() { command -v "$1" >/dev/null 2>&1; }
 begin() { printf '${SECTION_BEGIN} %s${MARKER_CLOSE}\\n' "$1"; }
 end() { printf '\\n${SECTION_END} %s rc=%s${MARKER_CLOSE}\\n' "$1" "$2"; }
 missing() { printf '${SECTION_BEGIN} %s${MARKER_CLOSE}\\n${SECTION_MISSING} %s${MARKER_CLOSE}\\n${SECTION_END} %s rc=127${MARKER_CLOSE}\\n' "$1" "$2" "$1"; }
 run() { n=$1; shift; begin "$n"; "$@" 2>/dev/null; end "$n" $?; }
-tool() { n=$1; c=$2; shift 2; if have "$c"; then run "$n" $S "$c" "$@"; else missing "$n" "$c"; fi; }
-begin meta; printf 'version=${FACTS_SCRIPT_VERSION}\\nuid=%s\\nsudo=%s\\n' "$(id -u)" "\${S:+yes}"; end meta 0
+tool() { n=$1; c=$2; shift 2; if have "$c"; then run "$n" "$c" "$@"; else missing "$n" "$c"; fi; }
+# a root read: as root (or the user) the command itself; under sudo the helper's verb (fixed flags)
+pr() { v=$1; shift; if [ -n "$P" ]; then $P $v; else "$@"; fi; }
+rtool() { n=$1; v=$2; c=$3; shift 3; if ! have "$c"; then missing "$n" "$c"; else run "$n" pr "$v" "$c" "$@"; fi; }
+begin meta; printf 'version=${FACTS_SCRIPT_VERSION}\\nuid=%s\\nsudo=%s\\n' "$(id -u)" "\${P:+helper}"; end meta 0
 run kernel-release uname -r
 # the namespace inode; when a bind mount pins it (ip netns, container runtimes), its nsfs
 # ctime is the namespace's creation time (an unpinned inode is made anew by every open)
@@ -103,42 +112,56 @@ begin netns; i=$(readlink /proc/self/ns/net); echo "$i"; if grep -qF " $i " /pro
 # one grep reads every key ("path:value"); sysctl files return EOF on reads at an
 # offset, so the shell's byte-wise \`read\` would see only the first digit
 run sysctl grep -H . /proc/sys/net/netfilter/nf_conntrack_*
-# one \`test -w\` per file: under sudo that is exactly what the sudoers allow-list permits
-# (never \`sudo sh -c\`); a key outside the list reads as not writable
+# one \`test -w\` per file; under sudo the helper answers for the keys the bot writes
+# (never \`sudo sh -c\`), and a key outside its list reads as not writable
 begin writable
-for f in /proc/sys/net/netfilter/nf_conntrack_* ${HASHSIZE_PATH}; do [ -e "$f" ] || continue; if $S test -w "$f" 2>/dev/null; then w=1; else w=0; fi; printf '%s=%s\\n' "\${f##*/}" "$w"; done
+if [ -n "$P" ]; then $P writable-all 2>/dev/null; else
+for f in /proc/sys/net/netfilter/nf_conntrack_* ${HASHSIZE_PATH}; do [ -e "$f" ] || continue; if test -w "$f" 2>/dev/null; then w=1; else w=0; fi; printf '%s=%s\\n' "\${f##*/}" "$w"; done
+fi
 end writable 0
 run hashsize cat ${HASHSIZE_PATH}
-tool conntrack-stats conntrack -S
+rtool conntrack-stats stats conntrack -S
 run proc-stat cat /proc/net/stat/nf_conntrack
 run meminfo grep -E '^(MemTotal|MemFree|MemAvailable):' /proc/meminfo
-begin slabinfo; $S cat /proc/slabinfo 2>/dev/null | grep -E '^nf_conntrack '; end slabinfo $?
+begin slabinfo; if [ -n "$P" ]; then $P slabinfo 2>/dev/null; else grep -E '^nf_conntrack ' /proc/slabinfo 2>/dev/null; fi; end slabinfo $?
 run port-range cat /proc/sys/net/ipv4/ip_local_port_range
 tool iptables-version iptables -V
-tool iptables-nat iptables-save -t nat
-tool iptables-raw iptables-save -t raw
-tool ip6tables-nat ip6tables-save -t nat
-tool ip6tables-raw ip6tables-save -t raw
+rtool iptables-nat 'ruleset iptables-nat' iptables-save -t nat
+rtool iptables-raw 'ruleset iptables-raw' iptables-save -t raw
+rtool ip6tables-nat 'ruleset ip6tables-nat' ip6tables-save -t nat
+rtool ip6tables-raw 'ruleset ip6tables-raw' ip6tables-save -t raw
 legacy=
 if have iptables-legacy-save && ! iptables -V 2>/dev/null | grep -q legacy; then
-  if $S cat /proc/net/ip_tables_names 2>/dev/null | grep -q .; then legacy=1; fi
+  if { if [ -n "$P" ]; then $P ip-tables-names; else cat /proc/net/ip_tables_names; fi; } 2>/dev/null | grep -q .; then legacy=1; fi
 fi
 # legacy (x_tables) rules next to iptables-nft: printed only when legacy tables exist, else empty
-if [ -n "$legacy" ]; then tool iptables-legacy-nat iptables-legacy-save -t nat; else begin iptables-legacy-nat; end iptables-legacy-nat 0; fi
-if [ -n "$legacy" ]; then tool iptables-legacy-raw iptables-legacy-save -t raw; else begin iptables-legacy-raw; end iptables-legacy-raw 0; fi
-tool nft-ruleset nft list ruleset
+if [ -n "$legacy" ]; then rtool iptables-legacy-nat 'ruleset iptables-legacy-nat' iptables-legacy-save -t nat; else begin iptables-legacy-nat; end iptables-legacy-nat 0; fi
+if [ -n "$legacy" ]; then rtool iptables-legacy-raw 'ruleset iptables-legacy-raw' iptables-legacy-save -t raw; else begin iptables-legacy-raw; end iptables-legacy-raw 0; fi
+# nft: JSON where this nft has it (an iptables-nft rule carries "xt" there); else the text,
+# keeping its stderr (nftables 1.0.6+ writes "table ... is managed by iptables-nft" there)
+if have nft; then
+  begin nft-ruleset-json; pr 'ruleset nft-json' nft -j list ruleset 2>/dev/null; j=$?; end nft-ruleset-json $j
+  if [ "$j" = 0 ]; then begin nft-ruleset; end nft-ruleset 0; begin nft-warnings; end nft-warnings 0
+  else
+    begin nft-ruleset; { w=$(pr 'ruleset nft' nft list ruleset 2>&1 1>&3 3>&-); r=$?; } 3>&1; end nft-ruleset $r
+    begin nft-warnings; printf '%s\\n' "$w" | grep -F 'iptables-nft'; end nft-warnings 0
+  fi
+else missing nft-ruleset-json nft; missing nft-ruleset nft; missing nft-warnings nft; fi
 tool ip-addr ip -o addr
 src=none
-if have dmesg; then
-  if $S dmesg --time-format iso >/dev/null 2>&1; then src=dmesg-iso
-  elif $S dmesg >/dev/null 2>&1; then src=dmesg; fi
+# under sudo the helper's kernel-log: dmesg with fixed flags, only conntrack and net_ratelimit lines
+if [ -n "$P" ]; then src=helper
+elif have dmesg; then
+  if dmesg --time-format iso >/dev/null 2>&1; then src=dmesg-iso
+  elif dmesg >/dev/null 2>&1; then src=dmesg; fi
 fi
 if [ "$src" = none ] && have journalctl && journalctl -k -b -n 1 --no-pager >/dev/null 2>&1; then src=journal; fi
 begin kernel-log-source; echo "$src"; end kernel-log-source 0
 begin kernel-log
 case "$src" in
-  dmesg-iso) $S dmesg --time-format iso 2>/dev/null ;;
-  dmesg) $S dmesg 2>/dev/null ;;
+  helper) $P kernel-log 2>/dev/null ;;
+  dmesg-iso) dmesg --time-format iso 2>/dev/null ;;
+  dmesg) dmesg 2>/dev/null ;;
   journal) journalctl -k -b -o short-iso-precise --no-pager 2>/dev/null ;;
 esac | grep -E 'conntrack|net_ratelimit' | tail -n ${KERNEL_LOG_MAX_LINES}
 end kernel-log 0
@@ -159,7 +182,7 @@ exit 0
 /**
  * The table dump, streamed by the check: `conntrack -L` when the tool exists, else
  * `/proc/net/nf_conntrack` (same parser). Needs root (CAP_NET_ADMIN for conntrack -L,
- * /proc/net/nf_conntrack is 0440): uses `sudo -n` when not root and it works. The
+ * /proc/net/nf_conntrack is 0440): when not root, the helper's `dump` verb through sudo. The
  * "N flow entries have been shown." summary goes to stderr and is never parsed.
  */
 export const TABLE_DUMP_COMMAND =
@@ -168,9 +191,9 @@ export const TABLE_DUMP_COMMAND =
   'T=/proc/sys/net/netfilter/nf_conntrack_tcp_timeout_; ' +
   `echo "${ESTABLISHED_TIMEOUT_HEADER} $(cat \${T}established 2>/dev/null)"; ` +
   `echo "${SHORT_TIMER_HEADER} $(cat \${T}unacknowledged 2>/dev/null) $(cat \${T}max_retrans 2>/dev/null)"; ` +
-  'PATH="$PATH:/usr/sbin:/sbin"; S=; ' +
-  'if [ "$(id -u)" != 0 ] && command -v sudo >/dev/null 2>&1 && sudo -n true >/dev/null 2>&1; then S="sudo -n"; fi; ' +
-  'if command -v conntrack >/dev/null 2>&1; then exec $S conntrack -L; else exec $S cat /proc/net/nf_conntrack; fi';
+  'PATH="$PATH:/usr/sbin:/sbin"; ' +
+  `if [ "$(id -u)" != 0 ] && command -v sudo >/dev/null 2>&1 && ${SUDO_HELPER} ping >/dev/null 2>&1; then exec ${SUDO_HELPER} dump; fi; ` +
+  'if command -v conntrack >/dev/null 2>&1; then exec conntrack -L; else exec cat /proc/net/nf_conntrack; fi';
 
 // ---------------------------------------------------------------- parsing
 
@@ -241,6 +264,24 @@ export function externalAddressesFor(natRules: NatRule[], ipAddr: string): strin
   return [...new Set([...v4, ...v6])];
 }
 
+/**
+ * nft's NAT and notrack rules: from `nft -j` when the gateway printed it, else from the text
+ * listing with nft's stderr warnings (iptables-nft tables); null when nft is not installed.
+ */
+function nftRules(sections: Map<string, SectionOutput>, iptablesHasRules: boolean): NftRules | null {
+  const json = sections.get('nft-ruleset-json');
+  if (usable(json) && json.rc === 0 && json.text.trim() !== '') {
+    try {
+      return parseNftJson(json.text, iptablesHasRules);
+    } catch (err) {
+      if (!(err instanceof NftJsonError)) throw err;
+    }
+  }
+  const text = sections.get('nft-ruleset');
+  if (!usable(text)) return null;
+  return parseNftRuleset(text.text, iptablesHasRules, sections.get('nft-warnings')?.text ?? '');
+}
+
 /** Parse the facts script's stdout into validated GatewayFacts. Throws FactsParseError when essentials are missing. */
 export function parseFacts(stdout: string, collectedAt: string): GatewayFacts {
   const sections = parseSections(stdout);
@@ -300,13 +341,13 @@ export function parseFacts(stdout: string, collectedAt: string): GatewayFacts {
   );
   const iptablesRuleCount = iptParsed.reduce((a, p) => a + (p?.ruleCount ?? 0), 0);
   const iptablesNat = iptParsed.flatMap((p) => p?.natRules ?? []);
-  const nft = usable(get('nft-ruleset')) ? parseNftRuleset(get('nft-ruleset')?.text ?? '', iptablesRuleCount > 0) : null;
+  const nft = nftRules(sections, iptablesRuleCount > 0);
   const natRules = [...iptablesNat, ...(nft?.natRules ?? [])];
   const managedNotrackRules = [...iptParsed.flatMap((p) => p?.managedNotrack ?? []), ...(nft?.managedNotrack ?? [])];
 
   let firewallBackend: GatewayFacts['firewallBackend'] = 'none';
   if (iptablesNat.length > 0) firewallBackend = 'iptables';
-  else if ((nft?.natRules.length ?? 0) > 0) firewallBackend = 'nft';
+  else if ((nft?.natRules.filter((r) => r.kind !== 'dnat').length ?? 0) > 0) firewallBackend = 'nft';
   else if (iptablesRuleCount > 0) firewallBackend = 'iptables';
   else if ((nft?.nativeTables.length ?? 0) > 0) firewallBackend = 'nft';
 
@@ -349,14 +390,19 @@ export function parseFacts(stdout: string, collectedAt: string): GatewayFacts {
   } satisfies GatewayFacts);
 }
 
+/** Sections added by version 3 (nft -j and nft's stderr): absent from an older script's output. */
+const SECTIONS_SINCE_V3: ReadonlySet<string> = new Set(['nft-ruleset-json', 'nft-warnings']);
+
 /** Which sections failed or were missing, for logs ("nft-ruleset: missing nft"). */
 export function describeSectionProblems(stdout: string): string[] {
   const out: string[] = [];
   const sections = parseSections(stdout);
   for (const name of FACT_SECTIONS) {
     const s = sections.get(name);
-    if (!s) out.push(`${name}: absent`);
-    else if (s.missing) out.push(`${name}: missing ${s.missing}`);
+    // outputs of an older script have no nft-ruleset-json / nft-warnings: the text is read then
+    if (!s) {
+      if (!SECTIONS_SINCE_V3.has(name)) out.push(`${name}: absent`);
+    } else if (s.missing) out.push(`${name}: missing ${s.missing}`);
     else if (s.rc === null) out.push(`${name}: cut off`);
     else if (s.rc !== 0) out.push(`${name}: rc=${s.rc}`);
   }

@@ -20,6 +20,7 @@
 import { z } from 'zod';
 import type { GatewaySession } from '../gateway/ssh-session.js';
 import { commands } from '../gateway/commands.js';
+import { SUDO_HELPER } from '../gateway/sudo-helper/invoke.js';
 import { parseProcStatConntrack } from './parsers/conntrack-stats.js';
 import { parseKernelLog } from './parsers/kernel-log.js';
 import { parseNetnsInode } from './parsers/system.js';
@@ -28,8 +29,8 @@ export const POLL_LOG_LINES = 50;
 
 export const POLL_SCRIPT = `export LC_ALL=C
 PATH="$PATH:/usr/sbin:/sbin:/usr/bin:/bin"
-S=
-if [ "$(id -u)" != 0 ] && command -v sudo >/dev/null 2>&1 && sudo -n true >/dev/null 2>&1; then S='sudo -n'; fi
+P=
+if [ "$(id -u)" != 0 ] && command -v sudo >/dev/null 2>&1 && ${SUDO_HELPER} ping >/dev/null 2>&1; then P='${SUDO_HELPER}'; fi
 echo '@@poll v1@@'
 date -u +%s
 n=$(readlink /proc/self/ns/net); echo "$n"; n=\${n#net:[}; n=\${n%]}
@@ -37,7 +38,7 @@ cat /proc/sys/net/netfilter/nf_conntrack_count /proc/sys/net/netfilter/nf_conntr
 echo '@@stat@@'
 cat /proc/net/stat/nf_conntrack 2>/dev/null
 echo '@@log@@'
-if $S dmesg --time-format iso >/dev/null 2>&1; then $S dmesg --time-format iso; else $S dmesg; fi 2>/dev/null | grep -E "table full(, dropping| in netns \$n,)" | tail -n ${POLL_LOG_LINES}
+if [ -n "$P" ]; then $P kernel-log; elif dmesg --time-format iso >/dev/null 2>&1; then dmesg --time-format iso; else dmesg; fi 2>/dev/null | grep -E "table full(, dropping| in netns \$n,)" | tail -n ${POLL_LOG_LINES}
 echo '@@end@@'
 `;
 

@@ -9,6 +9,7 @@ export type GatewayErrorKind =
   | 'host-key-mismatch'
   | 'command-failed'
   | 'command-timeout'
+  | 'output-too-large'
   | 'config';
 
 export class GatewayError extends Error {
@@ -51,4 +52,29 @@ export class CommandFailedError extends GatewayError {
         (stderr.trim() ? `: ${stderr.trim().slice(0, 500)}` : ''),
     );
   }
+}
+
+/**
+ * A command printed more than its cap (`GatewayCommand.maxOutputBytes`): reading stopped and
+ * the command was killed, so a hostile or huge gateway cannot run the worker out of memory.
+ */
+export class OutputTooLargeError extends GatewayError {
+  constructor(
+    readonly command: string,
+    readonly gateway: string,
+    readonly limitBytes: number,
+  ) {
+    super(
+      'output-too-large',
+      `"${command}" on ${gateway} printed more than ${formatBytes(limitBytes)} (this command's limit); the bot stopped reading and ended it. ` +
+        'Nothing was changed. A gateway should never print this much here: look at what this command prints on it.',
+    );
+  }
+}
+
+/** 16777216 -> "16 MiB" (limits are whole KiB / MiB). */
+export function formatBytes(n: number): string {
+  if (n >= 1 << 20 && n % (1 << 20) === 0) return `${n / (1 << 20)} MiB`;
+  if (n >= 1 << 10 && n % (1 << 10) === 0) return `${n / (1 << 10)} KiB`;
+  return `${n} bytes`;
 }

@@ -9,7 +9,7 @@ import ssh2 from 'ssh2';
 import type { ClientChannel, ConnectConfig } from 'ssh2';
 import type { GatewayConfig } from '../config/inventory.js';
 import type { GatewayCommand } from './commands.js';
-import { CommandFailedError, GatewayError, SATURATED_CONNECT_HINT } from './errors.js';
+import { CommandFailedError, GatewayError, OutputTooLargeError, SATURATED_CONNECT_HINT } from './errors.js';
 import { sameFingerprint, sshFingerprint } from './host-key.js';
 
 const { Client } = ssh2;
@@ -35,6 +35,8 @@ export interface StreamedExec {
   stdout: Readable;
   /** Resolves when the command ends, with its exit code and (bounded) stderr. */
   done: Promise<{ code: number | null; stderr: string; durationMs: number }>;
+  /** Stop the command (KILL, then close the channel): for a reader that has seen enough. */
+  abort(): void;
 }
 
 const DEFAULTS = { connectTimeoutMs: 10_000, commandTimeoutMs: 60_000, keepaliveIntervalMs: 10_000 };
@@ -54,6 +56,8 @@ export class GatewaySession {
     const markClosed = (): void => {
       if (this.closedFlag) return;
       this.closedFlag = true;
+      // The gateway's connection is gone: its jump connection has nothing left to carry.
+      this.jump?.end();
       for (const listener of this.closeListeners) listener();
     };
     client.on('close', markClosed);
@@ -77,26 +81,30 @@ export class GatewaySession {
       ...(config.connectTimeoutMs !== undefined ? { connectTimeoutMs: config.connectTimeoutMs } : {}),
       ...(config.commandTimeoutMs !== undefined ? { commandTimeoutMs: config.commandTimeoutMs } : {}),
     };
-    let jump: SshClient | null = null;
-    let sock: ConnectConfig['sock'];
-    if (config.jumpHost) {
-      const jh = config.jumpHost;
-      jump = await openClient(`${gatewayName} (jump host ${jh.host})`, {
-        host: jh.host,
-        port: jh.port,
-        username: jh.user,
-        privateKey: await readKey(jh.identityFile, `${gatewayName}'s jump host`),
-        expectedHostKey: jh.hostKey,
+    if (!config.jumpHost) {
+      const client = await openClient(gatewayName, {
+        host: config.host,
+        port: config.port,
+        username: config.user,
+        privateKey: await readKey(config.identityFile, gatewayName),
+        expectedHostKey: config.hostKey,
         opts,
       });
-      const jumpClient = jump;
-      sock = await new Promise<ClientChannel>((resolve, reject) => {
-        jumpClient.forwardOut('127.0.0.1', 0, config.host, config.port, (err, stream) =>
-          err ? reject(new GatewayError('unreachable', `jump host cannot reach ${config.host}:${config.port}: ${err.message}`)) : resolve(stream),
-        );
-      });
+      return new GatewaySession(gatewayName, config, client, null, opts);
     }
+    const jh = config.jumpHost;
+    const jump = await openClient(`${gatewayName} (jump host ${jh.host})`, {
+      host: jh.host,
+      port: jh.port,
+      username: jh.user,
+      privateKey: await readKey(jh.identityFile, `${gatewayName}'s jump host`),
+      expectedHostKey: jh.hostKey,
+      opts,
+    });
+    // From here every failure closes the jump connection: a failing gateway must not leak one per try.
+    let sock: ClientChannel | null = null;
     try {
+      sock = await forwardThrough(jump, jh.host, config.host, config.port, opts.connectTimeoutMs);
       const client = await openClient(gatewayName, {
         host: config.host,
         port: config.port,
@@ -108,18 +116,42 @@ export class GatewaySession {
       });
       return new GatewaySession(gatewayName, config, client, jump, opts);
     } catch (err) {
-      jump?.end();
+      sock?.destroy();
+      jump.end();
       throw err;
     }
   }
 
-  /** Run a command and collect its output (for small outputs; use `stream` for the table dump). */
-  async exec(command: GatewayCommand, opts: { timeoutMs?: number; allowFailure?: boolean; stdin?: string } = {}): Promise<ExecResult> {
+  /**
+   * Run a command and collect its output, at most `command.maxOutputBytes` of it (or
+   * `opts.maxOutputBytes`): past the cap the command is ended and OutputTooLargeError names
+   * it and the cap. Large outputs (the table dump, the idle-entry listing) use `stream`.
+   */
+  async exec(
+    command: GatewayCommand,
+    opts: { timeoutMs?: number; allowFailure?: boolean; stdin?: string; maxOutputBytes?: number } = {},
+  ): Promise<ExecResult> {
     const started = Date.now();
-    const { stdout, done } = await this.stream(command, opts);
+    const limit = opts.maxOutputBytes ?? command.maxOutputBytes;
+    const { stdout, done, abort } = await this.stream(command, opts);
     const chunks: Buffer[] = [];
-    stdout.on('data', (chunk: Buffer) => chunks.push(chunk));
-    const { code, stderr } = await done;
+    let bytes = 0;
+    const overflow = new Promise<never>((_, reject) => {
+      const onData = (chunk: Buffer): void => {
+        bytes += chunk.length;
+        if (bytes <= limit) {
+          chunks.push(chunk);
+          return;
+        }
+        stdout.off('data', onData);
+        stdout.resume(); // whatever is still in flight is read and dropped
+        chunks.length = 0;
+        abort();
+        reject(new OutputTooLargeError(command.label, this.gatewayName, limit));
+      };
+      stdout.on('data', onData);
+    });
+    const { code, stderr } = await Promise.race([done, overflow]);
     const result = { stdout: Buffer.concat(chunks).toString('utf8'), stderr, code, durationMs: Date.now() - started };
     if (code !== 0 && !opts.allowFailure) throw new CommandFailedError(command.label, code, stderr);
     return result;
@@ -128,7 +160,7 @@ export class GatewaySession {
   /** Start a command and hand back its stdout as a stream. */
   async stream(command: GatewayCommand, opts: { timeoutMs?: number; stdin?: string } = {}): Promise<StreamedExec> {
     if (this.closedFlag) throw new GatewayError('unreachable', `SSH session to ${this.gatewayName} is closed`);
-    const line = this.config.sudo && command.privileged ? `sudo -n ${command.shell}` : command.shell;
+    const line = this.lineFor(command);
     const started = Date.now();
     const channel = await new Promise<ClientChannel>((resolve, reject) => {
       this.client.exec(line, (err, ch) => (err ? reject(new GatewayError('unreachable', `cannot start "${command.label}" on ${this.gatewayName}: ${err.message}`)) : resolve(ch)));
@@ -154,7 +186,22 @@ export class GatewaySession {
     });
     // Keep an unobserved rejection from crashing the process; callers await `done`.
     done.catch(() => undefined);
-    return { stdout: channel, done };
+    const abort = (): void => {
+      channel.signal('KILL');
+      channel.close();
+    };
+    return { stdout: channel, done, abort };
+  }
+
+  /**
+   * What runs: the template's line, or for a privileged command on a `sudo: true` gateway the
+   * same operation through the root-owned helper (`sudo -n <helper> <verb> <args>`), the
+   * only sudo entry the shipped sudoers allows.
+   */
+  private lineFor(command: GatewayCommand): string {
+    if (!this.config.sudo || !command.privileged) return command.shell;
+    if (command.sudoShell === null) throw new GatewayError('config', `"${command.label}" needs a root session on ${this.gatewayName}; it has no sudo helper verb`);
+    return command.sudoShell;
   }
 
   close(): void {
@@ -176,6 +223,39 @@ async function readKey(path: string, whose: string): Promise<Buffer> {
       `the identity file of ${whose} cannot be read${code && /^E[A-Z]+$/.test(code) ? ` (${code})` : ''}`,
     );
   }
+}
+
+/**
+ * A TCP channel from the jump host to the gateway (`direct-tcpip`), within `timeoutMs`: a
+ * jump host whose connect to a blackholed gateway hangs (the kernel's SYN retries last
+ * about two minutes) is given up on, and a channel that opens after that is closed.
+ */
+function forwardThrough(jump: SshClient, jumpName: string, host: string, port: number, timeoutMs: number): Promise<ClientChannel> {
+  return new Promise<ClientChannel>((resolve, reject) => {
+    let settled = false;
+    const timer = setTimeout(() => {
+      settled = true;
+      reject(new GatewayError('timeout', `jump host ${jumpName} did not reach ${host}:${port} within ${timeoutMs} ms`, SATURATED_CONNECT_HINT));
+    }, timeoutMs);
+    const closed = (): void => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      reject(new GatewayError('unreachable', `jump host ${jumpName} closed the connection before reaching ${host}:${port}`));
+    };
+    jump.once('close', closed);
+    jump.forwardOut('127.0.0.1', 0, host, port, (err, stream) => {
+      jump.off('close', closed);
+      clearTimeout(timer);
+      if (settled) {
+        stream?.destroy();
+        return;
+      }
+      settled = true;
+      if (err) reject(new GatewayError('unreachable', `jump host ${jumpName} cannot reach ${host}:${port}: ${err.message}`));
+      else resolve(stream);
+    });
+  });
 }
 
 interface OpenOptions {

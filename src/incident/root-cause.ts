@@ -7,7 +7,7 @@
  *
  * Each phrase appears only when its finding is in the report, with the finding's numbers.
  */
-import { fmtDuration, fmtInt } from '../analysis/format.js';
+import { fmtDuration, fmtInt, hostPort } from '../analysis/format.js';
 import type { CheckReport, Finding } from '../core/model.js';
 
 
@@ -56,7 +56,7 @@ function heavyHitter(report: CheckReport): string[] {
     const state = str(f, 'dominantState');
     const proto = state ? state.split(' ')[0]!.toUpperCase() : null;
     const ports = dst ? portsOf(report, dst, proto?.toLowerCase() ?? null) : null;
-    const to = dst ? ` (${proto ? `${proto} ` : ''}to ${dst}${ports ? `:${ports}` : ''})` : '';
+    const to = dst ? ` (${proto ? `${proto} ` : ''}to ${ports ? hostPort(dst, ports) : dst})` : '';
     return `heavy hitter ${source} holds ${share !== null ? `${share.toFixed(0)} %` : fmtInt(num(f, 'entries') ?? 0)} of entries${to}`;
   });
 }

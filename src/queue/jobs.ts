@@ -15,6 +15,8 @@ export const originSchema = z.discriminatedUnion('kind', [
     channel: z.string().regex(/^[CDG][A-Z0-9]{2,}$/, 'not a Slack channel id'),
     /** Thread to post into, when the request came from one. */
     threadTs: z.string().optional(),
+    /** Part of a `/conntrack check all` run: its one summary message shows this check (src/slack/publish/check-all-*.ts). */
+    checkAll: z.string().regex(/^[A-Za-z0-9._-]{8,100}$/).optional(),
   }),
   z.object({ kind: z.literal('cli') }),
 ]);

@@ -3,8 +3,8 @@
  * SLACK_MODE. It only parses, authorises, enqueues and answers; SSH happens in workers.
  */
 import type { Server } from 'node:http';
-import { App, LogLevel, SocketModeReceiver } from '@slack/bolt';
-import type { App as BoltApp, SocketModeReceiverOptions } from '@slack/bolt';
+import { App, LogLevel } from '@slack/bolt';
+import type { App as BoltApp } from '@slack/bolt';
 import type { WebClientOptions } from '@slack/web-api';
 import type { Env } from '../config/env.js';
 import { httpRoutes, type HttpRoute } from '../http/routes.js';
@@ -17,6 +17,8 @@ import { ApprovalRules } from '../approvals/rules.js';
 import { registerCommands } from './commands/slash-command.js';
 import { registerActions } from './actions/plan-buttons.js';
 import { registerEpisodeActions } from './actions/episode-buttons.js';
+import { slackClientOptions } from './publish/publishers.js';
+import { HandoverSocketModeReceiver, type HandoverReceiverOptions } from './socket-mode-receiver.js';
 
 
 export class MissingSlackConfigError extends Error {
@@ -46,10 +48,8 @@ export function createSlackApp({ rt, env, clientOptions }: SlackAppDeps): BoltAp
   // The routes need the episode publisher, which needs the app's client: bound once the app exists.
   let episodes: EpisodePublisher | null = null;
   const routes = httpRoutes({ rt, env, episodes: { publish: (update) => (episodes ? episodes.publish(update) : Promise.resolve(null)) } });
-  const mergedClientOptions: WebClientOptions = {
-    ...(env.SLACK_API_URL ? { slackApiUrl: env.SLACK_API_URL } : {}),
-    ...clientOptions,
-  };
+  // Explicit timeout and retries on Bolt's client and on the Socket Mode client's (apps.connections.open).
+  const mergedClientOptions: WebClientOptions = slackClientOptions(env, clientOptions);
   const common = {
     token: env.SLACK_BOT_TOKEN,
     clientOptions: mergedClientOptions,
@@ -61,9 +61,7 @@ export function createSlackApp({ rt, env, clientOptions }: SlackAppDeps): BoltAp
     env.SLACK_MODE === 'socket'
       ? new App({
           ...common,
-          appToken: env.SLACK_APP_TOKEN,
-          socketMode: true,
-          receiver: new SocketModeWithRoutes({ appToken: env.SLACK_APP_TOKEN ?? '', logLevel: common.logLevel, installerOptions: { clientOptions: mergedClientOptions } }, routes, env.PORT),
+          receiver: new SocketModeWithRoutes({ appToken: env.SLACK_APP_TOKEN ?? '', logLevel: common.logLevel, clientOptions: mergedClientOptions }, routes, env.PORT),
         })
       : new App({ ...common, signingSecret: env.SLACK_SIGNING_SECRET, customRoutes: routes, processBeforeResponse: false });
   episodes = new SlackEpisodePublisher(new SlackMessageWriter(app.client), rt.watchStore, env.INCIDENT_CHANNEL ?? null, env.EPISODE_REFRESH_SECONDS * 1000);
@@ -78,15 +76,16 @@ export function createSlackApp({ rt, env, clientOptions }: SlackAppDeps): BoltAp
 }
 
 /**
- * Socket Mode plus the bot's HTTP routes (/healthz, /metrics, /alertmanager) on PORT: Socket
+ * Socket Mode (handed over to a new connection when Slack refreshes it: socket-mode-receiver.ts)
+ * plus the bot's HTTP routes (/healthz, /metrics, /alertmanager) on PORT: Socket
  * Mode itself listens nowhere, but Prometheus and Alertmanager still need to reach the bot.
  * `app.start({ port, host })` may override where (tests: port 0 on loopback).
  */
-class SocketModeWithRoutes extends SocketModeReceiver {
+class SocketModeWithRoutes extends HandoverSocketModeReceiver {
   private readonly server: Server;
 
   constructor(
-    options: SocketModeReceiverOptions,
+    options: HandoverReceiverOptions,
     routes: readonly HttpRoute[],
     private readonly port: number,
   ) {
@@ -94,7 +93,7 @@ class SocketModeWithRoutes extends SocketModeReceiver {
     this.server = routesServer(routes);
   }
 
-  override async start(where: { port?: number; host?: string } = {}): ReturnType<SocketModeReceiver['start']> {
+  override async start(where: { port?: number; host?: string } = {}): Promise<unknown> {
     await listen(this.server, where.port ?? this.port, where.host);
     try {
       return await super.start();

@@ -1,22 +1,16 @@
 /**
  * What happened on each gateway: checks, decisions (who, when, which plan, outcome),
  * applies and roll backs. Shown by `/conntrack history <gw>` and `status`.
+ *
+ * Every record goes to the recent list (newest 200: checks fill it); decisions also go to
+ * their own, never trimmed log (audit-log.ts), so no number of checks can erase them.
  */
 import type { RedisConnection } from '../infra/redis.js';
 import { z } from 'zod';
+import { AuditLog, isDecision } from './audit-log.js';
+import { historyRecordSchema, type HistoryRecord } from './history-record.js';
 
-export const historyRecordSchema = z.object({
-  at: z.string(),
-  gateway: z.string(),
-  event: z.enum(['check', 'approved', 'rejected', 'expired', 'applied', 'apply-failed', 'rolled-back', 'rollback-failed', 'refused', 'follow-up', 'closed']),
-  actor: z.string(),
-  planId: z.string().nullable(),
-  /** One line: what the outcome was (severity, counts, failing step...). */
-  summary: z.string(),
-  /** For `follow-up`: did the apply stop the drops? */
-  stopped: z.boolean().optional(),
-});
-export type HistoryRecord = z.infer<typeof historyRecordSchema>;
+export { historyRecordSchema, type HistoryRecord } from './history-record.js';
 
 export const lastCheckSchema = z.object({
   at: z.string(),
@@ -36,16 +30,25 @@ export type HistoryListener = (record: HistoryRecord) => void;
 
 export class HistoryStore {
   private readonly listeners = new Set<HistoryListener>();
+  readonly audit: AuditLog;
 
   constructor(
     private readonly redis: RedisConnection,
     private readonly prefix: string,
-  ) {}
+  ) {
+    this.audit = new AuditLog(redis, prefix);
+  }
 
   async record(entry: HistoryRecord): Promise<void> {
     const key = `${this.prefix}:history:${entry.gateway}`;
     const record = historyRecordSchema.parse(entry);
-    await this.redis.multi().lpush(key, JSON.stringify(record)).ltrim(key, 0, KEEP - 1).exec();
+    const tx = this.redis.multi().lpush(key, JSON.stringify(record)).ltrim(key, 0, KEEP - 1);
+    // Applied plans per gateway, never trimmed: the roll back guard looks for newer ones.
+    if (record.event === 'applied' && record.planId) tx.zadd(this.appliedKey(record.gateway), Date.parse(record.at), record.planId);
+    if (isDecision(record)) tx.xadd(...this.audit.entry(record));
+    const results = await tx.exec();
+    const failed = results?.find(([err]) => err !== null)?.[0];
+    if (failed) throw failed;
     // Best effort: whoever listens must never fail the job that recorded history.
     for (const listener of this.listeners) {
       try {
@@ -62,9 +65,31 @@ export class HistoryStore {
     return () => this.listeners.delete(listener);
   }
 
-  async list(gateway: string, limit = 20): Promise<HistoryRecord[]> {
-    const raw = await this.redis.lrange(`${this.prefix}:history:${gateway}`, 0, limit - 1);
-    return raw.map((r) => historyRecordSchema.parse(JSON.parse(r)));
+  /**
+   * The newest `limit` decisions (from the untrimmed log) and the newest `checks` other
+   * records (checks, follow-ups), merged newest first: decisions never drown in checks.
+   */
+  async list(gateway: string, limit = 20, checks = limit): Promise<HistoryRecord[]> {
+    const [decisions, raw] = await Promise.all([this.audit.recent(gateway, limit), this.redis.lrange(`${this.prefix}:history:${gateway}`, 0, -1)]);
+    const others: HistoryRecord[] = [];
+    for (const r of raw) {
+      if (others.length >= checks) break;
+      const record = historyRecordSchema.parse(JSON.parse(r));
+      if (!isDecision(record)) others.push(record);
+    }
+    return [...decisions, ...others].sort((a, b) => Date.parse(b.at) - Date.parse(a.at));
+  }
+
+  /** Plans applied on this gateway, oldest first, with when (each plan's latest apply). */
+  async appliedPlans(gateway: string): Promise<{ planId: string; at: string }[]> {
+    const raw = await this.redis.zrange(this.appliedKey(gateway), '0', '-1', 'WITHSCORES');
+    const out: { planId: string; at: string }[] = [];
+    for (let i = 0; i + 1 < raw.length; i += 2) out.push({ planId: raw[i]!, at: new Date(Number(raw[i + 1])).toISOString() });
+    return out;
+  }
+
+  private appliedKey(gateway: string): string {
+    return `${this.prefix}:applied-plans:${gateway}`;
   }
 
   async setLastCheck(gateway: string, last: LastCheck): Promise<void> {

@@ -94,8 +94,8 @@ export function createCheckProcessor(deps: CheckDeps) {
       return { planId: plan.planId, gateway: data.gateway, worst, findings: report.findings.length, steps: report.plan.steps.length, ...(followUp ? { followUp } : {}) };
     } catch (err) {
       const hint = err instanceof GatewayError ? err.hint : undefined;
-      // Retrying cannot fix a wrong pin, a rejected key, a bad inventory or a parser bug.
-      const permanent = !(err instanceof GatewayError) || ['host-key-mismatch', 'auth', 'config'].includes(err.kind);
+      // Retrying cannot fix a wrong pin, a rejected key, a bad inventory, a parser bug or a flood of output.
+      const permanent = !(err instanceof GatewayError) || ['host-key-mismatch', 'auth', 'config', 'output-too-large'].includes(err.kind);
       const lastAttempt = permanent || job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
       if (lastAttempt) await publisher.failed(data.gateway, steps, channelText(err), hint);
       // The hint travels in the message: the terminal only sees the job's failedReason.

@@ -1,17 +1,21 @@
 /**
  * A gateway user that is not root, limited by exactly the sudoers file the README ships
- * (renderSudoers, the same rendering as docs/sudoers.conntrack-ops): the check reads the
- * whole table through sudo, the apply changes, verifies and rolls back through it, and
- * anything outside the allow-list is refused.
+ * (one line: the root-owned helper, docs/sudoers.conntrack-ops): the check reads the whole
+ * table through the helper, the apply changes, verifies and rolls back through it (the
+ * snapshot's gateway copy too), and anything else is refused.
  */
-import { chmod } from 'node:fs/promises';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { renderSudoers } from '../../src/apply/sudoers.js';
 import type { GatewayConfig } from '../../src/config/inventory.js';
 import type { CheckReport } from '../../src/core/model.js';
 import { commands } from '../../src/gateway/commands.js';
+import { readPoll } from '../../src/diagnostics/poll-script.js';
+import { ensureRule, readNft, removeRule } from '../../src/apply/rules.js';
+import { flowRules, managementRules } from '../../src/core/notrack.js';
+import { readManaged, removeManaged, writeManaged } from '../../src/apply/gateway-io.js';
+import { modprobeFileFor, sysctlFileFor } from '../../src/apply/persist.js';
 import { conntrackCount, fillScenario, gatewayExec, labDown, labUp, sshExec, type Lab } from '../../lab/index.js';
+import { GATEWAY_SNAPSHOT_DIR } from '../../src/gateway/sudo-helper/policy.js';
+import { addHelperSudoUser } from '../support/sudo-gateway-user.js';
 import { approvedPlan, checkReport, openHarness, type Harness } from './helpers/harness.js';
 
 const USER = 'cto';
@@ -32,18 +36,7 @@ async function mgmtRules(): Promise<number> {
 
 beforeAll(async () => {
   lab = await labUp({ clients: 1, sourcesPerClient: 2 });
-  // The lab's sshd reads one authorized_keys file for every user: let the new user read it.
-  await chmod(lab.dir, 0o711);
-  await chmod(join(lab.dir, 'authorized_keys'), 0o644);
-  const sudoers = renderSudoers({ user: USER, managementSource: lab.inventoryEntry.managementSource ?? '', sshPort: lab.inventoryEntry.port });
-  // As root, inside the gateway's sshd mount namespace (its /etc is a lab-owned overlay).
-  const setup = await sshExec(
-    lab,
-    `useradd -M -d /run/${USER} -s /bin/sh ${USER} && usermod -p '*' ${USER} && ` +
-      `cat > /etc/sudoers.d/conntrack-ops && chmod 0440 /etc/sudoers.d/conntrack-ops && visudo -c -q -f /etc/sudoers.d/conntrack-ops`,
-    { input: sudoers },
-  );
-  if (setup.exitCode !== 0) throw new Error(`sudo user setup failed: ${setup.stderr}`);
+  await addHelperSudoUser(lab, USER);
   // 400 dead ESTABLISHED entries (under the sudo path's 500-entry cap) and some real traffic;
   // thresholds from 1 % so this small table counts as pressure and gets a plan.
   await fillScenario(lab, ['dead-established', 'timewait', 'healthy'], { dead: 400, timewait: 3000, established: 0 });
@@ -57,11 +50,13 @@ afterAll(async () => {
   if (lab) await labDown(lab);
 });
 
-describe(`a non-root gateway user (${USER}) limited by the shipped sudoers`, () => {
+describe(`a non-root gateway user (${USER}) limited by the shipped sudoers (the helper only)`, () => {
   it('the check runs as that user and reads the whole table and the counters through sudo', async () => {
     const me = await h.pool.provider(lab.name, config);
     try {
       expect((await me.session.exec(commands.script('who am I (test)', 'id -un'))).stdout.trim()).toBe(USER);
+      // The watch's poll runs its kernel-log read through the helper too.
+      expect((await readPoll(me.session)).max).toBe(Number(await sysctl('nf_conntrack_max')));
     } finally {
       me.release();
     }
@@ -86,16 +81,77 @@ describe(`a non-root gateway user (${USER}) limited by the shipped sudoers`, () 
     expect(await mgmtRules()).toBe(2);
     expect(out.verifyReport?.ok).toBe(true);
 
-    const back = await h.engine.rollback(plan.planId, { actor: 'U-approver' });
-    expect(back.outcome, back.message).toBe('rolled-back');
-    expect(await sysctl(EST)).toBe('432000');
-    expect(await mgmtRules()).toBe(0);
-  });
-
-  it('anything outside the allow-list is refused', async () => {
+    // The snapshot's gateway copy, written through the helper: root only, the same snapshot as Redis's.
+    const file = `${GATEWAY_SNAPSHOT_DIR}/${plan.planId}.json`;
+    const kept = await sshExec(lab, `stat -c '%a %U' ${GATEWAY_SNAPSHOT_DIR} ${file} && cat ${file}`);
+    expect(kept.exitCode, kept.stderr).toBe(0);
+    const [dirMode, fileMode, json] = kept.stdout.split('\n');
+    expect([dirMode, fileMode]).toEqual(['700 root', '600 root']);
+    expect(JSON.parse(json ?? '').snapshot).toEqual(await h.records.snapshot(plan.planId));
     const me = await h.pool.provider(lab.name, config);
     try {
-      for (const cmd of ['sudo -n /bin/sh -c id', 'sudo -n /usr/sbin/conntrack -F', 'sudo -n /usr/bin/tee /etc/passwd']) {
+      const direct = await me.session.exec(commands.script('read the copy as the bot user (test)', `cat ${file}`), { allowFailure: true });
+      expect(direct.code).not.toBe(0);
+    } finally {
+      me.release();
+    }
+
+    // Redis loses the snapshot and the step record: the roll back restores the gateway's copy.
+    await h.redis.hdel(h.records.key(plan.planId), 'snapshot', 'steps');
+    const back = await h.engine.rollback(plan.planId, { actor: 'U-approver' });
+    expect(back.outcome, `${back.message}\n${back.notes.join('\n')}`).toBe('rolled-back');
+    expect(back.notes.join('\n')).toContain("the gateway's copy was restored");
+    expect(await sysctl(EST)).toBe('432000');
+    expect(await mgmtRules()).toBe(0);
+    // Nothing left to roll back: the copy is gone.
+    expect((await sshExec(lab, `test -e ${file}`)).exitCode).not.toBe(0);
+  });
+
+  it('the managed files through the helper: written, read back, loaded with sysctl -p, removed', async () => {
+    const TW = 'nf_conntrack_tcp_timeout_time_wait';
+    const before = await sysctl(TW);
+    const me = await h.pool.provider(lab.name, config);
+    try {
+      const text = sysctlFileFor('plan-sudo-files', new Map([[TW, 61]]));
+      await writeManaged(me.session, 'sysctl', text);
+      expect((await readManaged(me.session, 'sysctl')).content).toBe(text);
+      const loaded = await me.session.exec(commands.loadSysctlFile());
+      expect(loaded.code).toBe(0);
+      expect(await sysctl(TW)).toBe('61');
+      await writeManaged(me.session, 'modprobe', modprobeFileFor('plan-sudo-files', 131072));
+      await removeManaged(me.session, 'modprobe');
+      await removeManaged(me.session, 'sysctl');
+      expect((await readManaged(me.session, 'sysctl')).exists).toBe(false);
+      // A file content the helper refuses never lands (and writeManaged says so).
+      await expect(writeManaged(me.session, 'sysctl', 'kernel.core_pattern = |/tmp/x\n')).rejects.toThrow(/refused/);
+      expect((await readManaged(me.session, 'sysctl')).exists).toBe(false);
+    } finally {
+      me.release();
+      await gatewayExec(lab, ['sh', '-c', `echo ${before} > /proc/sys/net/netfilter/${TW}`]);
+    }
+  });
+
+  it('the nft backend through the helper: our table, chains and rules added, found by handle, removed', async () => {
+    const mgmt = managementRules({ family: 'ipv4', source: lab.inventoryEntry.managementSource ?? '', port: lab.inventoryEntry.port });
+    const flow = flowRules({ family: 'ipv4', source: lab.clientIps[0] ?? '', destination: lab.serverAddress });
+    const me = await h.pool.provider(lab.name, config);
+    try {
+      for (const r of [...mgmt, ...flow]) expect(await ensureRule(me.session, 'nft', r)).toBe(true);
+      const root = await gatewayExec(lab, ['nft', '-a', 'list', 'table', 'inet', 'conntrack_ops']);
+      expect(root.stdout.split('\n').filter((l) => l.includes('notrack comment')).length).toBe(6);
+      for (const r of [...mgmt, ...flow]) expect(await removeRule(me.session, 'nft', r)).toBe(true);
+      expect((await readNft(me.session)).rules).toEqual([]);
+      await me.session.exec(commands.nftDeleteTable());
+      expect((await readNft(me.session)).exists).toBe(false);
+    } finally {
+      me.release();
+    }
+  });
+
+  it('anything but the helper is refused', async () => {
+    const me = await h.pool.provider(lab.name, config);
+    try {
+      for (const cmd of ['sudo -n /bin/sh -c id', 'sudo -n /usr/sbin/conntrack -F', 'sudo -n /usr/bin/tee /etc/passwd', 'sudo -n /usr/bin/true', 'sudo -n /usr/bin/dmesg']) {
         const r = await me.session.exec(commands.script('outside the allow-list (test)', `${cmd} </dev/null`), { allowFailure: true });
         expect(r.code, cmd).not.toBe(0);
       }

@@ -9,7 +9,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readManaged } from '../../src/apply/gateway-io.js';
 import { vmUp, type VmGateway } from '../../lab/vm/index.js';
-import { approvedPlan, checkReport, openHarness, type Harness } from './helpers/harness.js';
+import { approvedPlan, checkReport, openHarness, rollBackAfterFreeingTable, type Harness } from './helpers/harness.js';
 
 const skip = process.env.CTO_SKIP_VM_TESTS === '1' || process.env.CONNTRACK_OPS_SKIP_VM === '1';
 
@@ -63,7 +63,8 @@ describe.skipIf(skip)('apply on the VM gateway (init netns: max and hashsize wri
     expect(out.verifyReport?.max).toEqual({ before: maxBefore, after: Number(max?.proposed) });
     expect(out.verify.filter((c) => !c.ok && c.name !== 'count/max')).toEqual([]);
 
-    const rb = await h.engine.rollback(plan.planId, { actor: 'U-approver' });
+    // The table is still full: the old max is below the live count, so the roll back refuses first.
+    const rb = await rollBackAfterFreeingTable(h, plan.planId, vm);
     expect(rb.outcome, rb.message).toBe('rolled-back');
     expect(await num('/proc/sys/net/netfilter/nf_conntrack_max')).toBe(maxBefore);
     expect(await num('/sys/module/nf_conntrack/parameters/hashsize')).toBe(hashBefore);

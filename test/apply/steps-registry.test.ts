@@ -6,7 +6,6 @@
  */
 import { describe, expect, it } from 'vitest';
 import { STEP_MODULES, describeStep, inApplyOrder, inRestoreOrder, includedByDefault, stepModule } from '../../src/apply/steps/registry.js';
-import { DOC_EXAMPLE, renderSudoers, sudoersLine } from '../../src/apply/sudoers.js';
 import { PLAN_STEP_KINDS, planSchema, planStepSchema, type PlanStep, type PlanStepKind } from '../../src/core/model.js';
 import { flowRules, managementRules } from '../../src/core/notrack.js';
 import { commands } from '../../src/gateway/commands.js';
@@ -185,11 +184,11 @@ describe('one NOTRACK rule model', () => {
     }
   });
 
-  it('the sudo allow-list lists the management rules of the same model', () => {
-    const text = renderSudoers(DOC_EXAMPLE);
-    for (const r of managementRules({ family: 'ipv4', source: DOC_EXAMPLE.managementSource, port: DOC_EXAMPLE.sshPort })) {
-      for (const op of ['check', 'add', 'delete'] as const) expect(text).toContain(sudoersLine(commands.iptablesNotrack(op, r)));
-      expect(text).toContain(sudoersLine(commands.nftAddRule(r)));
+  it('under sudo the helper gets the same rule (family, chain, tag, addresses, ports)', () => {
+    for (const r of managementRules({ family: 'ipv4', source: '198.51.100.10', port: 22 })) {
+      const words = (commands.iptablesNotrack('add', r).sudoShell ?? '').split(' ').slice(3);
+      expect(words).toEqual(['iptables-notrack', 'add', 'ipv4', r.chain, r.tag, r.saddr ?? '-', r.daddr ?? '-', String(r.sport ?? '-'), String(r.dport ?? '-')]);
+      expect(commands.nftAddRule(r).sudoShell?.split(' ').slice(3, 4)).toEqual(['nft-add-rule']);
     }
   });
 });

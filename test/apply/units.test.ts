@@ -1,6 +1,6 @@
 /**
  * The pure parts of the apply feature: idle selection, parsers of gateway output, the
- * sudoers allow-list (current, accepted by visudo, one command per privileged operation),
+ * sudoers (current, accepted by visudo, the helper only; every privileged template has a helper line),
  * the follow-up verdict.
  */
 import { execFileSync } from 'node:child_process';
@@ -10,7 +10,9 @@ import { parseApplyState } from '../../src/apply/gateway-io.js';
 import { parseEstablished, selectIdle, NETLINK_DELETE_SCRIPT } from '../../src/apply/idle-delete.js';
 import { modprobeFileFor, parseModprobeHashsize, parseSysctlText, sysctlFileFor } from '../../src/apply/persist.js';
 import { parseNftTable } from '../../src/apply/rules.js';
-import { DOC_EXAMPLE, renderSudoers, shellWords } from '../../src/apply/sudoers.js';
+import { DOC_SUDO_USER, renderSudoers } from '../../src/gateway/sudo-helper/sudoers.js';
+import { renderHelperScript } from '../../src/gateway/sudo-helper/script.js';
+import { HELPER_PATH } from '../../src/gateway/sudo-helper/policy.js';
 import { commands } from '../../src/gateway/commands.js';
 import { followUpVerdict } from '../../src/apply/follow-up.js';
 import { followUpSchema } from '../../src/apply/model.js';
@@ -81,21 +83,25 @@ describe('gateway output parsers', () => {
   });
 });
 
-describe('sudoers allow-list', () => {
-  it('docs/sudoers.conntrack-ops is the current rendering of the templates', () => {
-    expect(readFileSync('docs/sudoers.conntrack-ops', 'utf8')).toBe(renderSudoers(DOC_EXAMPLE));
+describe('sudoers: the helper and nothing else', () => {
+  it('docs/sudoers.conntrack-ops and docs/conntrack-ops-helper are the current renderings', () => {
+    expect(readFileSync('docs/sudoers.conntrack-ops', 'utf8')).toBe(renderSudoers(DOC_SUDO_USER));
+    expect(readFileSync('docs/conntrack-ops-helper', 'utf8')).toBe(renderHelperScript());
   });
 
-  it('visudo accepts it', () => {
+  it('visudo accepts it, and it names one command: the helper', () => {
+    const text = renderSudoers(DOC_SUDO_USER);
+    const rules = text.split('\n').filter((l) => l && !l.startsWith('#') && !l.startsWith('Defaults'));
+    expect(rules).toEqual([`conntrack-ops ALL=(root) NOPASSWD: ${HELPER_PATH}`]);
     const visudo = ['/usr/sbin/visudo', '/sbin/visudo'].find((p) => existsSync(p));
     if (!visudo) return; // sudo not installed here: the syntax check runs where it is
     execFileSync(visudo, ['-c', '-q', '-f', 'docs/sudoers.conntrack-ops']);
   });
 
-  it('every privileged apply template is one command line (no sh -c, no &&)', () => {
+  it('every privileged template has a helper line (sudo -n <helper> <verb> <plain tokens>), none a raw sudo command', () => {
     const rule = { family: 'ipv4' as const, chain: 'PREROUTING' as const, saddr: '198.18.0.1', proto: 'tcp' as const, dport: 22, tag: 'conntrack-ops:mgmt-ssh' as const };
     const all = [
-      commands.setSysctl('nf_conntrack_max', 1).command,
+      commands.setSysctl('nf_conntrack_max', 1024).command,
       commands.writeHashsize(4096).command,
       commands.writeManagedFile('sysctl', 'x\n').write.command,
       commands.writeManagedFile('modprobe', 'x\n').install,
@@ -105,13 +111,17 @@ describe('sudoers allow-list', () => {
       commands.conntrackLoadFile(),
       commands.listEstablished(),
       commands.testWritableSysctl('nf_conntrack_max'),
+      commands.conntrackStats(),
+      commands.writeGatewaySnapshot('plan-1234abcd'),
     ];
     for (const c of all) {
       expect(c.privileged).toBe(true);
-      // Outside single quotes: no second command, no substitution.
-      expect(c.shell.replace(/'[^']*'/g, "''")).not.toMatch(/sh -c|&&|\|\||;|\||\$\(|`/);
-      expect(shellWords(c.shell).length).toBeGreaterThan(1);
+      expect(c.sudoShell).toMatch(new RegExp(`^sudo -n ${HELPER_PATH} [a-z-]+( [A-Za-z0-9._:/-]+)*$`));
     }
+    // The kernel log keeps its filter after the helper's fixed-flag dmesg.
+    expect(commands.tableFullLog().sudoShell).toMatch(new RegExp(`^sudo -n ${HELPER_PATH} kernel-log 2>/dev/null \\| grep`));
+    // The netlink script is for root sessions only: no helper verb.
+    expect(commands.netlinkDelete('print(1)').sudoShell).toBeNull();
   });
 });
 

@@ -2,6 +2,7 @@ import { execFileSync } from 'node:child_process';
 import { accessSync, constants, mkdtempSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { aggregateLines } from '../../src/analysis/table/aggregate-lines.js';
 import { gatewayFactsSchema, TIMEOUT_KEYS } from '../../src/core/model.js';
@@ -14,6 +15,9 @@ import {
   TABLE_DUMP_COMMAND,
 } from '../../src/diagnostics/facts-script.js';
 import { parseConntrackStatsCli } from '../../src/diagnostics/parsers/conntrack-stats.js';
+import { COLLECT_SCRIPT } from '../../src/diagnostics/collect-script.js';
+import { analyzeSaved } from '../../src/check/analyze-saved.js';
+import { thresholdsSchema } from '../../src/config/inventory.js';
 import { canUseNetns, inNs, scratchDown, scratchName, scratchUp, spawnInNs } from './helpers/scratch.js';
 
 const fixture = (name: string): string => readFileSync(new URL(`../fixtures/${name}`, import.meta.url), 'utf8');
@@ -23,11 +27,14 @@ describe('the facts script is fixed and read-only', () => {
   for (const [name, script] of [
     ['FACTS_SCRIPT', FACTS_SCRIPT],
     ['TABLE_DUMP_COMMAND', TABLE_DUMP_COMMAND],
+    ['COLLECT_SCRIPT', COLLECT_SCRIPT],
   ] as const) {
     it(`${name} writes nothing and changes nothing`, () => {
-      // every redirection goes to /dev/null (or is the fd duplication 2>&1)
-      for (const m of script.matchAll(/(\d?)>{1,2}\s*([^\s;)]+)/g)) {
-        expect(['/dev/null', '&1'], m[0]).toContain(m[2]);
+      // every redirection goes to /dev/null or is an fd duplication (2>&1; nft's stderr kept: 1>&3 3>&- inside, 3>&1 outside)
+      // (comment lines are not run: the collect script's usage line shows `> GATEWAY.saved`)
+      const code = script.replace(/^#.*$/gm, '');
+      for (const m of code.matchAll(/(\d?)>{1,2}\s*([^\s;)]+)/g)) {
+        expect(['/dev/null', '&1', '&3', '&-'], m[0]).toContain(m[2]);
       }
       for (const forbidden of [
         /sysctl\s+(-\w*w|--write)/,
@@ -46,6 +53,7 @@ describe('the facts script is fixed and read-only', () => {
   it('parses with sh -n', () => {
     execFileSync('sh', ['-n', '-c', FACTS_SCRIPT]);
     execFileSync('sh', ['-n', '-c', TABLE_DUMP_COMMAND]);
+    execFileSync('sh', ['-n', '-c', COLLECT_SCRIPT]);
   });
 });
 
@@ -203,6 +211,37 @@ describe.runIf(netns)('the facts script and the table dump in a scratch NAT gate
     expect(facts.externalAddresses).toEqual(['198.19.0.1', '2001:2:0:2::1']);
     expect(facts.hasConntrackTool).toBe(true);
     expect(facts.kernelLog.every((e) => e.netns === null || e.netns === inode)).toBe(true);
+  });
+
+  it('an nft without JSON: the text and its stderr warnings give the same rules as nft -j', () => {
+    const bin = join(work, 'nojson');
+    execFileSync('mkdir', ['-p', bin]);
+    // what nft built without libjansson answers to -j; anything else goes to the real nft
+    writeFileSync(join(bin, 'nft'), '#!/bin/sh\nif [ "$1" = "-j" ]; then echo "Error: JSON support not compiled-in" >&2; exit 1; fi\nexec /usr/sbin/nft "$@"\n', { mode: 0o755 });
+    const jsonOut = run(FACTS_SCRIPT);
+    const textOut = inNs(ns, ['env', `PATH=${bin}:${process.env['PATH'] ?? '/usr/bin:/bin'}`, 'dash', '-c', FACTS_SCRIPT]);
+    const sections = parseSections(textOut);
+    expect(sections.get('nft-ruleset-json')?.rc).toBe(1);
+    expect(sections.get('nft-ruleset')?.rc).toBe(0);
+    expect(sections.get('nft-warnings')?.text).toMatch(/^# Warning: table ip nat is managed by iptables-nft/m);
+    expect(parseSections(jsonOut).get('nft-ruleset')?.text).toBe('');
+    const a = parseFacts(jsonOut, NOW);
+    const b = parseFacts(textOut, NOW);
+    expect(b.natRules.map((r) => [r.backend, r.kind, r.toAddresses])).toEqual(a.natRules.map((r) => [r.backend, r.kind, r.toAddresses]));
+    expect(b.firewallBackend).toBe(a.firewallBackend);
+  });
+
+  it('the collect script read from stdin (`sh -s`) by dash and busybox ash: a saved file analyze reads whole', async () => {
+    const count = Number(inNs(ns, ['conntrack', '-C']).trim());
+    for (const shell of [['dash', '-s'], ['busybox', 'ash', '-s']]) {
+      const saved = inNs(ns, shell, COLLECT_SCRIPT);
+      expect(saved.startsWith('@@conntrack-ops-saved 1@@\n@@collected-at 20'), shell.join(' ')).toBe(true);
+      const { report } = await analyzeSaved(Readable.from([saved]), { gatewayName: 'scratch', config: { thresholds: thresholdsSchema.parse({}), port: 22, managementSource: undefined } });
+      expect(report.table.unparsed, shell.join(' ')).toBe(0);
+      expect(Math.abs(report.table.entries - count), shell.join(' ')).toBeLessThanOrEqual(2);
+      expect(report.facts.netnsInode).toBe(inode);
+      expect(report.facts.natRules.map((r) => r.kind)).toEqual(['masquerade', 'snat', 'masquerade']);
+    }
   });
 
   it('streams the table dump into the aggregator (conntrack -L, and /proc without the tool)', async () => {

@@ -3,6 +3,7 @@
  * Each fixture under test/fixtures/wild/ cites its source on its first line.
  */
 import { readFileSync } from 'node:fs';
+import { Readable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { natRuleSchema } from '../../src/core/model.js';
 import { parseConntrackStatsCli } from '../../src/diagnostics/parsers/conntrack-stats.js';
@@ -10,6 +11,10 @@ import { parseFacts } from '../../src/diagnostics/facts-script.js';
 import { parsePollOutput } from '../../src/diagnostics/poll-script.js';
 import { parseKernelLog } from '../../src/diagnostics/parsers/kernel-log.js';
 import { parseIptablesSave, parseNftRuleset } from '../../src/diagnostics/parsers/nat-rules.js';
+import { parseConntrackLine } from '../../src/diagnostics/parsers/conntrack-line.js';
+import { parseNftJson } from '../../src/diagnostics/parsers/nft-json.js';
+import { aggregateLines } from '../../src/analysis/table/aggregate-lines.js';
+import { IDLE_THRESHOLDS } from '../../src/plan/compute.js';
 
 /** The fixture without its first (citation) line. */
 const wild = (name: string): string => {
@@ -134,5 +139,144 @@ describe('NAT rules in the wild', () => {
       ['masquerade', 'ipv4', 'meta l4proto udp ip saddr 192.168.122.0/24 ip daddr != 192.168.122.0/24 counter masquerade to :1024-65535'],
       ['masquerade', 'ipv4', 'ip saddr 192.168.122.0/24 ip daddr != 192.168.122.0/24 counter masquerade'],
     ]);
+  });
+});
+
+describe('entries offloaded to a flowtable in the wild', () => {
+  const aggregate = (text: string) => aggregateLines(Readable.from([text]), { establishedTimeout: 432_000, idleThresholds: [...IDLE_THRESHOLDS] });
+
+  it('VyOS `conntrack -L`: [OFFLOAD] UDP entries without a timeout are counted, with their NAT address and ports', async () => {
+    const text = wild('conntrack-L-offload-vyos.txt');
+    const offloaded = text.split('\n').filter((l) => l.includes('[OFFLOAD]'));
+    expect(offloaded.length).toBe(2);
+    const entry = parseConntrackLine(offloaded[0] as string);
+    expect(entry).toMatchObject({ proto: 'udp', offload: 'software', timeout: 0 });
+    expect(entry?.state).toBeUndefined();
+    expect(entry?.reply).toEqual({ src: '8.8.8.8', dst: '192.168.122.222', sport: 53, dport: 12100 });
+    const table = await aggregate(text);
+    expect(table.entries).toBe(6);
+    expect(table.unparsed).toBe(0);
+    expect(table.offloaded).toEqual({ total: 2, hardware: 0 });
+    expect(table.states['udp OFFLOAD']).toBe(2);
+    // both offloaded flows leave through the NAT address: their port use is kept
+    expect(table.topPortUse.filter((p) => p.natSource === '192.168.122.222' && p.proto === 'udp').map((p) => `${p.dst}:${p.dport}`).sort()).toEqual([
+      '34.206.168.146:123',
+      '8.8.8.8:53',
+    ]);
+  });
+
+  it('TCP [OFFLOAD] entries have no state: never counted as ESTABLISHED nor as idle', async () => {
+    const table = await aggregate(wild('conntrack-L-offload-tcp.txt'));
+    expect(table.entries).toBe(6);
+    expect(table.unparsed).toBe(0);
+    expect(table.offloaded).toEqual({ total: 5, hardware: 0 });
+    expect(table.states).toEqual({ 'tcp OFFLOAD': 5, 'tcp ESTABLISHED': 1 });
+    expect(table.establishedIdle.total).toBe(1);
+    expect(Object.values(table.establishedIdle.idleAtLeast).every((n) => n <= 1)).toBe(true);
+    expect(table.topSources[0]).toEqual({ key: '77.172.168.59', count: 6 });
+  });
+
+  it('/proc/net/nf_conntrack [OFFLOAD] (the kernel commit that added the flag)', () => {
+    const entry = parseConntrackLine(wild('proc-nf_conntrack-offload.txt').trim());
+    expect(entry).toMatchObject({ family: 'ipv4', proto: 'tcp', offload: 'software', zone: 0 });
+    expect(entry?.reply.dst).toBe('192.168.2.195');
+  });
+
+  it('OpenWrt /proc/net/nf_conntrack [HW_OFFLOAD] with packet counters, then the same flow back in software', async () => {
+    const table = await aggregate(wild('proc-nf_conntrack-hw-offload.txt'));
+    expect(table.entries).toBe(2);
+    expect(table.unparsed).toBe(0);
+    expect(table.offloaded).toEqual({ total: 1, hardware: 1 });
+    expect(table.states).toEqual({ 'udp OFFLOAD': 1, udp: 1 });
+    // the reporter's masked addresses are not addresses: such a line is dropped, as any non-address
+    expect(parseConntrackLine('ipv4     2 udp      17 src=192.168.81.11 dst=x.x.x.x sport=38720 dport=3578 src=x.x.x.x dst=y.y.y.y sport=3578 dport=38720 [HW_OFFLOAD] mark=0 zone=0 use=3')).toBeNull();
+  });
+
+  it('a line without a timeout and without an offload flag is still not an entry', () => {
+    expect(parseConntrackLine('tcp      6 src=10.0.0.1 dst=10.0.0.2 sport=1 dport=2 src=10.0.0.2 dst=10.0.0.1 sport=2 dport=1 [ASSURED] mark=0 use=1')).toBeNull();
+  });
+});
+
+/** A recorded fixture (test/fixtures, recorded on this machine: nftables 1.0.6, iptables 1.8.9 nf_tables). */
+const recorded = (name: string): string => readFileSync(new URL(`../fixtures/${name}`, import.meta.url), 'utf8');
+
+/** The recorded facts run with its nft sections replaced (as an older nft without JSON would print them). */
+function factsWithNft(sections: { json?: string; text: string; warnings: string }): string {
+  const base = recorded('facts-netns.txt');
+  const start = base.indexOf('@@section nft-ruleset@@');
+  const endMarker = '@@end nft-ruleset rc=0@@\n';
+  const end = base.indexOf(endMarker) + endMarker.length;
+  expect(start).toBeGreaterThan(0);
+  const json = sections.json === undefined ? '@@section nft-ruleset-json@@\nError: JSON support not compiled-in\n@@end nft-ruleset-json rc=1@@\n' : `@@section nft-ruleset-json@@\n${sections.json}\n@@end nft-ruleset-json rc=0@@\n`;
+  return `${base.slice(0, start)}${json}@@section nft-ruleset@@\n${sections.text}\n@@end nft-ruleset rc=0@@\n@@section nft-warnings@@\n${sections.warnings}\n@@end nft-warnings rc=0@@\n${base.slice(end)}`;
+}
+
+describe('iptables-nft tables seen through nft', () => {
+  it('OpenWrt: the warning marks both tables as iptables-nft, wherever it was printed', () => {
+    const text = wild('nft-iptables-nft-warning.txt');
+    const warnings = text.split('\n').filter((l) => l.includes('managed by iptables-nft')).join('\n');
+    const stdout = text.split('\n').filter((l) => !l.includes('managed by iptables-nft')).join('\n');
+    for (const nft of [parseNftRuleset(text), parseNftRuleset(stdout, false, warnings)]) {
+      expect(nft.compatTables).toEqual(['ip filter', 'ip nat']);
+      expect(nft.nativeTables).toEqual([]);
+      expect(nft.natRules).toEqual([]);
+    }
+  });
+
+  it('nft 1.0.6 writes the warning to stderr: kept by the facts script, the Calico-style table (lower-case chain) is counted once, as iptables', () => {
+    const stdout = recorded('nft-list-ruleset-iptables-nft.txt');
+    const stderr = recorded('nft-list-ruleset-iptables-nft.stderr.txt');
+    expect(stdout).not.toContain('Warning');
+    expect(stderr).toContain('# Warning: table ip nat is managed by iptables-nft, do not touch!');
+    // what the stdout alone gave: the iptables-nft nat table taken for native nft, its two rules counted again
+    const before = parseNftRuleset(stdout, true);
+    expect(before.nativeTables).toContain('ip nat');
+    expect(before.natRules.filter((r) => r.rule.includes('198.18.1.0/24') || r.rule.includes('198.19.0.5')).length).toBe(2);
+    const after = parseNftRuleset(stdout, true, stderr);
+    expect(after.compatTables).toEqual(['ip nat', 'ip raw']);
+    expect(after.nativeTables).toEqual(['inet fw4']);
+    expect(after.natRules.map((r) => [r.kind, r.outInterface, r.toAddresses])).toEqual([
+      ['masquerade', 'wan', []],
+      ['snat', null, ['198.19.0.9']],
+      ['dnat', null, ['198.18.4.2']],
+    ]);
+    // through parseFacts, with an nft that has no JSON: the warnings section does it
+    const facts = parseFacts(factsWithNft({ text: stdout, warnings: stderr }), '2026-12-04T21:00:00.000Z');
+    const nftRules = facts.natRules.filter((r) => r.backend === 'nft');
+    expect(nftRules.map((r) => r.kind)).toEqual(['masquerade', 'snat', 'dnat']);
+    expect(nftRules.some((r) => r.rule.includes('198.19.0.5'))).toBe(false);
+  });
+});
+
+describe('nft -j (JSON)', () => {
+  it('recorded: xt statements mark the iptables-nft tables; native NAT read with interface, addresses and family', () => {
+    const nft = parseNftJson(recorded('nft-j-ruleset-iptables-nft.json'), true);
+    expect(nft.compatTables).toEqual(['ip nat', 'ip raw']);
+    expect(nft.nativeTables).toEqual(['inet fw4']);
+    expect(nft.natRules.map((r) => [r.kind, r.family ?? null, r.outInterface, r.toAddresses, r.rule])).toEqual([
+      ['masquerade', null, 'wan', [], 'oifname wan masquerade'],
+      ['snat', 'ipv4', null, ['198.19.0.9'], 'ip saddr 198.18.3.0/24 snat ip to 198.19.0.9'],
+      ['dnat', 'ipv4', null, ['198.18.4.2'], 'tcp dport 8080 dnat ip to 198.18.4.2:80'],
+    ]);
+    // without iptables rules to compare with, xt alone still marks the tables
+    expect(parseNftJson(recorded('nft-j-ruleset-iptables-nft.json'), false).compatTables).toEqual(['ip nat', 'ip raw']);
+  });
+
+  it('the nftables test suite dump: snat and dnat through maps, their target addresses from the map values', () => {
+    const nft = parseNftJson(wild('nft-j-merge-nat-inet.json'));
+    expect(nft.nativeTables).toEqual(['inet nat']);
+    expect(nft.natRules.map((r) => [r.kind, r.family, r.toAddresses])).toEqual([
+      ['dnat', 'ipv4', ['10.1.1.52', '10.1.1.10']],
+      ['snat', 'ipv4', ['10.2.2.2', '10.2.3.3']],
+    ]);
+    expect(nft.natRules[1]?.rule).toBe('snat ip to ip daddr map { 72.2.3.66 : 10.2.2.2, 72.2.3.67 : 10.2.3.3 }');
+  });
+
+  it('parseFacts prefers the JSON section; JSON the gateway could not print falls back to the text', () => {
+    const json = recorded('nft-j-ruleset-iptables-nft.json').trim();
+    const facts = parseFacts(factsWithNft({ json, text: '', warnings: '' }), '2026-12-04T21:00:00.000Z');
+    expect(facts.natRules.filter((r) => r.backend === 'nft').map((r) => r.kind)).toEqual(['masquerade', 'snat', 'dnat']);
+    const broken = parseFacts(factsWithNft({ json: '{"nftables": [', text: recorded('nft-list-ruleset-iptables-nft.txt'), warnings: recorded('nft-list-ruleset-iptables-nft.stderr.txt') }), '2026-12-04T21:00:00.000Z');
+    expect(broken.natRules.filter((r) => r.backend === 'nft').map((r) => r.kind)).toEqual(['masquerade', 'snat', 'dnat']);
   });
 });

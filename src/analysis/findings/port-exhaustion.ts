@@ -5,7 +5,7 @@
  */
 import type { Finding } from '../../core/model.js';
 import type { AnalysisContext } from '../context.js';
-import { fmtInt, fmtPct, pctNumber } from '../format.js';
+import { fmtInt, fmtPct, hostPort, pctNumber } from '../format.js';
 import { PORT_CRIT_SHARE, PORT_PROTOCOLS, PORT_WARN_SHARE, USABLE_NAT_PORTS } from '../nat-ports.js';
 
 export function portExhaustionFindings(ctx: AnalysisContext): Finding[] {
@@ -16,7 +16,7 @@ export function portExhaustionFindings(ctx: AnalysisContext): Finding[] {
     .map((p) => {
       const share = p.count / USABLE_NAT_PORTS;
       const state = share >= 1 ? 'exhausted' : share >= PORT_CRIT_SHARE ? 'nearly exhausted' : 'filling';
-      const destination = `${p.dst}:${p.dport}/${p.proto}`;
+      const destination = `${hostPort(p.dst, p.dport)}/${p.proto}`;
       return {
         id: 'port-exhaustion-risk' as const,
         severity: share >= PORT_CRIT_SHARE ? ('critical' as const) : ('warning' as const),

@@ -43,6 +43,8 @@ export const DEFAULT_CAPACITY = 20_000;
 export const DEFAULT_PROFILE_CAPACITY = 64;
 /** nf_conntrack_tcp_timeout_unacknowledged and _max_retrans default (seconds). */
 export const DEFAULT_SHORT_TIMER_SECONDS = 300;
+/** The state key offloaded entries are counted under ("tcp OFFLOAD"): the kernel prints none. */
+export const OFFLOAD_STATE = 'OFFLOAD';
 const UNPARSED_SAMPLE_MAX = 5;
 const UNPARSED_SAMPLE_CHARS = 300;
 
@@ -66,6 +68,8 @@ export class TableAggregator {
   private readonly states: StateCounts = new Map();
   private assured = 0;
   private unreplied = 0;
+  private offloaded = 0;
+  private hardwareOffloaded = 0;
   private readonly sources: SpaceSaving;
   private readonly destinations: SpaceSaving;
   private readonly portUse: HeavyHitters<PortKey>;
@@ -138,7 +142,14 @@ export class TableAggregator {
   addEntry(entry: ConntrackEntry): void {
     this.entries++;
     const proto = entry.proto;
-    countState(this.states, proto, entry.state ?? '');
+    if (entry.offload !== undefined) {
+      // No timeout and no state: the flowtable keeps it alive. Its addresses and ports still count.
+      this.offloaded++;
+      if (entry.offload === 'hardware') this.hardwareOffloaded++;
+      countState(this.states, proto, OFFLOAD_STATE);
+    } else {
+      countState(this.states, proto, entry.state ?? '');
+    }
     if (entry.assured) this.assured++;
     if (entry.unreplied) this.unreplied++;
     const orig = entry.orig;
@@ -156,7 +167,7 @@ export class TableAggregator {
       this.portUse.add(k);
     }
     this.profiles.add(entry, sourceCount);
-    if (proto === 'tcp' && entry.state === 'ESTABLISHED') {
+    if (proto === 'tcp' && entry.state === 'ESTABLISHED' && entry.offload === undefined) {
       this.establishedTotal++;
       const idle = this.establishedTimeout - entry.timeout;
       if (idle < 0) {
@@ -206,6 +217,7 @@ export class TableAggregator {
       states: flattenStates(this.states),
       assured: this.assured,
       unreplied: this.unreplied,
+      offloaded: { total: this.offloaded, hardware: this.hardwareOffloaded },
       topSources,
       topDestinations: counted(this.destinations),
       topPortUse: this.portUse

@@ -6,6 +6,8 @@
  *     udp      17 27 src=A dst=B sport=1 dport=2 [UNREPLIED] src=B dst=C sport=2 dport=1 mark=0 zone=7 use=1
  *   /proc/net/nf_conntrack (same, after "<l3name> <l3num>", always with zone=, full-form IPv6):
  *     ipv4     2 gre      47 27 timeout=30, stream_timeout=180 src=A dst=B srckey=0x0 dstkey=0x0 [UNREPLIED] src=...
+ *   offloaded to a flowtable (kernel 4.16+): no timeout and no state, flagged [OFFLOAD] or [HW_OFFLOAD]:
+ *     tcp      6 src=A dst=B sport=1 dport=2 src=B dst=C sport=2 dport=1 [OFFLOAD] mark=0 use=2
  *
  * Parsed by key=value tokens, never by field position (the state word exists only for
  * some protocols and flags sit between or after the tuples). The first src= opens the
@@ -248,12 +250,15 @@ export function parseConntrackLine(line: string, into?: ConntrackEntry): Conntra
   const protoNum = parseUint(line, start, i);
   if (protoNum < 0 || protoNum > 255) return null;
 
-  // ---- remaining timeout
+  // ---- remaining timeout (absent on entries offloaded to a flowtable: the tuples follow)
   while (i < len && line.charCodeAt(i) <= SPACE) i++;
   start = i;
   while (i < len && line.charCodeAt(i) > SPACE) i++;
-  const timeout = parseUint(line, start, i);
-  if (timeout < 0) return null;
+  let timeout = parseUint(line, start, i);
+  if (timeout < 0) {
+    if (!line.startsWith('src=', start)) return null;
+    i = start; // the original tuple starts here; the line must say [OFFLOAD] or [HW_OFFLOAD]
+  }
 
   let state: string | undefined;
   let oSrc: string | undefined;
@@ -267,6 +272,7 @@ export function parseConntrackLine(line: string, into?: ConntrackEntry): Conntra
   let dir = 0; // 0 before any tuple, 1 original, 2 reply
   let unreplied = false;
   let assured = false;
+  let offload: ConntrackEntry['offload'];
   let mark: number | undefined;
   let zone: number | undefined;
   /** Tokens seen after the last reply-tuple field (0 means the line may be cut). */
@@ -338,6 +344,8 @@ export function parseConntrackLine(line: string, into?: ConntrackEntry): Conntra
       const c1 = line.charCodeAt(start + 1);
       if (c1 === 85 /* U */ && end - start === 11) unreplied = true;
       else if (c1 === 65 /* A */ && end - start === 9) assured = true;
+      else if (c1 === 79 /* O */ && end - start === 9 && line.startsWith('[OFFLOAD]', start)) offload = 'software';
+      else if (c1 === 72 /* H */ && end - start === 12 && line.startsWith('[HW_OFFLOAD]', start)) offload = 'hardware';
       continue;
     } else if (c0 === 109 /* m */) {
       if (line.charCodeAt(start + 4) === EQ && line.charCodeAt(start + 1) === 97 && line.charCodeAt(start + 3) === 107) {
@@ -362,6 +370,11 @@ export function parseConntrackLine(line: string, into?: ConntrackEntry): Conntra
   }
 
   if (oSrc === undefined || oDst === undefined || rSrc === undefined || rDst === undefined) return null;
+  // No timeout is printed only for flowtable entries: the kernel keeps them alive itself.
+  if (timeout < 0) {
+    if (offload === undefined) return null;
+    timeout = 0;
+  }
   // A state word the list does not know must still look like one (it is shown in chat).
   if (state !== undefined && STATES.indexOf(state) < 0 && !UNKNOWN_STATE.test(state)) return null;
   // A ported protocol must have both ports in both directions.
@@ -401,6 +414,7 @@ export function parseConntrackLine(line: string, into?: ConntrackEntry): Conntra
     into.state = state;
     into.unreplied = unreplied;
     into.assured = assured;
+    into.offload = offload;
     into.mark = mark;
     into.zone = zone;
     const o = into.orig;
@@ -421,6 +435,7 @@ export function parseConntrackLine(line: string, into?: ConntrackEntry): Conntra
   if (state !== undefined) entry.state = state;
   if (mark !== undefined) entry.mark = mark;
   if (zone !== undefined) entry.zone = zone;
+  if (offload !== undefined) entry.offload = offload;
   return entry;
 }
 
@@ -436,6 +451,7 @@ export function scratchEntry(): ConntrackEntry {
     reply: { src: '', dst: '', sport: undefined, dport: undefined },
     unreplied: false,
     assured: false,
+    offload: undefined,
     mark: undefined,
     zone: undefined,
   };

@@ -6,8 +6,10 @@
  *   nft list ruleset:       ip saddr 198.18.6.0/24 oifname "wan0" snat ip to 198.19.0.40/31
  *
  * iptables-nft rules show up in both outputs; nft tables marked "# Warning: table ip
- * nat is managed by iptables-nft" (or, without the marker, iptables-style tables with
- * upper-case chains while iptables-save printed rules) are skipped in the nft output.
+ * nat is managed by iptables-nft" (in the listing, or on nft's stderr since nftables 1.0.6,
+ * passed as `stderr`), or without the marker iptables-style tables with upper-case chains
+ * while iptables-save printed rules, are skipped in the nft output. `nft -j` output is read
+ * by nft-json.ts.
  */
 import { natRuleSchema, type NatRule } from '../../core/model.js';
 import { RULE_TAG } from '../../core/managed.js';
@@ -159,6 +161,17 @@ export interface NftRules {
 
 const IPTABLES_TABLE_NAMES = new Set(['nat', 'raw', 'mangle', 'filter', 'security']);
 
+/**
+ * Tables nft says iptables-nft manages: "# Warning: table ip nat is managed by iptables-nft,
+ * do not touch!". nftables 1.0.6 and later print it to stderr (the facts script keeps that
+ * stderr in its nft-warnings section), older ones in the listing itself.
+ */
+export function iptablesNftTables(text: string): Set<string> {
+  const tables = new Set<string>();
+  for (const m of text.matchAll(/^(?:# )?Warning: table (\S+ \S+) is managed by iptables-nft/gm)) tables.add(m[1] as string);
+  return tables;
+}
+
 /** Drop counters so a rule reads the same from one run to the next. */
 function withoutCounters(rule: string): string {
   return rule.replace(/\bcounter packets \d+ bytes \d+/g, 'counter').replace(/\s+/g, ' ').trim();
@@ -169,13 +182,12 @@ function withoutCounters(rule: string): string {
  * unmarked iptables-style table (ip/ip6 family, iptables table name, upper-case
  * chain names) is the same rules seen through nft and is skipped.
  */
-export function parseNftRuleset(text: string, iptablesHasRules = false): NftRules {
+export function parseNftRuleset(text: string, iptablesHasRules = false, stderr = ''): NftRules {
   const natRules: NatRule[] = [];
   const managedNotrack: string[] = [];
   const nativeTables: string[] = [];
   const compatTables: string[] = [];
-  const managedByIptables = new Set<string>();
-  for (const m of text.matchAll(/^# Warning: table (\S+ \S+) is managed by iptables-nft/gm)) managedByIptables.add(m[1] as string);
+  const managedByIptables = iptablesNftTables(`${text}\n${stderr}`);
 
   let table: string | null = null;
   let skip = false;
@@ -250,7 +262,8 @@ function nftFamily(tableFamily: string, rule: string): 'ipv4' | 'ipv6' | undefin
 function nftNatRule(rule: string, tableFamily: string): NatRule | null {
   const masq = /(?:^|\s)masquerade(?:\s|$)/.test(rule);
   const snat = /(?:^|\s)snat(?:\s|$)/.test(rule);
-  if (!masq && !snat) return null;
+  const dnat = !masq && !snat && /(?:^|\s)dnat(?:\s|$)/.test(rule);
+  if (!masq && !snat && !dnat) return null;
   let outInterface: string | null = null;
   const oif = /\boif(?:name)?\s+(!=\s+)?("([^"]*)"|\{[^}]*\}|\S+)/.exec(rule);
   if (oif) {
@@ -258,8 +271,8 @@ function nftNatRule(rule: string, tableFamily: string): NatRule | null {
     outInterface = oif[1] ? `!${value}` : value;
   }
   const toAddresses: string[] = [];
-  if (snat) {
-    const to = /\bsnat(?:\s+(?:ip|ip6))?\s+to\s+(\S+)/.exec(rule);
+  if (snat || dnat) {
+    const to = /\b[sd]nat(?:\s+(?:ip|ip6))?\s+to\s+(\S+)/.exec(rule);
     const address = to && !(to[1] as string).startsWith('ip') && !(to[1] as string).startsWith('{') ? stripPorts(to[1] as string) : '';
     if (address !== '') toAddresses.push(address);
   }
@@ -267,7 +280,7 @@ function nftNatRule(rule: string, tableFamily: string): NatRule | null {
   return natRuleSchema.parse({
     backend: 'nft',
     ...(family ? { family } : {}),
-    kind: snat ? 'snat' : 'masquerade',
+    kind: snat ? 'snat' : dnat ? 'dnat' : 'masquerade',
     outInterface,
     toAddresses,
     rule,

@@ -8,7 +8,7 @@ import type { Block, CommandHelp, HistoryRecordView, RenderedMessage, StatusInpu
 /** The grammar of src/slack/commands/parse.ts, for help and usage replies. */
 export const COMMANDS: readonly CommandHelp[] = [
   { usage: '/conntrack check <gateway>', description: 'Diagnose a gateway\'s conntrack table and propose a plan to approve or reject.' },
-  { usage: '/conntrack check all', description: 'Check every gateway of the inventory.' },
+  { usage: '/conntrack check all', description: 'Check every gateway of the inventory (approvers only): one summary message, findings in its thread.' },
   { usage: '/conntrack status [gateway]', description: 'Last check of each gateway and the jobs running now.' },
   { usage: '/conntrack history <gateway>', description: 'Checks, decisions, applies and roll backs on a gateway.' },
   { usage: '/conntrack watch <gateway>|all [every 30s]', description: 'Poll a gateway on a schedule; an episode message appears here (or in the incident channel) when it fills up.' },

@@ -11,6 +11,7 @@ import type { ApprovalRules } from '../../approvals/rules.js';
 import { renderHelp, renderHistory, renderStatus, renderUsage } from '../blocks/index.js';
 import { parseConntrackCommand } from './parse.js';
 import { answerIncident } from './incident-command.js';
+import { answerCheckAll } from './check-all-command.js';
 import { incidentSummaries } from '../publish/publishers.js';
 import { unwatchGateway, watchGateways, type WatchControlDeps } from '../../monitor/watch-control.js';
 import type { WatchedView } from '../blocks/types.js';
@@ -51,6 +52,11 @@ export function registerCommands(app: App, { rt, rules }: CommandDeps): void {
         });
         break;
       case 'check': {
+        if (cmd.target.all) {
+          const outcome = await answerCheckAll({ rt, rules, client, command, ack, respond, requestId: (gateway) => requestIdFrom(command.trigger_id, gateway) });
+          metrics.commands.inc({ subcommand: 'check', outcome });
+          break;
+        }
         const resolved = resolveTargets(rt, cmd.target);
         if (!resolved.ok) {
           metrics.commands.inc({ subcommand: 'check', outcome: 'unknown-gateway' });
@@ -64,13 +70,7 @@ export function registerCommands(app: App, { rt, rules }: CommandDeps): void {
             enqueueCheck(rt.queues, { gateway, requestedBy: command.user_id, requestId: requestIdFrom(command.trigger_id, gateway), origin }),
           ),
         );
-        await ack({
-          response_type: 'ephemeral',
-          text:
-            targets.length === 1
-              ? `Queued a check of *${targets[0]}* (job \`${jobIds[0]}\`). Progress and findings will appear in this channel.`
-              : `Queued checks of ${targets.length} gateways: ${targets.join(', ')}. Findings will appear in this channel.`,
-        });
+        await ack({ response_type: 'ephemeral', text: `Queued a check of *${targets[0]}* (job \`${jobIds[0]}\`). Progress and findings will appear in this channel.` });
         metrics.commands.inc({ subcommand: 'check', outcome: 'queued' });
         metrics.ackSeconds.observe((performance.now() - started) / 1000);
         break;
@@ -129,7 +129,7 @@ export function registerCommands(app: App, { rt, rules }: CommandDeps): void {
       }
       case 'history': {
         await ack();
-        const records = await rt.history.list(cmd.gateway, 20);
+        const records = await rt.history.list(cmd.gateway, 20, 5); // 20 decisions (never trimmed) and the 5 newest checks
         await respond({ response_type: 'ephemeral', ...renderHistory(cmd.gateway, records) });
         metrics.commands.inc({ subcommand: 'history', outcome: 'ok' });
         break;

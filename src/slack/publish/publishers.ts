@@ -1,5 +1,5 @@
 /** Slack publishers for workers: jobs that came from Slack report back to their channel, through one message writer. */
-import { WebClient, type WebClientOptions } from '@slack/web-api';
+import { WebClient, type RetryOptions, type WebClientOptions } from '@slack/web-api';
 import type { Env } from '../../config/env.js';
 import { ApplyRecordStore } from '../../apply/store.js';
 import { defaultChartRenderer, type ChartRenderer } from '../../incident/chart-port.js';
@@ -10,13 +10,37 @@ import type { HistoryStore } from '../../store/history-store.js';
 import { silentApplyPublisher, silentCheckPublisher, type ApplyPublisher, type CheckPublisher, type EpisodePublisher } from '../../worker/ports.js';
 import { SlackApplyPublisher } from './apply-message.js';
 import { SlackCheckPublisher } from './check-message.js';
+import { SlackCheckAllPublisher } from './check-all-message.js';
+import { CheckAllStore } from './check-all-store.js';
 import { SlackEpisodePublisher } from './episode-message.js';
 import { SlackIncidentSummary } from './incident-summary.js';
 import { SlackMessageWriter } from './message-writer.js';
 import { JobMessageStore } from '../../store/job-messages.js';
 
+/** One Slack call (one attempt) gives up after this long; the SDK's default is never. */
+export const SLACK_CALL_TIMEOUT_MS = 15_000;
+
+/**
+ * Retries of a failed call (network error, timeout, HTTP 5xx, 429). A 429 waits its
+ * `Retry-After` first (the client pauses all its calls meanwhile), then this backoff:
+ * seven tries over at most about two minutes, instead of the SDK's ten over half an hour.
+ */
+export const SLACK_RETRY_CONFIG: RetryOptions = { retries: 6, factor: 2, minTimeout: 500, maxTimeout: 20_000, randomize: true };
+
+/** Options of every WebClient the bot makes (Bolt's client, the Socket Mode client's, the publishers'). */
+export function slackClientOptions(env: Env, overrides: WebClientOptions = {}): WebClientOptions {
+  return {
+    ...(env.SLACK_API_URL ? { slackApiUrl: env.SLACK_API_URL } : {}),
+    timeout: SLACK_CALL_TIMEOUT_MS,
+    retryConfig: SLACK_RETRY_CONFIG,
+    // Rate-limited calls wait and are retried, never dropped.
+    rejectRateLimitedCalls: false,
+    ...overrides,
+  };
+}
+
 export function slackWebClient(env: Env, options: WebClientOptions = {}): WebClient {
-  return new WebClient(env.SLACK_BOT_TOKEN, { ...(env.SLACK_API_URL ? { slackApiUrl: env.SLACK_API_URL } : {}), ...options });
+  return new WebClient(env.SLACK_BOT_TOKEN, slackClientOptions(env, options));
 }
 
 export interface IncidentSummaryOptions {
@@ -51,19 +75,32 @@ export function incidentSummaries(rt: Runtime, env: Env, client: WebClient, opts
   return summary;
 }
 
+/**
+ * The workers' Slack publishers. Applies and roll backs write through a WebClient of
+ * their own (`opts.applyClient`): a client that got a 429 holds all its calls until the
+ * Retry-After has passed, so checks (`check all`, follow-ups) rate-limited on
+ * chat.postMessage never hold an apply's progress.
+ */
 export function slackPublishers(
   rt: Runtime,
   env: Env,
   client: WebClient = slackWebClient(env),
-  opts: { incident?: IncidentSummaryOptions } = {},
+  opts: { incident?: IncidentSummaryOptions; applyClient?: WebClient } = {},
 ): { check: (job: CheckJob, jobId: string) => CheckPublisher; apply: (job: ApplyJob) => ApplyPublisher; episode: EpisodePublisher; incident: SlackIncidentSummary } {
   const writer = new SlackMessageWriter(client);
+  const applyWriter = new SlackMessageWriter(opts.applyClient ?? slackWebClient(env));
   const jobMessages = new JobMessageStore(rt.redis, env.QUEUE_PREFIX);
+  const checkAllRuns = new CheckAllStore(rt.redis, env.QUEUE_PREFIX);
   const episodes = new SlackEpisodePublisher(writer, rt.watchStore, env.INCIDENT_CHANNEL ?? null, env.EPISODE_REFRESH_SECONDS * 1000);
   const incident = incidentSummaries(rt, env, client, opts.incident);
   return {
-    check: (job, jobId) => (job.origin.kind === 'slack' ? new SlackCheckPublisher(writer, job.origin, { store: jobMessages, jobId }) : silentCheckPublisher),
-    apply: (job) => (job.origin.kind === 'slack' ? new SlackApplyPublisher(writer, rt.plans, job.action) : silentApplyPublisher),
+    check: (job, jobId) => {
+      if (job.origin.kind !== 'slack') return silentCheckPublisher;
+      const { checkAll, threadTs, channel } = job.origin;
+      if (checkAll && threadTs) return new SlackCheckAllPublisher(writer, checkAllRuns, checkAll, { channel, threadTs });
+      return new SlackCheckPublisher(writer, job.origin, { store: jobMessages, jobId });
+    },
+    apply: (job) => (job.origin.kind === 'slack' ? new SlackApplyPublisher(applyWriter, rt.plans, job.action) : silentApplyPublisher),
     // The episode message, then the incident summary of the same episode (two messages: see incident-summary.ts).
     episode: {
       async publish(update) {

@@ -4,6 +4,7 @@
  * gateway with the steps under test (same param contract as src/plan/compute*.ts).
  */
 import { randomUUID } from 'node:crypto';
+import { expect } from 'vitest';
 import { Worker } from 'bullmq';
 import type { RedisConnection } from '../../../src/infra/redis.js';
 import type { GatewayConfig } from '../../../src/config/inventory.js';
@@ -143,4 +144,24 @@ export async function finishedApplyJob(h: Harness, id: string, timeoutMs = 60_00
     if (Date.now() > until) throw new Error(`apply job ${id} still ${state} after ${timeoutMs} ms`);
     await new Promise((r) => setTimeout(r, 100));
   }
+}
+
+/**
+ * Roll back a plan that raised nf_conntrack_max on a still-saturated VM gateway: the guard must
+ * first refuse (the old max is below the live count, nothing changes), and once the lab's
+ * traffic is stopped and its entries removed, the same roll back goes through.
+ */
+export async function rollBackAfterFreeingTable(
+  h: Harness,
+  planId: string,
+  vm: { stopTraffic(): Promise<unknown>; run(command: string): Promise<string> },
+): Promise<ApplyOutcome> {
+  const maxKey = '/proc/sys/net/netfilter/nf_conntrack_max';
+  const raised = Number((await vm.run(`cat ${maxKey}`)).trim());
+  const refused = await h.engine.rollback(planId, { actor: 'U-approver' });
+  expect(refused.outcome, refused.message).toBe('refused');
+  expect(refused.message).toMatch(/table holds [\d,]+ entries now/);
+  expect(Number((await vm.run(`cat ${maxKey}`)).trim())).toBe(raised);
+  await vm.stopTraffic();
+  return h.engine.rollback(planId, { actor: 'U-approver' });
 }

@@ -170,6 +170,7 @@ describe('apply publisher', () => {
 
     const apply = new SlackApplyPublisher(writer, plans, 'apply');
     await apply.progress(withMessage, [step({ status: 'running' })]);
+    await apply.settled();
     expect(slack.message(CHANNEL, findings.ts)?.text).toBe(`Applying the plan on ${plan.gateway}: nf_conntrack_tcp_timeout_time_wait -> 30 (0/1)`);
     const applied = [step({ status: 'applied', before: '120', after: '30' })];
     await apply.result(withMessage, outcome(plan, 'apply', applied));
@@ -179,6 +180,7 @@ describe('apply publisher', () => {
 
     const rollback = new SlackApplyPublisher(writer, plans, 'rollback');
     await rollback.progress(withMessage, [step({ status: 'running' })]);
+    await rollback.settled();
     expect(slack.message(CHANNEL, findings.ts)?.text).toMatch(/^Rolling back the plan on /);
     await rollback.result(withMessage, outcome(plan, 'rollback', [step({ status: 'rolled-back', before: '30', after: '120' })]));
     expect(slack.message(CHANNEL, findings.ts)?.text).toMatch(/^Plan rolled back on /);
@@ -196,7 +198,9 @@ describe('apply publisher', () => {
 
   it('a plan from the terminal without a message shows nothing', async () => {
     const plan = await newPlan(realisticReport(), { kind: 'cli' });
-    await new SlackApplyPublisher(writer, plans, 'apply').progress(plan, [step({ status: 'running' })]);
+    const publisher = new SlackApplyPublisher(writer, plans, 'apply');
+    await publisher.progress(plan, [step({ status: 'running' })]);
+    await publisher.settled();
     expect(slack.calls()).toHaveLength(0);
   });
 });

@@ -41,3 +41,4 @@ export {
   type ValidateOptions,
 } from './block-kit-validator.js';
 export { joinedCodeBlocks } from './code-blocks.js';
+export { SOCKET_MODE_ACK_DEADLINE_MS, SocketModeServer, type DisconnectReason, type EnvelopeOutcome, type EnvelopeRecord, type SocketConnectionRecord } from './socket-mode.js';

@@ -23,8 +23,10 @@
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import type { Duplex } from 'node:stream';
 import { randomBytes } from 'node:crypto';
 import { formatIssueMessages, formatIssues, validateMessage, type BlockKitIssue } from './block-kit-validator.js';
+import { SocketModeServer, type EnvelopeRecord } from './socket-mode.js';
 
 export type SlackArgs = Record<string, unknown>;
 
@@ -151,6 +153,8 @@ export interface UsergroupInfo {
 export interface SlackApiServerOptions {
   /** Accepted bot tokens. Default ['xoxb-test-token']. */
   tokens?: string[];
+  /** Accepted app-level tokens (Socket Mode's apps.connections.open). Default ['xapp-1-A0APP0001-test']. */
+  appTokens?: string[];
   team?: { id: string; name: string; domain: string };
   bot?: { userId: string; botId: string; name: string; appId: string };
   channels?: ChannelInfo[];
@@ -270,6 +274,9 @@ async function parseBody(req: IncomingMessage, raw: Buffer): Promise<ParsedBody>
 
 export class SlackApiServer {
   readonly tokens: readonly string[];
+  readonly appTokens: readonly string[];
+  /** Slack's side of Socket Mode (socket-mode.ts): connections, envelopes, acks, disconnects. */
+  readonly socketMode: SocketModeServer;
   readonly team: { id: string; name: string; domain: string };
   readonly bot: { userId: string; botId: string; name: string; appId: string };
 
@@ -286,6 +293,7 @@ export class SlackApiServer {
   private readonly responsePosts: ResponseUrlPost[] = [];
   private readonly responseContexts = new Map<string, ResponseUrlContext & { uses: number; lastEphemeral: EphemeralMessage | null }>();
   private readonly failures = new Map<string, InjectedFailure[]>();
+  private readonly rateLimits = new Map<string, { until: number; retryAfter: number }>();
   private readonly channels = new Map<string, ChannelInfo>();
   private readonly users = new Map<string, UserInfo>();
   private readonly usergroups = new Map<string, UsergroupInfo>();
@@ -293,6 +301,7 @@ export class SlackApiServer {
 
   private constructor(opts: SlackApiServerOptions) {
     this.tokens = opts.tokens ?? ['xoxb-test-token'];
+    this.appTokens = opts.appTokens ?? ['xapp-1-A0APP0001-test'];
     this.team = opts.team ?? { id: 'T0TEST001', name: 'Conntrack Test', domain: 'conntrack-test' };
     this.bot = opts.bot ?? { userId: 'U0BOT0001', botId: 'B0BOT0001', name: 'conntrack-ops', appId: 'A0APP0001' };
     for (const ch of opts.channels ?? [{ id: 'C0OPS0001', name: 'ops' }]) this.addChannel(ch);
@@ -307,6 +316,29 @@ export class SlackApiServer {
         }
       });
     });
+    this.socketMode = new SocketModeServer({
+      appTokens: this.appTokens,
+      appId: this.bot.appId,
+      wsBase: () => `ws://127.0.0.1:${this.port_}`,
+      onAckResponse: (envelope, payload) => this.ackResponse(envelope, payload),
+    });
+    this.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+      const path = new URL(req.url ?? '/', this.baseUrl).pathname;
+      if (path.startsWith('/socket-mode/')) return this.socketMode.upgrade(req, socket, head, decodeURIComponent(path.slice(13)));
+      socket.end('HTTP/1.1 404 Not Found\r\nconnection: close\r\n\r\n');
+    });
+  }
+
+  /** A slash command's ack payload is shown to its user as an ephemeral message, when Slack would accept it. */
+  private ackResponse(envelope: EnvelopeRecord, payload: Record<string, unknown>): void {
+    const check = validateMessage({ text: payload['text'], blocks: payload['blocks'], attachments: payload['attachments'] });
+    if (!check.ok) {
+      this.socketMode.strayMessages.push(`rejected ack payload (${check.error}): ${JSON.stringify(payload).slice(0, 500)}`);
+      return;
+    }
+    const channel = typeof envelope.payload['channel_id'] === 'string' ? envelope.payload['channel_id'] : '';
+    const user = typeof envelope.payload['user_id'] === 'string' ? envelope.payload['user_id'] : '';
+    this.addEphemeral({ channel, user }, str(payload, 'text') ?? '', this.blocksOf(payload));
   }
 
   /** Start on a random free port on 127.0.0.1. */
@@ -340,6 +372,7 @@ export class SlackApiServer {
 
   async close(): Promise<void> {
     for (const w of this.callWaiters) this.callWaiters.delete(w);
+    this.socketMode.close();
     await new Promise<void>((resolve) => {
       this.server.close(() => resolve());
       this.server.closeAllConnections();
@@ -361,6 +394,14 @@ export class SlackApiServer {
     const g = this.usergroups.get(id);
     if (!g) throw new Error(`unknown usergroup ${id}`);
     g.users = [...users];
+  }
+
+  /**
+   * Rate-limit `method` for `forMs` from now: every call answers HTTP 429
+   * `{ ok: false, error: 'ratelimited' }` with `Retry-After: retryAfter` (seconds), as Slack does.
+   */
+  rateLimit(method: string, forMs: number, retryAfter: number): void {
+    this.rateLimits.set(method, { until: Date.now() + forMs, retryAfter });
   }
 
   /** Make the next call(s) of `method` fail (rate limits, outages, specific Slack errors). */
@@ -445,6 +486,7 @@ export class SlackApiServer {
     this.responsePosts.length = 0;
     this.files.clear();
     this.failures.clear();
+    this.rateLimits.clear();
   }
 
   private waitOn<T>(items: T[], waiters: Set<Waiter<T>>, predicate: (item: T) => boolean, timeoutMs: number, describe: () => string): Promise<T> {
@@ -505,6 +547,19 @@ export class SlackApiServer {
     const header = req.headers['authorization'];
     const bearer = typeof header === 'string' && header.startsWith('Bearer ') ? header.slice(7).trim() : null;
     const token = bearer ?? str(args, 'token') ?? null;
+
+    if (method === 'apps.connections.open' && !this.failures.get(method)?.length) {
+      const opened = this.socketMode.open(token);
+      this.record({ method, args, contentType, token, at, status: 200, response: opened });
+      return this.send(res, 200, opened);
+    }
+
+    const window = this.rateLimits.get(method);
+    if (window && at < window.until) {
+      const body: SlackResponse = { ok: false, error: 'ratelimited' };
+      this.record({ method, args, contentType, token, at, status: 429, response: body });
+      return this.send(res, 429, body, { 'retry-after': String(window.retryAfter) });
+    }
 
     const injected = this.failures.get(method)?.shift();
     if (injected) {
