@@ -8,16 +8,16 @@
  * Past the bound it exits 1 and says which jobs it abandoned (the sweep of another worker
  * reports an abandoned apply in its channel). A second signal exits at once.
  */
-import type { Redis } from 'ioredis';
 import { loadEnv, redactedEnv } from '../src/config/env.js';
 import { logger } from '../src/infra/logger.js';
+import { hasSharedRedis, type RedisConnection } from '../src/infra/redis.js';
 import { openRuntime } from '../src/runtime.js';
 import { slackPublishers } from '../src/slack/publish/index.js';
 import { startWorkers, type RunningJob } from '../src/worker/start.js';
 
 const env = loadEnv();
-if (!env.REDIS_URL) {
-  logger.error('the worker needs REDIS_URL (the queue it shares with the Slack listener)');
+if (!hasSharedRedis(env)) {
+  logger.error('the worker needs the Redis it shares with the Slack listener: REDIS_URL, REDIS_SENTINELS or REDIS_CLUSTER_NODES');
   process.exit(2);
 }
 const rt = await openRuntime(env);
@@ -26,7 +26,7 @@ const workers = startWorkers(rt, { publishers });
 logger.info({ env: redactedEnv(env) }, 'worker started');
 
 /** PING within `ms`, without queuing behind ioredis's reconnects. */
-async function redisAnswers(redis: Redis, ms: number): Promise<boolean> {
+async function redisAnswers(redis: RedisConnection, ms: number): Promise<boolean> {
   if (redis.status !== 'ready') return false;
   const timeout = new Promise<false>((r) => setTimeout(() => r(false), ms).unref());
   return Promise.race([redis.ping().then((p) => p === 'PONG', () => false), timeout]);

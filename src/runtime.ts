@@ -1,11 +1,10 @@
 /**
  * Wiring shared by every process (Slack listener, worker, terminal commands):
- * Redis (embedded or REDIS_URL), queues, stores and the inventory.
+ * Redis (embedded, REDIS_URL, Sentinel or Cluster), queues, stores and the inventory.
  */
-import type { Redis } from 'ioredis';
 import type { Env } from './config/env.js';
 import { loadInventory, type Inventory } from './config/inventory.js';
-import { openRedis, type RedisHandle } from './infra/redis.js';
+import { openRedis, redisTarget, type RedisConnection, type RedisHandle } from './infra/redis.js';
 import { WatchList } from './monitor/watch-list.js';
 import { WatchStore } from './monitor/watch-store.js';
 import { openQueues, type Queues } from './queue/producer.js';
@@ -17,7 +16,7 @@ export interface Runtime {
   env: Env;
   redisHandle: RedisHandle;
   /** Connection for stores (and queues; workers get their own blocking connection). */
-  redis: Redis;
+  redis: RedisConnection;
   queues: Queues;
   plans: PlanStore;
   history: HistoryStore;
@@ -32,7 +31,7 @@ export interface Runtime {
 
 export async function openRuntime(env: Env, opts: { inventory?: Inventory } = {}): Promise<Runtime> {
   let inventory = opts.inventory ?? (await loadInventory(env.INVENTORY));
-  const redisHandle = await openRedis(env.REDIS_URL);
+  const redisHandle = await openRedis(redisTarget(env));
   const redis = redisHandle.connect();
   const prefix = env.QUEUE_PREFIX;
   const queues = openQueues(redis, prefix);

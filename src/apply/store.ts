@@ -9,7 +9,7 @@
  * before touching the gateway again.
  */
 import { randomUUID } from 'node:crypto';
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from '../infra/redis.js';
 import { z } from 'zod';
 import { jsonOrNull } from '../infra/json.js';
 import {
@@ -52,7 +52,7 @@ const inflightSchema = z.object({ action: z.enum(['apply', 'rollback']), at: z.n
 
 export class ApplyRecordStore {
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisConnection,
     private readonly prefix: string,
     private readonly leaseMs = 30_000,
   ) {}

@@ -2,6 +2,7 @@
  * `conntrack-ops check <gateway>`: the same check job Slack enqueues, followed from the
  * terminal. Without REDIS_URL an embedded redis-server and an in-process worker run it.
  */
+import { hasSharedRedis } from '../infra/redis.js';
 import { terminalSafe } from './terminal-safe.js';
 import { randomUUID } from 'node:crypto';
 import type { Command } from 'commander';
@@ -28,7 +29,7 @@ export interface CheckCliOptions {
 export async function openCliRuntime(inventory: Inventory, inventoryPath: string): Promise<{ rt: Runtime; workers: RunningWorkers | null; close(): Promise<void> }> {
   const env = loadEnv({ ...process.env, INVENTORY: inventoryPath });
   const rt = await openRuntime(env, { inventory });
-  const localWorker = !env.REDIS_URL || process.env.CONNTRACK_OPS_LOCAL_WORKER === '1';
+  const localWorker = !hasSharedRedis(env) || process.env.CONNTRACK_OPS_LOCAL_WORKER === '1';
   const workers = localWorker ? startWorkers(rt, { concurrency: 2 }) : null;
   return {
     rt,

@@ -12,7 +12,7 @@ import { chartInputOf, defaultChartRenderer, type ChartRenderer } from '../incid
 import { collectIncident } from '../incident/collect.js';
 import { renderIncidentMarkdown, renderIncidentText } from '../incident/render-text.js';
 import type { IncidentSummary } from '../incident/summary.js';
-import { openRedis } from '../infra/redis.js';
+import { hasSharedRedis, openRedis, redisTarget } from '../infra/redis.js';
 import { DEFAULT_EPISODE_RULES } from '../monitor/episodes.js';
 import { WatchStore } from '../monitor/watch-store.js';
 import { HistoryStore } from '../store/history-store.js';
@@ -61,13 +61,13 @@ export async function runIncidentCommand(gatewayArg: string, opts: IncidentCliOp
   if (!name.success) throw new CliError(`invalid gateway name "${gatewayArg}": ${name.error.issues[0]?.message ?? ''}`, 2);
   if (opts.json && opts.markdown) throw new CliError('choose one of --json and --markdown', 2);
   const env = loadEnv({ ...process.env, INVENTORY: opts.inventory });
-  if (!env.REDIS_URL) {
+  if (!hasSharedRedis(env)) {
     throw new CliError(
       'conntrack-ops incident reads what the bot recorded: set REDIS_URL to the Redis of the Slack listener and workers (e.g. REDIS_URL=redis://127.0.0.1:6379). Without it there is nothing to read.',
       2,
     );
   }
-  const handle = await openRedis(env.REDIS_URL);
+  const handle = await openRedis(redisTarget(env));
   const redis = handle.connect();
   const watchStore = new WatchStore(redis, env.QUEUE_PREFIX);
   try {

@@ -12,6 +12,7 @@
  * On SIGINT/SIGTERM it unwatches the gateways it started watching (their job schedulers go),
  * leaves alone those that were watched before it started, and says so on stderr.
  */
+import { hasSharedRedis } from '../infra/redis.js';
 import type { Command } from 'commander';
 import { loadEnv } from '../config/env.js';
 import { findGateway, gatewayNameSchema, loadInventory, type Inventory } from '../config/inventory.js';
@@ -90,7 +91,7 @@ export async function runWatch(gatewayArgs: readonly string[], opts: WatchCliOpt
   const log = (line: string) => process.stderr.write(`${line}\n`);
 
   const env = loadEnv({ ...process.env, INVENTORY: opts.inventory });
-  const shared = Boolean(env.REDIS_URL);
+  const shared = hasSharedRedis(env);
   const rt = await openRuntime(env, { inventory });
   let workers: RunningWorkers | null = null;
   let follower: Follower | null = null;

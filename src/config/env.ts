@@ -9,6 +9,32 @@ const csv = z
   .optional()
   .transform((v) => (v ? v.split(',').map((s) => s.trim()).filter(Boolean) : []));
 
+/** `host:port` (a name, an IPv4 address or a bracketed IPv6 address), as Sentinel and Cluster seed lists use. */
+export const hostPortSchema = z
+  .string()
+  .regex(/^(?:[A-Za-z0-9](?:[A-Za-z0-9.-]{0,252})|\[[0-9A-Fa-f:.]{2,45}\]):\d{1,5}$/, 'expected host:port')
+  .transform((v) => {
+    const at = v.lastIndexOf(':');
+    return { host: v.slice(0, at).replace(/^\[|\]$/g, ''), port: Number(v.slice(at + 1)) };
+  })
+  .refine((hp) => hp.port >= 1 && hp.port <= 65535, 'port out of range');
+export type HostPort = z.output<typeof hostPortSchema>;
+
+const hostPortList = z
+  .string()
+  .optional()
+  .transform((v) => (v ? v.split(',').map((s) => s.trim()).filter(Boolean) : []))
+  .pipe(z.array(hostPortSchema));
+
+/**
+ * A Redis Cluster hash tag: the text between the first `{` and the next `}`, not empty.
+ * Every key the bot and BullMQ write starts with QUEUE_PREFIX, so with a tag they all
+ * hash to one slot (Lua scripts and MULTI across them are legal on a Cluster).
+ */
+export function hasHashTag(prefix: string): boolean {
+  return /^[^{]*\{[^}]+\}/.test(prefix);
+}
+
 const bool = z
   .enum(['true', 'false', '1', '0', 'yes', 'no'])
   .optional()
@@ -23,9 +49,22 @@ export const envSchema = z.object({
   /** Only for tests and local development: the Slack Web API base URL. */
   SLACK_API_URL: z.string().url().optional(),
   PORT: z.coerce.number().int().min(0).max(65535).default(3000),
-  /** Unset: the bot starts its own redis-server on a free port (local/demo). */
-  REDIS_URL: z.string().optional(),
-  /** Key prefix for queues; braces make it a Redis Cluster hash tag. */
+  /**
+   * One Redis: redis://[:password@]host:port[/db] (rediss:// for TLS) or a unix socket path.
+   * Unset together with REDIS_SENTINELS and REDIS_CLUSTER_NODES: the bot starts its own
+   * private redis-server (unix socket in a 0700 directory, random password, AOF).
+   */
+  REDIS_URL: z.string().min(1).optional(),
+  /** Redis Sentinel: the Sentinels' host:port list; with REDIS_SENTINEL_NAME (the monitored master's name). */
+  REDIS_SENTINELS: hostPortList,
+  REDIS_SENTINEL_NAME: z.string().regex(/^[\w.-]{1,64}$/, 'a Sentinel master name (letters, digits, _ . -)').optional(),
+  /** Redis Cluster: seed nodes host:port (any few of the cluster's nodes). QUEUE_PREFIX must hold a hash tag. */
+  REDIS_CLUSTER_NODES: hostPortList,
+  /** Password (requirepass / ACL default user) of the data nodes for REDIS_SENTINELS or REDIS_CLUSTER_NODES. */
+  REDIS_PASSWORD: z.string().min(1).optional(),
+  /** Password of the Sentinels themselves (sentinel requirepass), if they have one. */
+  REDIS_SENTINEL_PASSWORD: z.string().min(1).optional(),
+  /** Key prefix of every key (queues and stores); braces make it a Redis Cluster hash tag. */
   QUEUE_PREFIX: z.string().regex(/^[{}\w:.-]+$/).default('{conntrack-ops}'),
   INVENTORY: z.string().default('inventory.yml'),
   /** Slack user ids allowed to approve plans. */
@@ -64,8 +103,18 @@ export const envSchema = z.object({
 });
 export type Env = z.infer<typeof envSchema>;
 
+/** The fields' schema plus the rules across them (one Redis topology, a hash tag on a Cluster). */
+const validEnvSchema = envSchema.superRefine((env, ctx) => {
+  const chosen = [env.REDIS_URL ? 'REDIS_URL' : null, env.REDIS_SENTINELS.length ? 'REDIS_SENTINELS' : null, env.REDIS_CLUSTER_NODES.length ? 'REDIS_CLUSTER_NODES' : null].filter(Boolean);
+  if (chosen.length > 1) ctx.addIssue({ code: 'custom', path: ['REDIS_URL'], message: `set one Redis topology, not ${chosen.join(' and ')}` });
+  if (env.REDIS_SENTINELS.length && !env.REDIS_SENTINEL_NAME) ctx.addIssue({ code: 'custom', path: ['REDIS_SENTINEL_NAME'], message: 'REDIS_SENTINELS needs REDIS_SENTINEL_NAME (the master name the Sentinels monitor)' });
+  if (env.REDIS_SENTINEL_NAME && !env.REDIS_SENTINELS.length) ctx.addIssue({ code: 'custom', path: ['REDIS_SENTINELS'], message: 'REDIS_SENTINEL_NAME without REDIS_SENTINELS' });
+  if (env.REDIS_CLUSTER_NODES.length && !hasHashTag(env.QUEUE_PREFIX))
+    ctx.addIssue({ code: 'custom', path: ['QUEUE_PREFIX'], message: `on a Redis Cluster QUEUE_PREFIX must hold a hash tag, e.g. {conntrack-ops} (got ${env.QUEUE_PREFIX})` });
+});
+
 export function loadEnv(source: NodeJS.ProcessEnv = process.env): Env {
-  const result = envSchema.safeParse(source);
+  const result = validEnvSchema.safeParse(source);
   if (!result.success) {
     const lines = result.error.issues.map((i) => `  - ${i.path.join('.')}: ${i.message}`);
     throw new Error(`invalid environment:\n${lines.join('\n')}`);
@@ -73,7 +122,7 @@ export function loadEnv(source: NodeJS.ProcessEnv = process.env): Env {
   return result.data;
 }
 
-const SECRET_KEYS = ['SLACK_BOT_TOKEN', 'SLACK_SIGNING_SECRET', 'SLACK_APP_TOKEN', 'REDIS_URL', 'ALERTMANAGER_TOKEN'] as const;
+const SECRET_KEYS = ['SLACK_BOT_TOKEN', 'SLACK_SIGNING_SECRET', 'SLACK_APP_TOKEN', 'REDIS_URL', 'REDIS_PASSWORD', 'REDIS_SENTINEL_PASSWORD', 'ALERTMANAGER_TOKEN'] as const;
 
 /** The env with secrets replaced, safe to log. */
 export function redactedEnv(env: Env): Record<string, unknown> {

@@ -3,7 +3,7 @@
  * or the Slack listener edit the same message): its ref, a short claim so that only one process
  * posts it, and a once-only mark for the chart posted at resolution.
  */
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from '../infra/redis.js';
 import { messageRefSchema, type MessageRef } from '../monitor/watch-store.js';
 
 /** Kept as long as the episode's events (30 days). */
@@ -13,7 +13,7 @@ const CLAIM_SECONDS = 30;
 
 export class IncidentMessageStore {
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisConnection,
     private readonly prefix: string,
   ) {}
 

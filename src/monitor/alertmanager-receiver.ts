@@ -13,7 +13,7 @@
  * again when handling it fails, so that Alertmanager's retry does the work), and the check's
  * request id is derived from the alert, so even a second claim could not queue a second check.
  */
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from '../infra/redis.js';
 import type { Inventory } from '../config/inventory.js';
 import { logger } from '../infra/logger.js';
 import { metrics } from '../metrics/registry.js';
@@ -30,7 +30,7 @@ export const DELIVERY_TTL_SECONDS = 24 * 3600;
 
 export interface AlertReceiverDeps {
   inventory: () => Inventory;
-  redis: Redis;
+  redis: RedisConnection;
   prefix: string;
   watchStore: Pick<WatchStore, 'applyAlert' | 'episodeMessage'>;
   watchList: Pick<WatchList, 'get'>;

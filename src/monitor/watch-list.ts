@@ -2,7 +2,7 @@
  * Which gateways are watched, how often, and where their episodes are posted. In Redis so
  * that `/conntrack watch` in one process is seen by every worker and survives restarts.
  */
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from '../infra/redis.js';
 import { z } from 'zod';
 import { gatewayNameSchema } from '../config/inventory.js';
 
@@ -20,7 +20,7 @@ export type WatchEntry = z.infer<typeof watchEntrySchema>;
 
 export class WatchList {
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisConnection,
     private readonly prefix: string,
   ) {}
 

@@ -1,12 +1,15 @@
 /**
  * The watch's memory in Redis, shared by every worker and surviving restarts:
  *  - per gateway, the episode state machine's state (src/monitor/episodes.ts), advanced with
- *    optimistic concurrency (WATCH / MULTI) so two workers polling one gateway never both
- *    open an episode;
+ *    optimistic concurrency (read, then one Lua script that writes only if the state is still
+ *    what was read) so two workers polling one gateway never both open an episode. Not
+ *    WATCH / MULTI: WATCH is per connection, and on a Redis Cluster ioredis does not keep a
+ *    WATCH and its MULTI on one node connection (redis/ioredis#999, wontfix); a script over
+ *    keys of one hash slot (QUEUE_PREFIX's tag) is atomic on one Redis, Sentinel and Cluster;
  *  - per gateway, the poll samples for trends and charts: 7 days, at most MAX_SAMPLES;
  *  - per episode, its events in order (the incident timeline) and its Slack message.
  */
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from '../infra/redis.js';
 import { z } from 'zod';
 import {
   advance,
@@ -37,22 +40,52 @@ const MAX_STREAM_EVENTS = 1_000;
 export const messageRefSchema = z.object({ channel: z.string(), ts: z.string() });
 export type MessageRef = z.infer<typeof messageRefSchema>;
 
+/**
+ * Compare-and-set of a gateway's watch state with everything that goes with the transition.
+ * KEYS: state, samples, stream, then one episode-events key per event that has an episode.
+ * ARGV: expected state ('' = none yet) and whether one is expected ('1'/'0'), new state,
+ * sample score and JSON ('' = no sample), oldest score kept, samples kept, stream length,
+ * episode events kept, episode retention s, event count, then per event: JSON and the KEYS
+ * index of its episode list (0 = none). Returns 0 when the state changed since it was read.
+ */
+const ADVANCE = `
+local cur = redis.call('GET', KEYS[1])
+if ARGV[2] == '1' then
+  if cur ~= ARGV[1] then return 0 end
+elseif cur then
+  return 0
+end
+redis.call('SET', KEYS[1], ARGV[3])
+if ARGV[4] ~= '' then
+  redis.call('ZADD', KEYS[2], ARGV[4], ARGV[5])
+  redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', '(' .. ARGV[6])
+  redis.call('ZREMRANGEBYRANK', KEYS[2], 0, -(tonumber(ARGV[7]) + 1))
+end
+local n = tonumber(ARGV[11])
+for i = 1, n do
+  local ev = ARGV[11 + 2 * i - 1]
+  local k = tonumber(ARGV[11 + 2 * i])
+  redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[8], '*', 'e', ev)
+  if k > 0 then
+    redis.call('RPUSH', KEYS[k], ev)
+    redis.call('LTRIM', KEYS[k], -tonumber(ARGV[9]), -1)
+    redis.call('EXPIRE', KEYS[k], ARGV[10])
+  end
+end
+return 1
+`;
+
 export class WatchStore {
-  /** WATCH is per connection: transitions use their own connection, one at a time per process. */
-  private readonly txConn: Redis;
+  /** Transitions of this process run one at a time (each retries on its own when another process won). */
   private queue: Promise<unknown> = Promise.resolve();
 
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisConnection,
     private readonly prefix: string,
-  ) {
-    this.txConn = redis.duplicate();
-    this.txConn.on('error', () => undefined); // the command's rejection reports it
-  }
+  ) {}
 
   async close(): Promise<void> {
     await this.queue.catch(() => undefined);
-    this.txConn.disconnect();
   }
 
   private stateKey(gateway: string): string {
@@ -128,31 +161,40 @@ export class WatchStore {
   private async transact(gateway: string, step: (before: WatchState) => Transition, sample: PollSample | null): Promise<Transition> {
     const key = this.stateKey(gateway);
     for (let attempt = 0; attempt < 20; attempt++) {
-      await this.txConn.watch(key);
-      const raw = await this.txConn.get(key);
+      const raw = await this.redis.get(key);
       const before = raw ? watchStateSchema.parse(JSON.parse(raw)) : initialWatchState(gateway);
       const transition = step(before);
-      if (transition.state === before && transition.events.length === 0) {
-        await this.txConn.unwatch();
-        return transition;
-      }
-      const tx = this.txConn.multi().set(key, JSON.stringify(transition.state));
-      if (sample) {
-        const atMs = Date.parse(sample.at);
-        const skey = this.samplesKey(gateway);
-        tx.zadd(skey, atMs, JSON.stringify(sample))
-          .zremrangebyscore(skey, '-inf', `(${atMs - SAMPLE_RETENTION_MS}`)
-          .zremrangebyrank(skey, 0, -(MAX_SAMPLES + 1));
-      }
+      if (transition.state === before && transition.events.length === 0) return transition;
+      const keys = [key, this.samplesKey(gateway), this.streamKey(gateway)];
+      const eventArgs: string[] = [];
       for (const ev of transition.events) {
+        let index = 0;
+        if (ev.episodeId) {
+          keys.push(this.eventsKey(ev.episodeId));
+          index = keys.length;
+        }
         // every event, in order, for whoever follows the gateway (the terminal watch on a shared Redis)
-        tx.xadd(this.streamKey(gateway), 'MAXLEN', '~', String(MAX_STREAM_EVENTS), '*', 'e', JSON.stringify(ev));
-        if (!ev.episodeId) continue;
-        const ekey = this.eventsKey(ev.episodeId);
-        tx.rpush(ekey, JSON.stringify(ev)).ltrim(ekey, -MAX_EPISODE_EVENTS, -1).expire(ekey, EPISODE_RETENTION_SECONDS);
+        eventArgs.push(JSON.stringify(ev), String(index));
       }
-      const result = await tx.exec();
-      if (result !== null) return transition;
+      const atMs = sample ? Date.parse(sample.at) : 0;
+      const written = await this.redis.eval(
+        ADVANCE,
+        keys.length,
+        ...keys,
+        raw ?? '',
+        raw === null ? '0' : '1',
+        JSON.stringify(transition.state),
+        sample ? String(atMs) : '',
+        sample ? JSON.stringify(sample) : '',
+        String(atMs - SAMPLE_RETENTION_MS),
+        String(MAX_SAMPLES),
+        String(MAX_STREAM_EVENTS),
+        String(MAX_EPISODE_EVENTS),
+        String(EPISODE_RETENTION_SECONDS),
+        String(transition.events.length),
+        ...eventArgs,
+      );
+      if (written === 1) return transition;
     }
     throw new Error(`watch state of ${gateway} kept changing under 20 attempts`);
   }

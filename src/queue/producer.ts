@@ -3,7 +3,8 @@
  * Stable job ids make the same request enqueued twice run once.
  */
 import { Queue, QueueEvents } from 'bullmq';
-import type { Redis } from 'ioredis';
+import { logger } from '../infra/logger.js';
+import type { RedisConnection } from '../infra/redis.js';
 import { BulkAdder } from './bulk-adder.js';
 import { applyJobId, applyJobSchema, checkJobId, checkJobSchema, QUEUES, type ApplyJob, type CheckJob, type PollJob } from './jobs.js';
 
@@ -15,7 +16,7 @@ export interface Queues {
   close(): Promise<void>;
 }
 
-export function openQueues(connection: Redis, prefix: string): Queues {
+export function openQueues(connection: RedisConnection, prefix: string): Queues {
   const check = new Queue<CheckJob>(QUEUES.check, {
     connection,
     prefix,
@@ -38,6 +39,9 @@ export function openQueues(connection: Redis, prefix: string): Queues {
     },
   });
   const poll = new Queue<PollJob>(QUEUES.poll, { connection, prefix });
+  // A Queue re-emits its connection's errors; without a listener BullMQ prints each one raw
+  // (console.error) on every reconnect attempt during an outage or failover. ioredis reconnects.
+  for (const q of [check, apply, poll]) q.on('error', (err: Error) => logger.debug({ queue: q.name, err: err.message }, 'queue connection error'));
   return {
     check,
     apply,
@@ -78,6 +82,6 @@ export async function enqueueApply(queues: Queues, payload: ApplyJob): Promise<s
   return jobId;
 }
 
-export function openQueueEvents(connection: Redis, prefix: string, queue: keyof typeof QUEUES): QueueEvents {
+export function openQueueEvents(connection: RedisConnection, prefix: string, queue: keyof typeof QUEUES): QueueEvents {
   return new QueueEvents(QUEUES[queue], { connection, prefix });
 }

@@ -7,7 +7,7 @@
  *
  *   <prefix>:apply:outbox   hash planId -> {job, at}
  */
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from '../infra/redis.js';
 import { z } from 'zod';
 import { jsonOrNull } from '../infra/json.js';
 import { applyJobSchema, type ApplyJob } from '../queue/jobs.js';
@@ -18,7 +18,7 @@ export type OutboxEntry = z.infer<typeof entrySchema>;
 
 export class ApplyOutbox {
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisConnection,
     private readonly prefix: string,
   ) {}
 

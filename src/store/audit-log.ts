@@ -4,7 +4,7 @@
  * decision is a few hundred bytes; a busy gateway has a few a day), apart from the check
  * history, which keeps only the newest 200 records and which anyone can fill by running checks.
  */
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from '../infra/redis.js';
 import { historyRecordSchema, type HistoryRecord } from './history-record.js';
 
 /** The events that are decisions or their outcome, the follow-up's verdict included (everything but checks). */
@@ -27,7 +27,7 @@ export function isDecision(record: HistoryRecord): boolean {
 
 export class AuditLog {
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisConnection,
     private readonly prefix: string,
   ) {}
 

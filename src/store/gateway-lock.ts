@@ -11,7 +11,7 @@
  * process), marks the lock lost; `ensureHeld()` asks Redis before every gateway write.
  */
 import { randomUUID } from 'node:crypto';
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from '../infra/redis.js';
 
 const RELEASE = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) else return 0 end`;
 const EXTEND = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) else return 0 end`;
@@ -45,7 +45,7 @@ export interface HeldLock {
 
 export class GatewayLocks {
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisConnection,
     private readonly prefix: string,
     readonly ttlMs = 30_000,
     /** How long a waiting change keeps checks off the gateway without retrying. */

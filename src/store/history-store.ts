@@ -5,7 +5,7 @@
  * Every record goes to the recent list (newest 200: checks fill it); decisions also go to
  * their own, never trimmed log (audit-log.ts), so no number of checks can erase them.
  */
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from '../infra/redis.js';
 import { z } from 'zod';
 import { AuditLog, isDecision } from './audit-log.js';
 import { historyRecordSchema, type HistoryRecord } from './history-record.js';
@@ -33,7 +33,7 @@ export class HistoryStore {
   readonly audit: AuditLog;
 
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisConnection,
     private readonly prefix: string,
   ) {
     this.audit = new AuditLog(redis, prefix);

@@ -3,14 +3,14 @@
  * dropped the connection, the worker died) keeps updating the same message instead of
  * posting a new one per attempt, on whichever worker the retry runs.
  */
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from '../infra/redis.js';
 import { slackMessageRefSchema, type SlackMessageRef } from './plan-store.js';
 
 const TTL_SECONDS = 24 * 3600;
 
 export class JobMessageStore {
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisConnection,
     private readonly prefix: string,
   ) {}
 

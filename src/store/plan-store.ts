@@ -4,7 +4,7 @@
  * a double click or a replayed payload produce exactly one transition.
  */
 import { randomUUID } from 'node:crypto';
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from '../infra/redis.js';
 import { z } from 'zod';
 import { checkReportSchema, type CheckReport } from '../core/model.js';
 import { originSchema, type Origin } from '../queue/jobs.js';
@@ -83,7 +83,7 @@ const RETENTION_SECONDS = 14 * 24 * 3600;
 
 export class PlanStore {
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisConnection,
     private readonly prefix: string,
   ) {}
 

@@ -6,7 +6,7 @@
  * Runs whose worker died are found by the sweep (sweeper.ts).
  */
 import { DelayedError, type Job } from 'bullmq';
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from '../infra/redis.js';
 import type { Inventory } from '../config/inventory.js';
 import type { SessionProvider } from '../gateway/session-provider.js';
 import { ApplyEngine } from '../apply/engine.js';
@@ -29,7 +29,7 @@ export interface ApplyDeps {
   plans: PlanStore;
   history: HistoryStore;
   locks: GatewayLocks;
-  redis: Redis;
+  redis: RedisConnection;
   prefix: string;
   publisherFor?: (job: ApplyJob) => ApplyPublisher;
   /** For the delayed follow-up check after an apply. */

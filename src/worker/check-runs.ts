@@ -6,11 +6,11 @@
  *
  *   <prefix>:check-runs:<gateway>   hash: runningSince (ms), lastStartedAt (ms), lastPlanId
  */
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from '../infra/redis.js';
 
 export class CheckRuns {
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisConnection,
     private readonly prefix: string,
   ) {}
 

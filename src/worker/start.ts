@@ -17,6 +17,7 @@ import { createPollProcessor } from './poll-processor.js';
 import { createApplyEngine, createApplyProcessor } from './apply-processor.js';
 import { ApplyOutbox } from '../store/apply-outbox.js';
 import { startSweeper, type Sweeper } from './sweeper.js';
+import { superviseWorker, type CountJobs, type SupervisedWorker } from './stuck-worker.js';
 
 export interface WorkerOptions {
   concurrency?: number;
@@ -73,9 +74,12 @@ export function startWorkers(rt: Runtime, opts: WorkerOptions = {}): RunningWork
   const concurrency = opts.concurrency ?? rt.env.WORKER_CONCURRENCY;
   const connection = rt.redisHandle.connect();
   const runs = (kind: WorkerKind): boolean => !opts.only || opts.only.includes(kind);
-  const checkWorker = runs('check') && new Worker<CheckJob, CheckResult>(
+  // Each queue's Worker is replaced if it stops taking jobs without an error (stuck-worker.ts).
+  const supervise = <W extends Worker>(queue: keyof typeof QUEUES, make: (count: CountJobs) => W): SupervisedWorker<W> =>
+    superviseWorker({ queue: rt.queues[queue], redis: rt.redis, make: (count) => observed(queue, make(count)), onReplace: (why) => logger.warn({ queue, why }, 'worker stopped taking jobs; replaced it') });
+  const checkWorker = runs('check') && supervise('check', (count) => new Worker<CheckJob, CheckResult>(
     QUEUES.check,
-    tracked('check', createCheckProcessor({
+    count(tracked('check', createCheckProcessor({
       inventory: rt.inventory,
       sessions: pool.provider,
       plans: rt.plans,
@@ -85,12 +89,12 @@ export function startWorkers(rt: Runtime, opts: WorkerOptions = {}): RunningWork
       planTtlMinutes: rt.env.PLAN_TTL_MINUTES,
       followUps: new ApplyRecordStore(rt.redis, rt.env.QUEUE_PREFIX),
       runs: new CheckRuns(rt.redis, rt.env.QUEUE_PREFIX),
-    })),
+    }))),
     { connection, prefix: rt.env.QUEUE_PREFIX, concurrency },
-  );
-  const applyWorker = runs('apply') && new Worker<ApplyJob>(
+  ));
+  const applyWorker = runs('apply') && supervise('apply', (count) => new Worker<ApplyJob>(
     QUEUES.apply,
-    tracked('apply', createApplyProcessor({
+    count(tracked('apply', createApplyProcessor({
       inventory: rt.inventory,
       sessions: pool.provider,
       plans: rt.plans,
@@ -102,13 +106,13 @@ export function startWorkers(rt: Runtime, opts: WorkerOptions = {}): RunningWork
       // The delayed follow-up check after an apply (did the drops stop?).
       queues: rt.queues,
       followUpDelayMs: rt.env.FOLLOW_UP_DELAY_SECONDS * 1000,
-    })),
+    }))),
     // Applies change gateways: one at a time per process, and a stalled apply is never silently re-run.
     { connection, prefix: rt.env.QUEUE_PREFIX, concurrency: 1, maxStalledCount: 0 },
-  );
-  const pollWorker = runs('poll') && new Worker<PollJob>(
+  ));
+  const pollWorker = runs('poll') && supervise('poll', (count) => new Worker<PollJob>(
     QUEUES.poll,
-    tracked('poll', createPollProcessor({
+    count(tracked('poll', createPollProcessor({
       inventory: rt.inventory,
       keepWarm: (gateway, config) => pool.watch(gateway, config),
       sessions: pool.provider,
@@ -116,10 +120,10 @@ export function startWorkers(rt: Runtime, opts: WorkerOptions = {}): RunningWork
       watchList: rt.watchList,
       publisher: opts.publishers?.episode ?? silentEpisodePublisher,
       enqueueCheck: (job) => enqueueCheck(rt.queues, job),
-    })),
+    }))),
     // A poll is worth only its moment: a stalled one is not re-run.
     { connection, prefix: rt.env.QUEUE_PREFIX, concurrency: rt.env.WATCH_CONCURRENCY, maxStalledCount: 0 },
-  );
+  ));
   const warm = keepWatchedWarm(rt, pool, opts.warmSyncMs ?? 30_000);
   const eventsConnection = applyWorker ? rt.redisHandle.connect() : null;
   const sweeper = applyWorker
@@ -136,18 +140,7 @@ export function startWorkers(rt: Runtime, opts: WorkerOptions = {}): RunningWork
         ...(eventsConnection ? { eventsConnection } : {}),
       })
     : null;
-  const byQueue = { check: checkWorker, apply: applyWorker, poll: pollWorker };
-  const workers = Object.values(byQueue).filter((w) => w !== false);
-  for (const [queue, w] of Object.entries(byQueue)) {
-    if (w === false) continue;
-    w.on('completed', (job) => observeJob(queue, 'completed', job));
-    w.on('failed', (job, err) => {
-      metrics.jobFailures.inc({ queue });
-      if (job) observeJob(queue, 'failed', job);
-      logger.warn({ job: job?.id, err: err.message }, 'job failed');
-    });
-    w.on('error', (err) => logger.error({ err: err.message }, 'worker error'));
-  }
+  const workers = [checkWorker, applyWorker, pollWorker].filter((w) => w !== false);
   return {
     pool,
     sweeper,
@@ -161,6 +154,18 @@ export function startWorkers(rt: Runtime, opts: WorkerOptions = {}): RunningWork
       if (!opts.pool) pool.close();
     },
   };
+}
+
+/** A new Worker with the process's metrics and logs on its events. */
+function observed<W extends Worker>(queue: string, w: W): W {
+  w.on('completed', (job) => observeJob(queue, 'completed', job));
+  w.on('failed', (job, err) => {
+    metrics.jobFailures.inc({ queue });
+    if (job) observeJob(queue, 'failed', job);
+    logger.warn({ job: job?.id, err: err.message }, 'job failed');
+  });
+  w.on('error', (err) => logger.error({ err: err.message }, 'worker error'));
+  return w;
 }
 
 /** The job's run time in this worker (BullMQ's processedOn -> finishedOn), per queue. */

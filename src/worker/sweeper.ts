@@ -14,7 +14,7 @@
  * Several processes sweep at once: the plan's lease and compare-and-set make one win.
  */
 import { QueueEvents } from 'bullmq';
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from '../infra/redis.js';
 import type { ApplyEngine } from '../apply/engine.js';
 import type { ApplyOutcome } from '../apply/model.js';
 import { logger } from '../infra/logger.js';
@@ -31,7 +31,7 @@ export interface SweeperDeps {
   records: ApplyRecordStore;
   outbox: ApplyOutbox;
   queues: Queues;
-  redis: Redis;
+  redis: RedisConnection;
   prefix: string;
   /** Where an interrupted run is told (the plan's channel); absent: logged only. */
   publisherFor?: (job: ApplyJob) => ApplyPublisher;
@@ -39,7 +39,7 @@ export interface SweeperDeps {
   /** An outbox entry younger than this belongs to an approval still on its way to the enqueue. */
   outboxGraceMs?: number;
   /** A connection for BullMQ's queue events (stalled / failed jobs sweep at once); absent: timer only. */
-  eventsConnection?: Redis;
+  eventsConnection?: RedisConnection;
 }
 
 export interface SweepReport {

@@ -12,7 +12,7 @@ import { chmod, copyFile, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from '../../src/infra/redis.js';
 import { webApi } from '@slack/bolt';
 import { hideProcNet } from '../support/gateway-mount-ns.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -54,7 +54,7 @@ let pool: SessionPool;
 let slack: SlackApiServer;
 let writer: SlackMessageWriter;
 let handle: RedisHandle;
-let redis: Redis;
+let redis: RedisConnection;
 let plans: PlanStore;
 let wrapperDir: string;
 

@@ -6,7 +6,7 @@
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { WebClient } from '@slack/web-api';
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from '../../src/infra/redis.js';
 import { ApplyRecordStore } from '../../src/apply/store.js';
 import { checkReportSchema } from '../../src/core/model.js';
 import { parseInventory } from '../../src/config/inventory.js';
@@ -30,7 +30,7 @@ const GW = 'gw-7';
 
 let slack: SlackApiServer;
 let handle: RedisHandle;
-let redis: Redis;
+let redis: RedisConnection;
 let prefix: string;
 let n = 0;
 let watchStore: WatchStore;

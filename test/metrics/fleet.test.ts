@@ -3,7 +3,7 @@
  * failing poll, a gateway reboot (cumulative counters going down), a never-polled and an
  * unwatched gateway look like. The end-to-end scrape is metrics-endpoint.test.ts.
  */
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from '../../src/infra/redis.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openRedis, type RedisHandle } from '../../src/infra/redis.js';
 import { fleetRegistry } from '../../src/metrics/fleet.js';
@@ -21,7 +21,7 @@ function ok(i: number, count: number, stats = { drop: 0, earlyDrop: 0, insertFai
 }
 
 let handle: RedisHandle;
-let redis: Redis;
+let redis: RedisConnection;
 let queues: Queues;
 let store: WatchStore;
 let list: WatchList;

@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openRedis, type RedisHandle } from '../../src/infra/redis.js';
 import type { PollOutcome } from '../../src/monitor/episodes.js';
 import { MAX_SAMPLES, WatchStore } from '../../src/monitor/watch-store.js';
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from '../../src/infra/redis.js';
 
 const MAX = 262_144;
 const T0 = Date.parse('2026-12-04T10:00:00Z');
@@ -17,8 +17,8 @@ function sample(i: number, percent: number): PollOutcome {
 
 describe('WatchStore (real Redis)', () => {
   let redis: RedisHandle;
-  let a: Redis;
-  let b: Redis;
+  let a: RedisConnection;
+  let b: RedisConnection;
   beforeAll(async () => {
     redis = await openRedis(process.env.REDIS_URL);
     a = redis.connect();

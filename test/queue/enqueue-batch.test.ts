@@ -3,13 +3,13 @@
  * outcome as one by one: every job there with its data and options, each caller told only
  * once its own job exists, the same request twice is still one job. Real Redis.
  */
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from '../../src/infra/redis.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openRedis, type RedisHandle } from '../../src/infra/redis.js';
 import { enqueueCheck, openQueues, type Queues } from '../../src/queue/producer.js';
 
 let handle: RedisHandle;
-let redis: Redis;
+let redis: RedisConnection;
 let queues: Queues;
 
 beforeAll(async () => {

@@ -4,13 +4,12 @@
  * taken over or when this process was blocked past the TTL, even if nobody took it yet.
  */
 import { randomUUID } from 'node:crypto';
-import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startEmbeddedRedis, type RedisHandle } from '../../src/infra/redis.js';
+import { startEmbeddedRedis, type RedisConnection, type RedisHandle } from '../../src/infra/redis.js';
 import { GatewayLockLostError, GatewayLocks } from '../../src/store/gateway-lock.js';
 
 let handle: RedisHandle;
-let redis: Redis;
+let redis: RedisConnection;
 
 beforeAll(async () => {
   handle = await startEmbeddedRedis();

@@ -4,15 +4,14 @@
  * used before this hash (a run in flight across an upgrade) is still found and cleared.
  */
 import { randomUUID } from 'node:crypto';
-import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ApplyRecordStore } from '../../src/apply/store.js';
-import { startEmbeddedRedis, type RedisHandle } from '../../src/infra/redis.js';
+import { startEmbeddedRedis, type RedisConnection, type RedisHandle } from '../../src/infra/redis.js';
 import { PlanStore } from '../../src/store/plan-store.js';
 import { realisticReport } from '../slack/blocks/fixtures.js';
 
 let handle: RedisHandle;
-let redis: Redis;
+let redis: RedisConnection;
 
 beforeAll(async () => {
   handle = await startEmbeddedRedis();

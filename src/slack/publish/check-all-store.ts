@@ -3,7 +3,7 @@
  * gateways, and each gateway's result as its check ends (written by whichever worker ran
  * it). One hash per run; kept a day.
  */
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from '../../infra/redis.js';
 import { z } from 'zod';
 import { slackMessageRefSchema, type SlackMessageRef } from '../../store/plan-store.js';
 import type { CheckAllResult, CheckAllView } from '../blocks/check-all.js';
@@ -37,7 +37,7 @@ export interface CheckAllRun {
 
 export class CheckAllStore {
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisConnection,
     private readonly prefix: string,
   ) {}
 

@@ -6,7 +6,7 @@
 import { randomUUID } from 'node:crypto';
 import { expect } from 'vitest';
 import { Worker } from 'bullmq';
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from '../../../src/infra/redis.js';
 import type { GatewayConfig } from '../../../src/config/inventory.js';
 import type { CheckReport, PlanStep } from '../../../src/core/model.js';
 import { runCheck } from '../../../src/check/run-check.js';
@@ -25,7 +25,7 @@ import { PlanStore, type PlanRecord } from '../../../src/store/plan-store.js';
 
 export interface Harness {
   redisHandle: RedisHandle;
-  redis: Redis;
+  redis: RedisConnection;
   prefix: string;
   plans: PlanStore;
   history: HistoryStore;

@@ -4,7 +4,7 @@
  * Redis for the plan store: one live message per job, the findings' overflow in the
  * thread with nothing lost, the apply progress and result on the plan's message.
  */
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from '../../../src/infra/redis.js';
 import { webApi } from '@slack/bolt';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { ApplyOutcome, ApplyStepState } from '../../../src/apply/model.js';
@@ -24,7 +24,7 @@ const CHANNEL = 'C0OPS0001';
 let slack: SlackApiServer;
 let writer: SlackMessageWriter;
 let handle: RedisHandle;
-let redis: Redis;
+let redis: RedisConnection;
 let plans: PlanStore;
 
 beforeAll(async () => {
