@@ -81,17 +81,18 @@ export class GatewaySession {
       ...(config.connectTimeoutMs !== undefined ? { connectTimeoutMs: config.connectTimeoutMs } : {}),
       ...(config.commandTimeoutMs !== undefined ? { commandTimeoutMs: config.commandTimeoutMs } : {}),
     };
-    if (!config.jumpHost) {
-      const client = await openClient(gatewayName, {
+    // The gateway itself: directly, or over a channel forwarded by its jump host.
+    const openGateway = async (sock?: ClientChannel): Promise<SshClient> =>
+      openClient(gatewayName, {
         host: config.host,
         port: config.port,
         username: config.user,
         privateKey: await readKey(config.identityFile, gatewayName),
         expectedHostKey: config.hostKey,
         opts,
+        ...(sock ? { sock } : {}),
       });
-      return new GatewaySession(gatewayName, config, client, null, opts);
-    }
+    if (!config.jumpHost) return new GatewaySession(gatewayName, config, await openGateway(), null, opts);
     const jh = config.jumpHost;
     const jump = await openClient(`${gatewayName} (jump host ${jh.host})`, {
       host: jh.host,
@@ -105,16 +106,7 @@ export class GatewaySession {
     let sock: ClientChannel | null = null;
     try {
       sock = await forwardThrough(jump, jh.host, config.host, config.port, opts.connectTimeoutMs);
-      const client = await openClient(gatewayName, {
-        host: config.host,
-        port: config.port,
-        username: config.user,
-        privateKey: await readKey(config.identityFile, gatewayName),
-        expectedHostKey: config.hostKey,
-        opts,
-        sock,
-      });
-      return new GatewaySession(gatewayName, config, client, jump, opts);
+      return new GatewaySession(gatewayName, config, await openGateway(sock), jump, opts);
     } catch (err) {
       sock?.destroy();
       jump.end();

@@ -32,6 +32,7 @@ import { startHttpListener } from '../../metrics/listener.js';
 import { startSlackApi, type SlackApiServer, type StoredMessage } from '../../support/slack-api/index.js';
 import { buildBlockActionsBody, buildSlashCommandBody, signedFormHeaders } from '../../support/slack-signing.js';
 import { waitUntil } from '../../support/wait-until.js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Topology } from './redis-topology.js';
 
 const ROOT = resolve(import.meta.dirname, '../../..');
@@ -331,4 +332,34 @@ export function describeFigures(f: FailoverFigures): string {
     `gateway writes per key ${JSON.stringify(f.writesPerKey)}; check jobs acknowledged ${f.checksAcked}, lost ${f.checksLost.length}, stuck ${f.checksStuck.length}${f.checksStuck.length ? ` (${f.checksStuck.slice(0, 3).join(', ')}…; lock ttl ${f.stuckLockTtlMs} ms)` : ''}, ` +
     `enqueue errors ${f.enqueueErrors}; watch polls ${f.pollsBefore} -> ${f.pollsAfter}; stuck workers replaced ${f.workersReplaced}; apply job ${f.applyJobState} (${f.pollSchedulers})`
   );
+}
+
+/**
+ * One failover case as a test file runs it: the topology is started and the scenario set up
+ * before, torn down after, and the same guarantees asserted whatever the topology.
+ */
+export function describeFailover(title: string, start: () => Promise<Topology>, killAt: 'applying' | 'after-write' = 'applying'): void {
+  let scenario: FailoverScenario | undefined;
+  beforeAll(async () => {
+    scenario = new FailoverScenario(await start(), killAt);
+    await scenario.setUp();
+  }, 180_000);
+  afterAll(async () => {
+    await scenario?.tearDown();
+  }, 60_000);
+  describe(title, () => {
+    it('no check job lost, the apply ran once, the plan ends actionable, the watch keeps polling', async () => {
+      if (!scenario) throw new Error('failover scenario not set up');
+      const f: FailoverFigures = await scenario.run();
+      console.log(describeFigures(f));
+      expect(f.statusAtKill).toBe('applying');
+      expect(f.checksLost).toEqual([]);
+      expect(f.checksStuck).toEqual([]);
+      expect(f.applyRuns).toBe(1);
+      for (const key of f.stepKeys) expect(f.writesPerKey[key]).toBe(1);
+      expect(f.planStatus).toBe('applied');
+      expect(f.messageButtons).toContain('plan_rollback');
+      expect(f.pollsAfter).toBeGreaterThan(f.pollsBefore);
+    }, 240_000);
+  });
 }
