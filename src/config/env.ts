@@ -40,6 +40,11 @@ const bool = z
   .optional()
   .transform((v) => v === 'true' || v === '1' || v === 'yes');
 
+/** `NAME=` (an env file's empty line, `docker run -e NAME=`) means unset, as it did before. */
+function unsetWhenEmpty<T extends z.ZodType>(schema: T) {
+  return z.preprocess((v) => (v === '' ? undefined : v), schema);
+}
+
 export const envSchema = z.object({
   SLACK_BOT_TOKEN: z.string().startsWith('xoxb-', 'SLACK_BOT_TOKEN must be a bot token (xoxb-...)').optional(),
   SLACK_SIGNING_SECRET: z.string().min(8).optional(),
@@ -54,16 +59,16 @@ export const envSchema = z.object({
    * Unset together with REDIS_SENTINELS and REDIS_CLUSTER_NODES: the bot starts its own
    * private redis-server (unix socket in a 0700 directory, random password, AOF).
    */
-  REDIS_URL: z.string().min(1).optional(),
+  REDIS_URL: unsetWhenEmpty(z.string().min(1).optional()),
   /** Redis Sentinel: the Sentinels' host:port list; with REDIS_SENTINEL_NAME (the monitored master's name). */
   REDIS_SENTINELS: hostPortList,
   REDIS_SENTINEL_NAME: z.string().regex(/^[\w.-]{1,64}$/, 'a Sentinel master name (letters, digits, _ . -)').optional(),
   /** Redis Cluster: seed nodes host:port (any few of the cluster's nodes). QUEUE_PREFIX must hold a hash tag. */
   REDIS_CLUSTER_NODES: hostPortList,
   /** Password (requirepass / ACL default user) of the data nodes for REDIS_SENTINELS or REDIS_CLUSTER_NODES. */
-  REDIS_PASSWORD: z.string().min(1).optional(),
+  REDIS_PASSWORD: unsetWhenEmpty(z.string().min(1).optional()),
   /** Password of the Sentinels themselves (sentinel requirepass), if they have one. */
-  REDIS_SENTINEL_PASSWORD: z.string().min(1).optional(),
+  REDIS_SENTINEL_PASSWORD: unsetWhenEmpty(z.string().min(1).optional()),
   /** Key prefix of every key (queues and stores); braces make it a Redis Cluster hash tag. */
   QUEUE_PREFIX: z.string().regex(/^[{}\w:.-]+$/).default('{conntrack-ops}'),
   INVENTORY: z.string().default('inventory.yml'),

@@ -2,6 +2,7 @@
  * `conntrack-ops check` from a terminal, as a user would run it, with what goes wrong
  * in real life: each a clear error, a non-zero exit code, and nothing changed on the gateway.
  */
+import { hideProcNet, restoreMounts } from '../support/gateway-mount-ns.js';
 import { execFile } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:net';
@@ -129,6 +130,8 @@ describe('conntrack-ops check from a terminal', () => {
     const before = await gatewayTimeouts();
     // Break `conntrack` inside the lab sshd's own mount namespace only (not the host's).
     await sshExec(lab, 'mount --bind /dev/null "$(command -v conntrack)"');
+    // and /proc/net/nf_conntrack, which the dump reads first: the table cannot be read at all
+    hideProcNet(lab);
     try {
       const path = await inventory('gw-lab', { ...lab.inventoryEntry });
       const r = await cli(['check', 'gw-lab', '--inventory', path]);
@@ -136,6 +139,7 @@ describe('conntrack-ops check from a terminal', () => {
       expect(r.stderr).toMatch(/check of gw-lab failed: .*(table dump failed|conntrack)/);
     } finally {
       await sshExec(lab, 'umount "$(command -v conntrack)"');
+      restoreMounts(lab);
     }
     expect(await gatewayTimeouts()).toBe(before);
   });
