@@ -104,8 +104,8 @@ describe('"table full" lines of kernel 6.1 (Debian 12)', () => {
     const suppressed = events.filter((e) => e.kind === 'suppressed');
     expect(suppressed.map((e) => e.suppressed)).toEqual([134, 118, 118, 118]);
     for (const s of suppressed) expect(events[events.indexOf(s) + 1]?.kind).toBe('table-full');
-    // printed (50) + suppressed (488) = 538 of the 592 drops conntrack -S counted: the rest were
-    // suppressed after the last printed line (their count is printed with the next burst).
+    // printed (50) + suppressed (488) = 538 of the 592 drops conntrack -S counted right after
+    // (drops suppressed since the last printed line are only reported with the next burst).
     expect(50 + suppressed.reduce((n, e) => n + (e.suppressed ?? 0), 0)).toBe(538);
   });
 
