@@ -1,7 +1,7 @@
 /**
  * `vm` terminal commands of the lab (`npm run lab -- vm ...`; QEMU VM gateways, see ./gateway.ts):
- *   vm up [--name N] [--memory MB] [--boot-max N] [--hashsize N] [--ttl S] [--inventory FILE] [--json]
- *   vm fill <name> saturated|healthy [--extra N] [--flows N] [--json]
+ *   vm up [--name N] [--memory MB] [--boot-max N] [--hashsize N] [--ttl S] [--flow-offload] [--inventory FILE] [--json]
+ *   vm fill <name> saturated|healthy|offload [--extra N] [--flows N] [--tcp-flows N] [--json]
  *   vm status <name> [--json]
  *   vm exec <name> <command...>
  *   vm down <name> | --all
@@ -47,6 +47,8 @@ export function describeVmFill(name: string, r: FillResult): string {
       (r.flows ? ` (${r.flows} flows, ${r.assured} assured)` : ''),
   ];
   if (r.probeSent) lines.push(`  new flows tried: ${r.probeSent}, answered: ${r.probeReplied}`);
+  if (r.tcpFlows) lines.push(`  long-lived TCP connections: ${r.tcpFlows}, connected ${r.tcpConnected}, answered ${r.tcpAnswered}`);
+  if (r.offloaded) lines.push(`  entries offloaded to the flowtable: ${r.offloaded}`);
   return lines.join('\n');
 }
 
@@ -63,12 +65,14 @@ export function registerVmCommands(lab: Command): void {
     .option('--boot-max <n>', 'nf_conntrack_max at boot', positiveInt, 4096)
     .option('--hashsize <n>', 'nf_conntrack hashsize at boot', positiveInt, 1024)
     .option('--ttl <seconds>', 'stop the VM after this long whatever happens', positiveInt, 3600)
+    .option('--flow-offload', 'an nft flowtable on lan0/wan0 (software flow offload; see `vm fill <name> offload`)')
     .option('--inventory <file>', 'write (merge) the gateway into this inventory YAML')
     .option('--json', 'print JSON')
     .action(
-      async (opts: { name?: string; memory: number; bootMax: number; hashsize: number; ttl: number; inventory?: string; json?: boolean }) => {
+      async (opts: { name?: string; memory: number; bootMax: number; hashsize: number; ttl: number; flowOffload?: boolean; inventory?: string; json?: boolean }) => {
         const g = await vmUp({
           ...(opts.name ? { name: opts.name } : {}),
+          flowOffload: opts.flowOffload === true,
           memoryMb: opts.memory,
           bootMax: opts.bootMax,
           hashsize: opts.hashsize,
@@ -92,16 +96,23 @@ export function registerVmCommands(lab: Command): void {
     );
 
   vm.command('fill')
-    .description('saturated: table full of ASSURED flows, new flows dropped; healthy: a quarter full, no drops')
+    .description('saturated: table full of ASSURED flows, new flows dropped; healthy: a quarter full, no drops; offload: long-lived TCP + UDP flows offloaded to the flowtable (VM up with --flow-offload)')
     .argument('<name>')
-    .argument('<scenario>', 'saturated | healthy')
+    .argument('<scenario>', 'saturated | healthy | offload')
     .option('--extra <n>', 'saturated: flows tried beyond the max (they are dropped)', nonNegativeInt, 64)
-    .option('--flows <n>', 'healthy: flows to hold (default max / 4)', nonNegativeInt)
+    .option('--flows <n>', 'healthy: flows to hold (default max / 4); offload: UDP flows (default 64)', nonNegativeInt)
+    .option('--tcp-flows <n>', 'offload: long-lived TCP connections (default 64)', nonNegativeInt)
     .option('--json', 'print JSON')
-    .action(async (name: string, scenario: string, opts: { extra: number; flows?: number; json?: boolean }) => {
-      if (scenario !== 'saturated' && scenario !== 'healthy') throw new Error(`scenario must be saturated or healthy, not ${scenario}`);
+    .action(async (name: string, scenario: string, opts: { extra: number; flows?: number; tcpFlows?: number; json?: boolean }) => {
+      if (scenario !== 'saturated' && scenario !== 'healthy' && scenario !== 'offload') {
+        throw new Error(`scenario must be saturated, healthy or offload, not ${scenario}`);
+      }
       const g = await vmAttach(name);
-      const r = await g.fill(scenario, { extraFlows: opts.extra, ...(opts.flows !== undefined ? { flows: opts.flows } : {}) });
+      const r = await g.fill(scenario, {
+        extraFlows: opts.extra,
+        ...(opts.flows !== undefined ? { flows: opts.flows } : {}),
+        ...(opts.tcpFlows !== undefined ? { tcpFlows: opts.tcpFlows } : {}),
+      });
       print(!!opts.json, r, describeVmFill(name, r));
     });
 

@@ -25,7 +25,7 @@ import { gatewayConfigSchema, type GatewayConfig } from '../../src/config/invent
 import { ensureInitramfs, ensureKernel, secretsCpio, type VmUserland } from './initramfs.js';
 import { stateDirOf, stateRoot } from './paths.js';
 
-export type FillScenario = 'saturated' | 'healthy';
+export type FillScenario = 'saturated' | 'healthy' | 'offload';
 
 export interface VmUpOptions {
   /** Gateway / VM name (also the state folder). Default: vm-<random>. */
@@ -40,6 +40,13 @@ export interface VmUpOptions {
   cpus?: number;
   /** 'debian' (default) or 'busybox': ash as every shell, busybox tools, no bash, no conntrack (initramfs.ts). */
   userland?: VmUserland;
+  /**
+   * Flow offload: boot loads nf_flow_table, nf_flow_table_inet and nft_flow_offload, creates
+   * `table inet cto_offload` with a software flowtable `ft` on lan0 and wan0 and a forward
+   * rule `meta l4proto { tcp, udp } flow add @ft`, and starts a TCP echo server (wan :5001).
+   * `fill('offload')` then holds long-lived TCP and UDP flows that the kernel offloads. Default false.
+   */
+  flowOffload?: boolean;
   /**
    * The VM outlives this process (for `lab vm up`): no owner watchdog, only the TTL.
    * Default false: QEMU is killed when this process exits.
@@ -65,6 +72,8 @@ export interface VmState {
   hashsize: number;
   memoryMb: number;
   cpus: number;
+  /** Booted with the flowtable (VmUpOptions.flowOffload). */
+  flowOffload?: boolean;
   identityFile: string;
   knownHostsFile: string;
   /** SHA256 fingerprint of the guest's host key, as `ssh-keygen -lf` prints it. */
@@ -99,6 +108,12 @@ export interface FillResult {
   scenario: FillScenario | 'stop' | 'status';
   /** nf_conntrack_count / nf_conntrack_max after the fill. */
   count: number;
+  /** `[OFFLOAD]` / `[HW_OFFLOAD]` lines in /proc/net/nf_conntrack after the fill. */
+  offloaded: number;
+  /** Offload scenario: long-lived TCP connections asked for, connected, and answered once. */
+  tcpFlows: number;
+  tcpConnected: number;
+  tcpAnswered: number;
   max: number;
   hashsize: number;
   /** Sum of `drop` over all CPUs (conntrack -S), before and after. */
@@ -133,7 +148,12 @@ export interface VmGateway {
   exec(command: string, options?: ExecOptions): Promise<ExecResult>;
   /** Like exec, but throws when the exit code is not 0. Returns stdout. */
   run(command: string, options?: ExecOptions): Promise<string>;
-  fill(scenario: FillScenario, options?: { extraFlows?: number; flows?: number }): Promise<FillResult>;
+  /**
+   * saturated: table full, new flows dropped (extraFlows tried beyond max). healthy: `flows`
+   * assured flows. offload (VM booted with flowOffload): `tcpFlows` long-lived TCP connections
+   * and `flows` UDP flows (64 each by default), traffic every 10 s, offloaded to the flowtable.
+   */
+  fill(scenario: FillScenario, options?: { extraFlows?: number; flows?: number; tcpFlows?: number }): Promise<FillResult>;
   /** Table state without changing it (count, max, drops, generator). */
   status(): Promise<FillResult>;
   /** Stops the generator and removes the lab's entries. */
@@ -233,6 +253,10 @@ function parseFill(scenario: FillResult['scenario'], text: string, durationMs: n
   return {
     scenario,
     count: n('count'),
+    offloaded: n('offloaded'),
+    tcpFlows: n('tcp_flows'),
+    tcpConnected: n('tcp_connected'),
+    tcpAnswered: n('tcp_answered'),
     max: n('max'),
     hashsize: n('hashsize'),
     dropBefore: kv.drop_before === undefined ? n('drop') : n('drop_before'),
@@ -359,9 +383,12 @@ class Vm implements VmGateway {
     return r.stdout;
   }
 
-  async fill(scenario: FillScenario, options: { extraFlows?: number; flows?: number } = {}): Promise<FillResult> {
+  async fill(scenario: FillScenario, options: { extraFlows?: number; flows?: number; tcpFlows?: number } = {}): Promise<FillResult> {
+    const count = (v: number | undefined, fallback: number): string => String(Math.max(0, Math.floor(v ?? fallback)));
     const arg =
-      scenario === 'saturated'
+      scenario === 'offload'
+        ? `${count(options.tcpFlows, 64)} ${count(options.flows, 64)}`
+        : scenario === 'saturated'
         ? String(Math.max(0, Math.floor(options.extraFlows ?? 64)))
         : options.flows !== undefined
           ? String(Math.max(0, Math.floor(options.flows)))
@@ -500,6 +527,7 @@ async function boot(
     const append = [
       'console=ttyS0', 'quiet', 'rdinit=/sbin/init', 'panic=-1', 'mitigations=off', 'no_timer_check',
       'random.trust_cpu=on', '8250.nr_uarts=1', `cto.max=${bootMax}`, `cto.hashsize=${hashsize}`,
+      ...(opts.flowOffload ? ['cto.offload=1'] : []),
     ].join(' ');
     const args = [
       '-name', `cto-vm-${name}`,
@@ -530,7 +558,7 @@ async function boot(
       name, stateDir, qemuPid, watchdogPid, port,
       kernel: { kver: kernel.kver, pkg: kernel.pkg },
       initramfs: { path: base.path, sizeBytes: base.sizeBytes },
-      bootMax, hashsize, memoryMb, cpus,
+      bootMax, hashsize, memoryMb, cpus, flowOffload: opts.flowOffload === true,
       identityFile, knownHostsFile, hostKey, controlPath, consoleLog,
       startedAt: new Date(t0).toISOString(), bootMs: 0, ownerPid,
     };

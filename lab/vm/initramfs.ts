@@ -105,7 +105,8 @@ const XTABLES_LINKS: Record<string, string> = {
 const MODULE_DIRS = ['kernel/net/netfilter', 'kernel/net/ipv4/netfilter', 'kernel/net/ipv6/netfilter'];
 /** IP virtual server: big and never used on these gateways. */
 const MODULE_SKIP = ['kernel/net/netfilter/ipvs'];
-const MODULE_NAMES = ['veth', 'virtio_net', 'virtio_pci', 'virtio-rng', 'dummy'];
+/** Flow offload (vmUp({ flowOffload: true })): named so that a kernel without them fails the build. */
+const MODULE_NAMES = ['veth', 'virtio_net', 'virtio_pci', 'virtio-rng', 'dummy', 'nf_flow_table', 'nf_flow_table_inet', 'nft_flow_offload'];
 
 const GUEST_FILES = ['rcS', 'cto-fill', 'ctgen.c'];
 

@@ -156,7 +156,8 @@ elif have dmesg; then
   elif dmesg >/dev/null 2>&1; then src=dmesg; fi
 fi
 if [ "$src" = none ] && have journalctl && journalctl -k -b -n 1 --no-pager >/dev/null 2>&1; then src=journal; fi
-begin kernel-log-source; echo "$src"; end kernel-log-source 0
+# the gateway's clock and uptime, to date plain dmesg's [seconds since boot] stamps (busybox dmesg has no --time-format)
+begin kernel-log-source; echo "$src"; echo "clock $(date +%s) uptime $(cut -d' ' -f1 /proc/uptime)"; end kernel-log-source 0
 begin kernel-log
 case "$src" in
   helper) $P kernel-log 2>/dev/null ;;
@@ -291,6 +292,14 @@ function nftRules(sections: Map<string, SectionOutput>, iptablesHasRules: boolea
   return parseNftRuleset(text.text, iptablesHasRules, sections.get('nft-warnings')?.text ?? '');
 }
 
+/** "clock <epoch s> uptime <s>" (kernel-log-source section) -> the gateway's boot time (ISO), or null. */
+export function parseBootTime(text: string): string | null {
+  const m = /^clock (\d{9,11}) uptime (\d+(?:\.\d+)?)$/m.exec(text);
+  if (!m) return null;
+  const ms = Number(m[1]) * 1000 - Math.round(Number(m[2]) * 1000);
+  return Number.isFinite(ms) && ms > 0 ? new Date(ms).toISOString() : null;
+}
+
 /** Parse the facts script's stdout into validated GatewayFacts. Throws FactsParseError when essentials are missing. */
 export function parseFacts(stdout: string, collectedAt: string): GatewayFacts {
   const sections = parseSections(stdout);
@@ -361,7 +370,8 @@ export function parseFacts(stdout: string, collectedAt: string): GatewayFacts {
   else if ((nft?.nativeTables.length ?? 0) > 0) firewallBackend = 'nft';
 
   const externalAddresses = externalAddressesFor(natRules, get('ip-addr')?.text ?? '');
-  const kernelLog = parseKernelLog(get('kernel-log')?.text ?? '', { netnsInode, referenceTime: collectedAt });
+  const bootTime = parseBootTime(get('kernel-log-source')?.text ?? '');
+  const kernelLog = parseKernelLog(get('kernel-log')?.text ?? '', { netnsInode, referenceTime: collectedAt, ...(bootTime ? { bootTime } : {}) });
 
   const persistence = {
     sysctlFiles: parseSysctlGrep(get('sysctl-files')?.text ?? ''),

@@ -78,6 +78,11 @@ describe.skipIf(skip)('busybox gateway (VM: ash, busybox tools, no conntrack too
     expect(report.states['udp']).toBeGreaterThan(4000);
     expect(report.facts.stats.drop).toBeGreaterThan(0);
     expect(full.length).toBeGreaterThan(0);
+    // busybox dmesg prints [seconds since boot]: dated from the gateway's clock minus its uptime,
+    // so they count as "in the last 5 minutes" (they were not dated before)
+    expect(full.every((e) => e.at !== null)).toBe(true);
+    expect(report.drops.lastTableFullAt).not.toBeNull();
+    expect(report.findings.find((f) => f.id === 'drops-observed')?.evidence['tableFullLast5Min']).toBe(full.length);
     expect(report.findings.find((f) => f.id === 'table-saturated')?.severity).toBe('critical');
     expect(report.findings.map((f) => f.id)).toContain('drops-observed');
     // Deleting entries needs conntrack (netlink): the plan says so instead of offering a step that would fail.

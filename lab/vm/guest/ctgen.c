@@ -19,6 +19,14 @@
  *       has room again. With -r 0 it exits after the summary (entries stay until they time out).
  *   ctgen probe DST PORT N [TIMEOUT_MS]
  *       Tries N brand-new flows once each and prints "sent=N replied=R".
+ *   ctgen tcpecho PORT
+ *       TCP echo server on 0.0.0.0:PORT (epoll, any number of connections).
+ *   ctgen tcphold DST PORT N [-r INTERVAL_S] [-w READY_FILE]
+ *       Opens N long-lived TCP connections to DST:PORT, then sends a byte on each every
+ *       INTERVAL_S (default 10: below a flowtable's 30 s idle timeout, so offloaded flows
+ *       stay in the flowtable) and reads the echo. Writes "flows=N connected=C answered=A"
+ *       to READY_FILE once every connection has had one echo (or after 60 s), then keeps
+ *       running until SIGTERM/SIGINT.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -418,10 +426,142 @@ static int cmd_fill(int argc, char **argv) {
   return 0;
 }
 
+static int cmd_tcpecho(const char *port) {
+  int ls = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (ls < 0) die("socket");
+  int one = 1;
+  setsockopt(ls, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((unsigned short)atoi(port))};
+  a.sin_addr.s_addr = htonl(INADDR_ANY);
+  if (bind(ls, (struct sockaddr *)&a, sizeof a) != 0) die("bind");
+  if (listen(ls, 4096) != 0) die("listen");
+  raise_nofile(65536);
+  ep = epoll_create1(EPOLL_CLOEXEC);
+  if (ep < 0) die("epoll_create1");
+  struct epoll_event ev = {.events = EPOLLIN, .data.fd = ls};
+  if (epoll_ctl(ep, EPOLL_CTL_ADD, ls, &ev) != 0) die("epoll_ctl");
+  struct epoll_event evs[256];
+  char buf[512];
+  while (!stop_flag) {
+    int n = epoll_wait(ep, evs, 256, 1000);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      die("epoll_wait");
+    }
+    for (int k = 0; k < n; k++) {
+      int fd = evs[k].data.fd;
+      if (fd == ls) {
+        int c;
+        while ((c = accept4(ls, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC)) >= 0) {
+          struct epoll_event cev = {.events = EPOLLIN, .data.fd = c};
+          if (epoll_ctl(ep, EPOLL_CTL_ADD, c, &cev) != 0) close(c);
+        }
+        continue;
+      }
+      ssize_t r = recv(fd, buf, sizeof buf, 0);
+      if (r > 0) {
+        (void)send(fd, buf, (size_t)r, MSG_DONTWAIT | MSG_NOSIGNAL);
+      } else if (r == 0 || (errno != EAGAIN && errno != EINTR)) {
+        epoll_ctl(ep, EPOLL_CTL_DEL, fd, NULL);
+        close(fd);
+      }
+    }
+  }
+  return 0;
+}
+
+static int cmd_tcphold(int argc, char **argv) {
+  if (argc < 3) return 2;
+  parse_dst(argv[0], argv[1]);
+  long n = atol(argv[2]);
+  double interval = 10;
+  const char *ready = NULL;
+  for (int i = 3; i + 1 < argc; i += 2) {
+    if (strcmp(argv[i], "-r") == 0) interval = atof(argv[i + 1]);
+    else if (strcmp(argv[i], "-w") == 0) ready = argv[i + 1];
+    else return 2;
+  }
+  if (n < 1 || interval <= 0) return 2;
+  raise_nofile(n + 64);
+  signal(SIGPIPE, SIG_IGN);
+  ep = epoll_create1(EPOLL_CLOEXEC);
+  if (ep < 0) die("epoll_create1");
+  int *fds = calloc((size_t)n, sizeof *fds);
+  unsigned char *state = calloc((size_t)n, 1); /* 0 connecting, 1 connected, 2 answered once */
+  if (!fds || !state) die("calloc");
+  for (long i = 0; i < n; i++) {
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) die("socket");
+    if (connect(fd, (struct sockaddr *)&dst_addr, sizeof dst_addr) != 0 && errno != EINPROGRESS) die("connect");
+    fds[i] = fd;
+    struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT, .data.u64 = (uint64_t)i};
+    if (epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) != 0) die("epoll_ctl");
+  }
+  long connected = 0, answered = 0;
+  double t0 = now_s(), next_round = 0;
+  int wrote_ready = 0;
+  struct epoll_event evs[256];
+  char buf[512];
+  while (!stop_flag) {
+    double now = now_s();
+    if (connected > 0 && now >= next_round) {
+      /* one byte on every connected flow: data both ways keeps the flow (and its flowtable entry) alive */
+      for (long i = 0; i < n; i++)
+        if (state[i] >= 1) (void)send(fds[i], "k", 1, MSG_DONTWAIT | MSG_NOSIGNAL);
+      next_round = now + interval;
+    }
+    if (!wrote_ready && (answered == n || now - t0 > 60)) {
+      if (ready) {
+        char tmp[4096];
+        snprintf(tmp, sizeof tmp, "%s.tmp", ready);
+        FILE *f = fopen(tmp, "w");
+        if (f) {
+          fprintf(f, "flows=%ld connected=%ld answered=%ld seconds=%.2f\n", n, connected, answered, now - t0);
+          fclose(f);
+          rename(tmp, ready);
+        }
+      }
+      wrote_ready = 1;
+    }
+    int wait_ms = (int)((next_round > now ? next_round - now : 0.1) * 1000) + 1;
+    if (wait_ms > 1000) wait_ms = 1000;
+    int k = epoll_wait(ep, evs, 256, wait_ms);
+    if (k < 0) {
+      if (errno == EINTR) continue;
+      die("epoll_wait");
+    }
+    for (int j = 0; j < k; j++) {
+      long i = (long)evs[j].data.u64;
+      if (state[i] == 0 && (evs[j].events & EPOLLOUT)) {
+        int err = 0;
+        socklen_t len = sizeof err;
+        getsockopt(fds[i], SOL_SOCKET, SO_ERROR, &err, &len);
+        if (err == 0) {
+          state[i] = 1;
+          connected++;
+          struct epoll_event ev = {.events = EPOLLIN, .data.u64 = (uint64_t)i};
+          epoll_ctl(ep, EPOLL_CTL_MOD, fds[i], &ev);
+          (void)send(fds[i], "h", 1, MSG_DONTWAIT | MSG_NOSIGNAL);
+        }
+      }
+      if (evs[j].events & EPOLLIN) {
+        ssize_t r = recv(fds[i], buf, sizeof buf, 0);
+        if (r > 0 && state[i] == 1) {
+          state[i] = 2;
+          answered++;
+        }
+      }
+    }
+  }
+  return 0;
+}
+
 int main(int argc, char **argv) {
   if (argc >= 3 && strcmp(argv[1], "echo") == 0) return cmd_echo(argv[2]);
   if (argc >= 2 && strcmp(argv[1], "fill") == 0) return cmd_fill(argc - 2, argv + 2);
   if (argc >= 2 && strcmp(argv[1], "probe") == 0) return cmd_probe(argc - 2, argv + 2);
+  if (argc >= 3 && strcmp(argv[1], "tcpecho") == 0) return cmd_tcpecho(argv[2]);
+  if (argc >= 2 && strcmp(argv[1], "tcphold") == 0) return cmd_tcphold(argc - 2, argv + 2);
   fprintf(stderr,
           "usage: ctgen echo PORT | ctgen fill DST PORT [-n N] [-x EXTRA] [-r KEEPALIVE_S] [-R RETRY_S] [-w FILE]"
           " [-c STAT] | ctgen probe DST PORT N [TIMEOUT_MS]\n");

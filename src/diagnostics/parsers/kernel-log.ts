@@ -5,7 +5,7 @@
  *   2026-11-24T13:55:55,589626+00:00 nf_conntrack: nf_conntrack: table full in netns 4026532177, dropping packet
  *   2026-11-24T13:55:55,589626+00:00 nf_conntrack: table full, dropping packet        (kernels before the netns hint)
  *   2026-11-24T13:55:55,589626+00:00 net_ratelimit: 312 callbacks suppressed
- *   [ 1234.567890] nf_conntrack: table full, dropping packet                          (no wall clock: at = null)
+ *   [ 1234.567890] nf_conntrack: table full, dropping packet                          (plain dmesg, busybox dmesg)
  *
  * and the wall-clock formats of other tools (read as UTC, since they carry no zone; the
  * facts script could later print the gateway's zone):
@@ -13,6 +13,12 @@
  *   [Tue Nov 20 22:30:22 2018] nf_conntrack: table full, dropping packet                              (dmesg -T)
  *   Sat Sep  9 16:28:18 2017 kern.warn kernel: [12345.678] nf_conntrack: table full, dropping packet (OpenWrt logread)
  *   Nov 20 22:30:22 host kernel: [12345.678] nf_conntrack: table full, dropping packet              (syslog, journalctl -o short[-precise])
+ *
+ * Plain `dmesg` and busybox `dmesg` print seconds since boot: dated from `bootTime` (the
+ * gateway's clock minus its uptime, read with the log) when given, else they get no time.
+ * Like `dmesg -T`, this assumes the gateway never slept (the kernel's stamps stop while
+ * suspended). Kernel 6.1 (Debian 12) writes "nf_conntrack: nf_conntrack: table full, dropping
+ * packet" (no namespace) and "net_ratelimit: N callbacks suppressed" before the next burst.
  *
  * Syslog lines carry no year: it is taken from `referenceTime` (the time the log was read),
  * one year back when that would put the line in the future; without it they get no time.
@@ -30,10 +36,12 @@ export interface KernelLogOptions {
   keepOtherNetns?: boolean;
   /** When the log was read (ISO): gives the year of syslog lines, which print none. */
   referenceTime?: string;
+  /** When the gateway booted (ISO, its clock minus its uptime): dates `[ seconds]` lines. */
+  bootTime?: string;
 }
 
 const ISO_PREFIX = /^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:[.,]\d+)?(?:Z|[+-]\d\d:?\d\d)?)\s+(.*)$/;
-const MONO_PREFIX = /^\[\s*\d+\.\d+\]\s*(.*)$/;
+const MONO_PREFIX = /^\[\s*(\d+\.\d+)\]\s*(.*)$/;
 /** journalctl's "host kernel: " between the time and the message. */
 const JOURNAL_PREFIX = /^\S+\s+kernel:\s+(.*)$/;
 /** dmesg -T: "[Tue Nov 20 22:30:22 2018] message". */
@@ -76,7 +84,7 @@ function syslogTime(month: string, day: string, time: string, referenceMs: numbe
 }
 
 /** The time and the message of one line, whatever tool printed it. */
-function splitStamp(line: string, referenceMs: number | null): { at: string | null; message: string } {
+function splitStamp(line: string, referenceMs: number | null, bootMs: number | null): { at: string | null; message: string } {
   const iso = ISO_PREFIX.exec(line);
   if (iso) {
     const rest = iso[2] as string;
@@ -97,22 +105,27 @@ function splitStamp(line: string, referenceMs: number | null): { at: string | nu
     const [, month, day, time, message] = syslog as unknown as [string, string, string, string, string];
     return { at: syslogTime(month, day, time, referenceMs), message: withoutMonotonic(message) };
   }
-  return { at: null, message: withoutMonotonic(line) };
+  const mono = MONO_PREFIX.exec(line);
+  if (mono) {
+    const at = bootMs === null ? null : new Date(bootMs + Math.round(Number(mono[1]) * 1000)).toISOString();
+    return { at, message: mono[2] as string };
+  }
+  return { at: null, message: line };
 }
 
 /** "[12345.678] message" -> "message" (the seconds since boot that syslog copies from dmesg). */
 function withoutMonotonic(message: string): string {
-  return MONO_PREFIX.exec(message)?.[1] ?? message;
+  return MONO_PREFIX.exec(message)?.[2] ?? message;
 }
 
 interface RawEvent extends KernelLogEvent {
   ms: number | null;
 }
 
-function classify(line: string, referenceMs: number | null): RawEvent | null {
+function classify(line: string, referenceMs: number | null, bootMs: number | null): RawEvent | null {
   const trimmed = line.trim();
   if (trimmed.length === 0) return null;
-  const { at, message } = splitStamp(trimmed, referenceMs);
+  const { at, message } = splitStamp(trimmed, referenceMs, bootMs);
   const ms = at === null ? null : Date.parse(at);
 
   const suppressed = SUPPRESSED.exec(message);
@@ -141,8 +154,10 @@ export function parseKernelLog(text: string, opts: KernelLogOptions): KernelLogE
   const raw: RawEvent[] = [];
   const reference = opts.referenceTime === undefined ? Number.NaN : Date.parse(opts.referenceTime);
   const referenceMs = Number.isNaN(reference) ? null : reference;
+  const boot = opts.bootTime === undefined ? Number.NaN : Date.parse(opts.bootTime);
+  const bootMs = Number.isNaN(boot) ? null : boot;
   for (const line of text.split('\n')) {
-    const event = classify(line, referenceMs);
+    const event = classify(line, referenceMs, bootMs);
     if (event) raw.push(event);
   }
   const ours = (e: RawEvent): boolean =>
