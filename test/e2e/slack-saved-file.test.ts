@@ -41,8 +41,8 @@ const SECRET = 'saved-file-signing-secret-7d2e';
 const CHANNEL = 'C0OPS0001';
 const ELSEWHERE = 'C0ELSE001'; // the bot is not a member
 const ALICE = 'U0ALICE01';
-const MAX_BYTES = 256 * 1024 * 1024;
-const LARGE_LINES = Number(process.env['CTO_SAVED_LARGE_LINES'] ?? 600_000);
+const MAX_BYTES = 512 * 1024 * 1024;
+const LARGE_LINES = Number(process.env['CTO_SAVED_LARGE_LINES'] ?? 2_000_000);
 
 const execFileP = promisify(execFile);
 let slack: SlackApiServer;
@@ -206,7 +206,10 @@ describe('a saved file shared in Slack', () => {
     expect(cli.findings.some((f) => f.id === 'heavy-hitter')).toBe(true);
     // and the same plan steps
     expect(cli.plan.steps.length).toBeGreaterThan(0);
-    for (const step of cli.plan.steps) expect(text).toContain(step.key);
+    for (const step of cli.plan.steps) {
+      expect(text).toContain(esc(step.key));
+      expect(text).toContain(esc(step.proposed.split('\n')[0] ?? '').slice(0, 20));
+    }
 
     // the bot downloaded it with its token
     const downloads = slack.downloads(file.id);
