@@ -271,6 +271,35 @@ describe('a saved file shared in Slack', () => {
     expect(slack.downloads(file.id)).toEqual([]);
   });
 
+  it('delivered over Socket Mode instead: the envelope is acked at once and the same report follows', async () => {
+    const env = loadEnv({
+      SLACK_MODE: 'socket',
+      SLACK_BOT_TOKEN: slack.token,
+      SLACK_APP_TOKEN: slack.appTokens[0],
+      SLACK_API_URL: slack.apiUrl,
+      INVENTORY: inventoryPath,
+      LOG_LEVEL: 'error',
+      PATH: process.env.PATH,
+    });
+    const socketApp = createSlackApp({ rt, env, clientOptions: { retryConfig: { retries: 0 } } });
+    await socketApp.start({ port: 0, host: '127.0.0.1' } as never);
+    try {
+      await slack.socketMode.waitUntil('a Socket Mode connection', () => slack.socketMode.openConnections().some((c) => c.helloAt !== null));
+      const file = await slack.shareFile({ name: `${lab.name}.saved`, channel: CHANNEL, user: ALICE, content: await readFile(savedPath) });
+      const t0 = performance.now();
+      const envelope = slack.socketMode.eventsApi(JSON.parse(buildEventBody(fileSharedEvent({ fileId: file.id, channelId: CHANNEL, userId: ALICE }))) as Record<string, unknown>);
+      await slack.socketMode.waitUntil('the envelope acked', () => envelope.outcome !== 'pending');
+      expect(envelope.outcome).toBe('acked');
+      const ackMs = (envelope.ackAt ?? 0) - (envelope.deliveredAt ?? 0);
+      const report = await waitUntil('the report', () => repliesTo(file).find((m) => /OFFLINE/.test(blockText(m))), 60_000, { everyMs: 20 });
+      console.log(`slack saved file over Socket Mode: envelope acked ${ackMs} ms after delivery; event -> report ${Math.round(performance.now() - t0)} ms`);
+      expect(ackMs).toBeLessThan(1000);
+      expect(hasButtons(report)).toBe(false);
+    } finally {
+      await socketApp.stop();
+    }
+  });
+
   it(`a large saved file (${LARGE_LINES.toLocaleString('en-US')} generated lines) streams through in bounded memory`, async () => {
     const path = join(dir, 'big-gw.saved');
     await writeGeneratedSaved(path, LARGE_LINES);
