@@ -123,6 +123,11 @@ export interface SharedFileInput {
   mimetype?: string;
   /** The message text with the file. */
   comment?: string;
+  /**
+   * The size files.info reports, when it should differ from the content's (a file that grew, a
+   * lying client): the download is then sent without content-length (chunked).
+   */
+  declaredSize?: number;
 }
 
 export interface SharedFileRecord {
@@ -133,6 +138,8 @@ export interface SharedFileRecord {
   size: number;
   mimetype: string;
   content: Buffer | { path: string };
+  /** What files.info reports (default: size). */
+  declaredSize: number;
   /** The share's message in the channel. */
   ts: string;
   created: number;
@@ -527,6 +534,7 @@ export class SlackApiServer {
       size,
       mimetype: input.mimetype ?? 'text/plain',
       content: input.content,
+      declaredSize: input.declaredSize ?? size,
       ts: m.ts,
       created: Math.floor(Date.now() / 1000),
     };
@@ -914,7 +922,7 @@ export class SlackApiServer {
             pretty_type: 'Plain Text',
             user: f.user,
             editable: false,
-            size: f.size,
+            size: f.declaredSize,
             mode: 'hosted',
             is_external: false,
             is_public: isPublic,
@@ -1025,7 +1033,7 @@ export class SlackApiServer {
       return this.send(res, 404, 'file not found');
     }
     log(200);
-    res.writeHead(200, { 'content-type': f.mimetype, 'content-length': String(f.size) });
+    res.writeHead(200, { 'content-type': f.mimetype, ...(f.declaredSize === f.size ? { 'content-length': String(f.size) } : {}) });
     if (Buffer.isBuffer(f.content)) {
       res.end(f.content);
       return;
