@@ -96,7 +96,10 @@ export const savedFileJobSchema = z.object({
 });
 export type SavedFileJob = z.infer<typeof savedFileJobSchema>;
 
-/** One analysis per file and channel: Slack's retries of the same event are the same job. */
-export function savedFileJobId(job: Pick<SavedFileJob, 'fileId' | 'channel'>): string {
-  return `saved-${job.fileId}-${job.channel}`;
+/**
+ * One analysis per share: Slack's retries of an event carry the same event_ts and are the same
+ * job; the same file shared again (a new event_ts) is analysed again.
+ */
+export function savedFileJobId(job: Pick<SavedFileJob, 'fileId' | 'channel' | 'eventTs'>): string {
+  return `saved-${job.fileId}-${job.channel}-${job.eventTs}`;
 }

@@ -74,15 +74,20 @@ async function deliver(event: Record<string, unknown>): Promise<{ status: number
   return { status: res.status, ms: performance.now() - started };
 }
 
+/** The event_ts of each file's (last) file_shared delivery, to find its job. */
+const sharedAt = new Map<string, string>();
+
 async function share(file: SharedFileRecord): Promise<{ status: number; ms: number }> {
-  return deliver(fileSharedEvent({ fileId: file.id, channelId: file.channel, userId: file.user }));
+  const eventTs = (Date.now() / 1000).toFixed(6);
+  sharedAt.set(file.id, eventTs);
+  return deliver(fileSharedEvent({ fileId: file.id, channelId: file.channel, userId: file.user, eventTs }));
 }
 
 async function jobResult(file: SharedFileRecord, timeoutMs = 120_000): Promise<SavedFileResult> {
   return waitUntil(
     `the saved-file job of ${file.name}`,
     async () => {
-      const job = await rt.queues.saved.getJob(savedFileJobId({ fileId: file.id, channel: file.channel }));
+      const job = await rt.queues.saved.getJob(savedFileJobId({ fileId: file.id, channel: file.channel, eventTs: sharedAt.get(file.id) ?? '' }));
       if (!job) return undefined;
       if (job.failedReason && job.attemptsMade >= (job.opts.attempts ?? 1)) return { fileId: file.id, outcome: 'refused', reason: job.failedReason } satisfies SavedFileResult;
       return job.finishedOn ? (job.returnvalue as SavedFileResult) : undefined;
@@ -211,7 +216,14 @@ describe('a saved file shared in Slack', () => {
       expect(text).toContain(esc(step.proposed.split('\n')[0] ?? '').slice(0, 20));
     }
 
-    // the bot downloaded it with its token
+    // Slack's retry of the same event (same event_ts) is the same job: no second download, no second report
+    const retry = await deliver(fileSharedEvent({ fileId: file.id, channelId: file.channel, userId: file.user, eventTs: sharedAt.get(file.id) ?? '' }));
+    expect(retry.status).toBe(200);
+    expect((await jobResult(file)).outcome).toBe('analysed');
+    await new Promise((r) => setTimeout(r, 500));
+    expect(repliesTo(file).filter((m) => /OFFLINE/.test(blockText(m)))).toHaveLength(1);
+
+    // the bot downloaded it once, with its token
     const downloads = slack.downloads(file.id);
     expect(downloads.map((d) => [d.status, d.token])).toEqual([[200, slack.token]]);
   }, 180_000);

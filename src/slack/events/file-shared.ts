@@ -3,8 +3,8 @@
  * conversation the bot is in. The listener only validates the event and queues a saved-file
  * job (src/worker/saved-file-processor.ts does the download and the analysis), so Slack gets
  * its ack at once (Bolt acks events itself; a slow ack makes Slack retry the event, and a
- * retry is the same job: savedFileJobId). Files the bot shared itself (the overflow detail,
- * the incident chart) are not queued.
+ * retry, with the same event_ts, is the same job: savedFileJobId). Files the bot shared
+ * itself (the overflow detail, the incident chart) are not queued.
  *
  * Why this event and not `/conntrack analyze <file id>`: sharing the file is all a user does,
  * Slack gives no easy way to see a file's id, and files:read is the only scope it needs
