@@ -104,6 +104,11 @@ export const envSchema = z.object({
    * authorization credentials_file). Unset: the route answers 503, not configured.
    */
   ALERTMANAGER_TOKEN: z.string().min(16, 'ALERTMANAGER_TOKEN must be at least 16 characters').optional(),
+  /**
+   * A file shared in Slack is read as a saved file up to this many bytes (streamed, never held
+   * whole); a larger one is refused with a reply. Default 2 GiB.
+   */
+  SAVED_FILE_MAX_BYTES: z.coerce.number().int().min(1024).max(64 * 1024 ** 3).default(2 * 1024 ** 3),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 export type Env = z.infer<typeof envSchema>;

@@ -6,7 +6,7 @@
 import { z } from 'zod';
 import { gatewayNameSchema } from '../config/inventory.js';
 
-export const QUEUES = { check: 'conntrack-check', apply: 'conntrack-apply', poll: 'conntrack-poll' } as const;
+export const QUEUES = { check: 'conntrack-check', apply: 'conntrack-apply', poll: 'conntrack-poll', saved: 'conntrack-saved-file' } as const;
 
 /** Where the result goes: a Slack channel (with the live-updated message) or a terminal waiting on the job. */
 export const originSchema = z.discriminatedUnion('kind', [
@@ -80,4 +80,26 @@ export type PollJob = z.infer<typeof pollJobSchema>;
 /** The job scheduler of a watched gateway ('watch-gw-3'); one per gateway whatever the number of workers. */
 export function pollSchedulerId(gateway: string): string {
   return `watch-${gateway}`;
+}
+
+/** A Slack file id (files.info, file_shared). */
+export const slackFileIdSchema = z.string().regex(/^F[A-Z0-9]{2,30}$/, 'not a Slack file id');
+
+/** A file shared in a Slack channel, to be read as a saved file (src/worker/saved-file-processor.ts). */
+export const savedFileJobSchema = z.object({
+  fileId: slackFileIdSchema,
+  /** The conversation it was shared in (file_shared's channel_id): where the answer goes. */
+  channel: z.string().regex(/^[CDG][A-Z0-9]{2,}$/, 'not a Slack channel id'),
+  sharedBy: z.string().regex(/^[UW][A-Z0-9]{2,30}$/, 'not a Slack user id'),
+  /** The event's time (Slack's event_ts): from it to the posted report is what the user waits. */
+  eventTs: z.string().regex(/^\d{9,11}(\.\d{1,6})?$/),
+});
+export type SavedFileJob = z.infer<typeof savedFileJobSchema>;
+
+/**
+ * One analysis per share: Slack's retries of an event carry the same event_ts and are the same
+ * job; the same file shared again (a new event_ts) is analysed again.
+ */
+export function savedFileJobId(job: Pick<SavedFileJob, 'fileId' | 'channel' | 'eventTs'>): string {
+  return `saved-${job.fileId}-${job.channel}-${job.eventTs}`;
 }

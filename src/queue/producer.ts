@@ -6,13 +6,15 @@ import { Queue, QueueEvents } from 'bullmq';
 import { logger } from '../infra/logger.js';
 import type { RedisConnection } from '../infra/redis.js';
 import { BulkAdder } from './bulk-adder.js';
-import { applyJobId, applyJobSchema, checkJobId, checkJobSchema, QUEUES, type ApplyJob, type CheckJob, type PollJob } from './jobs.js';
+import { applyJobId, applyJobSchema, checkJobId, checkJobSchema, QUEUES, savedFileJobId, savedFileJobSchema, type ApplyJob, type CheckJob, type PollJob, type SavedFileJob } from './jobs.js';
 
 export interface Queues {
   check: Queue<CheckJob>;
   apply: Queue<ApplyJob>;
   /** The watch's polls, produced by job schedulers (src/monitor/schedulers.ts). */
   poll: Queue<PollJob>;
+  /** Files shared in Slack, read as saved files (offline analysis). */
+  saved: Queue<SavedFileJob>;
   close(): Promise<void>;
 }
 
@@ -39,15 +41,27 @@ export function openQueues(connection: RedisConnection, prefix: string): Queues 
     },
   });
   const poll = new Queue<PollJob>(QUEUES.poll, { connection, prefix });
+  const saved = new Queue<SavedFileJob>(QUEUES.saved, {
+    connection,
+    prefix,
+    defaultJobOptions: {
+      // Read-only (a download and a parse): a failed download is retried; a file that is not a saved file is not (UnrecoverableError).
+      attempts: 3,
+      backoff: { type: 'exponential', delay: 2_000 },
+      removeOnComplete: { age: 24 * 3600, count: 1000 },
+      removeOnFail: { age: 7 * 24 * 3600 },
+    },
+  });
   // A Queue re-emits its connection's errors; without a listener BullMQ prints each one raw
   // (console.error) on every reconnect attempt during an outage or failover. ioredis reconnects.
-  for (const q of [check, apply, poll]) q.on('error', (err: Error) => logger.debug({ queue: q.name, err: err.message }, 'queue connection error'));
+  for (const q of [check, apply, poll, saved]) q.on('error', (err: Error) => logger.debug({ queue: q.name, err: err.message }, 'queue connection error'));
   return {
     check,
     apply,
     poll,
+    saved,
     async close() {
-      await Promise.all([check.close(), apply.close(), poll.close()]);
+      await Promise.all([check.close(), apply.close(), poll.close(), saved.close()]);
     },
   };
 }
@@ -84,4 +98,12 @@ export async function enqueueApply(queues: Queues, payload: ApplyJob): Promise<s
 
 export function openQueueEvents(connection: RedisConnection, prefix: string, queue: keyof typeof QUEUES): QueueEvents {
   return new QueueEvents(QUEUES[queue], { connection, prefix });
+}
+
+/** Queue the analysis of a file shared in Slack; the same file in the same channel is queued once. */
+export async function enqueueSavedFile(queues: Queues, payload: SavedFileJob): Promise<string> {
+  const data = savedFileJobSchema.parse(payload);
+  const jobId = savedFileJobId(data);
+  await queues.saved.add('saved-file', data, { jobId });
+  return jobId;
 }

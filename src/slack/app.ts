@@ -17,6 +17,7 @@ import { ApprovalRules } from '../approvals/rules.js';
 import { registerCommands } from './commands/slash-command.js';
 import { registerActions } from './actions/plan-buttons.js';
 import { registerEpisodeActions } from './actions/episode-buttons.js';
+import { registerFileShared } from './events/file-shared.js';
 import { slackClientOptions } from './publish/publishers.js';
 import { HandoverSocketModeReceiver, type HandoverReceiverOptions } from './socket-mode-receiver.js';
 
@@ -72,6 +73,7 @@ export function createSlackApp({ rt, env, clientOptions }: SlackAppDeps): BoltAp
   registerCommands(app, { rt, rules });
   registerActions(app, { rt, rules });
   registerEpisodeActions(app, { rt });
+  registerFileShared(app, { rt });
   return app;
 }
 

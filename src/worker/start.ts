@@ -5,7 +5,8 @@
 import { Worker } from 'bullmq';
 import { logger } from '../infra/logger.js';
 import { metrics } from '../metrics/registry.js';
-import { QUEUES, type ApplyJob, type CheckJob, type CheckResult, type PollJob } from '../queue/jobs.js';
+import { QUEUES, type ApplyJob, type CheckJob, type CheckResult, type PollJob, type SavedFileJob } from '../queue/jobs.js';
+import { createSavedFileProcessor, type SavedFilePublisher, type SavedFileResult, type SavedFileSource } from './saved-file-processor.js';
 import { enqueueCheck } from '../queue/producer.js';
 import type { Runtime } from '../runtime.js';
 import { ApplyRecordStore } from '../apply/store.js';
@@ -22,15 +23,21 @@ import { superviseWorker, type CountJobs, type SupervisedWorker } from './stuck-
 export interface WorkerOptions {
   concurrency?: number;
   /** Slack publishers (absent in terminal-only runs). */
-  publishers?: { check: (job: CheckJob, jobId: string) => CheckPublisher; apply: (job: ApplyJob) => ApplyPublisher; episode?: EpisodePublisher };
+  publishers?: { check: (job: CheckJob, jobId: string) => CheckPublisher; apply: (job: ApplyJob) => ApplyPublisher; episode?: EpisodePublisher; savedFile?: SavedFileWork };
   pool?: SessionPool;
   /** How often the warm sessions are matched to the watch list (default 30 s). */
   warmSyncMs?: number;
-  /** Which queues this process works on (default all three). */
+  /** Which queues this process works on (default all four; 'saved' only with publishers.savedFile). */
   only?: readonly WorkerKind[];
 }
 
-export type WorkerKind = 'check' | 'apply' | 'poll';
+export type WorkerKind = 'check' | 'apply' | 'poll' | 'saved';
+
+/** Where files shared in Slack come from and where their reports go (absent: no saved-file worker). */
+export interface SavedFileWork {
+  source: SavedFileSource;
+  publisher: SavedFilePublisher;
+}
 
 export interface RunningWorkers {
   pool: SessionPool;
@@ -124,6 +131,13 @@ export function startWorkers(rt: Runtime, opts: WorkerOptions = {}): RunningWork
     // A poll is worth only its moment: a stalled one is not re-run.
     { connection, prefix: rt.env.QUEUE_PREFIX, concurrency: rt.env.WATCH_CONCURRENCY, maxStalledCount: 0 },
   ));
+  const savedFile = opts.publishers?.savedFile;
+  const savedWorker = runs('saved') && savedFile !== undefined && supervise('saved', (count) => new Worker<SavedFileJob, SavedFileResult>(
+    QUEUES.saved,
+    count(tracked('saved', createSavedFileProcessor({ ...savedFile, inventory: rt.inventory, maxBytes: rt.env.SAVED_FILE_MAX_BYTES }))),
+    // No gateway is touched: a download and a parse, two at a time (each streams, in bounded memory).
+    { connection, prefix: rt.env.QUEUE_PREFIX, concurrency: 2 },
+  ));
   const warm = keepWatchedWarm(rt, pool, opts.warmSyncMs ?? 30_000);
   const eventsConnection = applyWorker ? rt.redisHandle.connect() : null;
   const sweeper = applyWorker
@@ -140,7 +154,7 @@ export function startWorkers(rt: Runtime, opts: WorkerOptions = {}): RunningWork
         ...(eventsConnection ? { eventsConnection } : {}),
       })
     : null;
-  const workers = [checkWorker, applyWorker, pollWorker].filter((w) => w !== false);
+  const workers = [checkWorker, applyWorker, pollWorker, savedWorker].filter((w) => w !== false);
   return {
     pool,
     sweeper,

@@ -171,3 +171,45 @@ export function buildInteractionBody(payload: object): string {
 export function buildBlockActionsBody(input: ButtonClickInput): string {
   return buildInteractionBody(blockActionsPayload(input));
 }
+
+export interface EventCallbackInput {
+  teamId?: string;
+  apiAppId?: string;
+  eventId?: string;
+  eventTime?: number;
+}
+
+/**
+ * The raw JSON body of an Events API delivery (docs.slack.dev "Events API": the outer
+ * `event_callback` envelope around the event), sent with `content-type: application/json`.
+ */
+export function buildEventBody(event: Record<string, unknown>, input: EventCallbackInput = {}): string {
+  return JSON.stringify({
+    token: 'verification-token-unused',
+    team_id: input.teamId ?? 'T0TEST001',
+    api_app_id: input.apiAppId ?? 'A0APP0001',
+    event,
+    type: 'event_callback',
+    event_id: input.eventId ?? `Ev${Date.now().toString(36).toUpperCase()}${Math.random().toString(36).slice(2, 8).toUpperCase()}`,
+    event_time: input.eventTime ?? Math.floor(Date.now() / 1000),
+    authorizations: [{ enterprise_id: null, team_id: input.teamId ?? 'T0TEST001', user_id: 'U0BOT0001', is_bot: true, is_enterprise_install: false }],
+    is_ext_shared_channel: false,
+  });
+}
+
+/** Signature headers and the JSON content type of an Events API delivery. */
+export function signedJsonHeaders(secret: string, body: string, timestamp?: number): Record<string, string> {
+  return { 'content-type': 'application/json', ...signSlackRequest(secret, body, timestamp) };
+}
+
+/** A file_shared event as Slack sends it (docs.slack.dev/reference/events/file_shared). */
+export function fileSharedEvent(input: { fileId: string; channelId: string; userId: string; eventTs?: string }): Record<string, unknown> {
+  return {
+    type: 'file_shared',
+    channel_id: input.channelId,
+    file_id: input.fileId,
+    user_id: input.userId,
+    file: { id: input.fileId },
+    event_ts: input.eventTs ?? (Date.now() / 1000).toFixed(6),
+  };
+}

@@ -34,6 +34,7 @@ export function renderHelp(commands: readonly CommandHelp[] = COMMANDS): Rendere
     context(
       [
         'Checks are read-only. Changes happen only after an approver clicks *Approve* on the findings, and every apply can be rolled back from its result message.',
+        'A gateway the bot cannot reach: run `conntrack-ops collect-script > collect.sh` and `ssh root@GATEWAY sh -s < collect.sh > GATEWAY.saved`, then share GATEWAY.saved here: its OFFLINE report (not approvable) follows in the file\'s thread.',
       ],
       'help_footer',
     ),

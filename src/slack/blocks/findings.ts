@@ -33,7 +33,7 @@ import {
   worstSeverity,
 } from './kit.js';
 import { BUDGETS, LIMITS, cutAtBoundary, fitLines, truncate, truncateMrkdwn } from './limits.js';
-import type { Block, DecisionInput, ExpiredInput, FindingsOptions, RenderedFindings, RenderedMessage } from './types.js';
+import type { Block, DecisionInput, ExpiredInput, FindingsOptions, OfflineInput, RenderedFindings, RenderedMessage } from './types.js';
 
 export const ACTION_IDS = {
   approve: 'plan_approve',
@@ -56,12 +56,18 @@ export const BLOCK_IDS = {
   actions: 'plan_actions',
   optionalSteps: 'plan_optional',
   footer: 'plan_footer',
+  offline: 'findings_offline',
 } as const;
+
+/** What a reader must know about a report read from a saved file (shown at its top and under its plan). */
+export const OFFLINE_NOTE =
+  'OFFLINE: from a saved file, not approvable. Nothing here was read from the gateway now; run `/conntrack check <gateway>` where the bot reaches it for an approvable plan, or apply the steps by hand.';
 
 type Footer =
   | { kind: 'buttons'; opts: FindingsOptions }
   | { kind: 'decision'; input: DecisionInput }
-  | { kind: 'expired'; input: ExpiredInput };
+  | { kind: 'expired'; input: ExpiredInput }
+  | { kind: 'offline'; input: OfflineInput };
 
 /** Records whether anything had to be left out, so the caller gets `overflow`. */
 class Cuts {
@@ -155,9 +161,9 @@ function packSections(lines: readonly string[], max: number, blockIdPrefix: stri
   return out;
 }
 
-function headerText(report: CheckReport): string {
+function headerText(report: CheckReport, offline: boolean): string {
   const worst = worstSeverity(report.findings.map((f) => f.severity));
-  return `${severityEmoji(worst)} conntrack check: ${oneLine(report.gateway)}`;
+  return offline ? `${severityEmoji(worst)} OFFLINE saved file: ${oneLine(report.gateway)}` : `${severityEmoji(worst)} conntrack check: ${oneLine(report.gateway)}`;
 }
 
 function numbersFields(report: CheckReport): string[] {
@@ -249,6 +255,11 @@ function footerBlocks(report: CheckReport, footer: Footer, planId: string): { bl
       if (i.reason && i.reason.trim() !== '') items.push(truncateMrkdwn(`Reason: ${esc(truncate(oneLine(i.reason), 500))}`, 600));
       items.push(`${i.requestedBy ? `Requested by ${user(i.requestedBy)} · ` : ''}${planRef}`);
       return { blocks: [context(items, BLOCK_IDS.footer)], status: i.decision };
+    }
+    case 'offline': {
+      const i = footer.input;
+      const items = [`:floppy_disk: ${OFFLINE_NOTE}`, `Shared by ${user(i.sharedBy)} · ${code(truncate(oneLine(i.fileName), 120))} · taken ${slackDate(i.collectedAt)}`];
+      return { blocks: [context(items, BLOCK_IDS.footer)], status: 'offline, not approvable' };
     }
     case 'expired': {
       const i = footer.input;
@@ -401,10 +412,24 @@ function render(report: CheckReport, planId: string, footer: Footer): RenderedFi
   const cuts = new Cuts();
   const gwPlain = oneLine(report.gateway);
 
-  const top: Block[] = [header(headerText(report), BLOCK_IDS.header)];
+  const offline = footer.kind === 'offline' ? footer.input : null;
+  const top: Block[] = [header(headerText(report, offline !== null), BLOCK_IDS.header)];
   const counts = countBySeverity(report.findings);
   const checkedIn = report.table.durationMs > 0 ? ` in ${(report.table.durationMs / 1000).toFixed(1)} s` : '';
-  top.push(context([`Checked ${slackDate(report.checkedAt)}${checkedIn} · ${report.findings.length} finding(s)${counts.length > 0 ? `: ${counts.join(', ')}` : ''}`], BLOCK_IDS.summary));
+  const found = `${report.findings.length} finding(s)${counts.length > 0 ? `: ${counts.join(', ')}` : ''}`;
+  if (offline) {
+    top.push(
+      context(
+        [
+          `:floppy_disk: *OFFLINE*: from a saved file, taken at ${slackDate(offline.collectedAt)} (the gateway's clock), *not approvable*`,
+          `${code(truncate(oneLine(offline.fileName), 120))} · ${int(offline.lines)} lines · ${int(offline.bytes)} bytes · ${found}`,
+        ],
+        BLOCK_IDS.offline,
+      ),
+    );
+  } else {
+    top.push(context([`Checked ${slackDate(report.checkedAt)}${checkedIn} · ${found}`], BLOCK_IDS.summary));
+  }
   top.push(fields(numbersFields(report), BLOCK_IDS.numbers));
   const approx = report.table.approximate ? ' (approx.)' : '';
   const more = (n: number): string => `… and ${n} more`;
@@ -431,8 +456,9 @@ function render(report: CheckReport, planId: string, footer: Footer): RenderedFi
 
   const worst = worstSeverity(report.findings.map((f) => f.severity));
   const c = report.conntrack;
+  const planPart = offline ? `plan: ${report.plan.steps.length} step(s)` : `plan ${planId}: ${report.plan.steps.length} step(s)`;
   const text = truncate(
-    `${severityEmoji(worst)} ${truncate(gwPlain, 100)}: conntrack table ${pct(c.percent)} full (${int(c.count)}/${int(c.max)}), ${report.findings.length} finding(s), worst ${worst}; plan ${planId}: ${report.plan.steps.length} step(s), ${foot.status}.`,
+    `${offline ? 'OFFLINE (saved file) ' : ''}${severityEmoji(worst)} ${truncate(gwPlain, 100)}: conntrack table ${pct(c.percent)} full (${int(c.count)}/${int(c.max)}), ${report.findings.length} finding(s), worst ${worst}; ${planPart}, ${foot.status}.`,
     BUDGETS.fallbackText,
   );
   const result: RenderedFindings = { text, blocks };
@@ -460,6 +486,14 @@ export function renderDecision(input: DecisionInput): RenderedFindings {
 export function renderExpired(input: ExpiredInput): RenderedFindings {
   checkPlanId(input.planId);
   return render(input.report, input.planId, { kind: 'expired', input });
+}
+
+/**
+ * The findings of a saved file (offline): the same body as a live check's, marked OFFLINE with
+ * the time the file was taken, and never a button (no plan record: nothing to approve).
+ */
+export function renderOfflineFindings(report: CheckReport, input: OfflineInput): RenderedFindings {
+  return render(report, 'offline', { kind: 'offline', input });
 }
 
 /** Convenience for callers that only need text + blocks. */

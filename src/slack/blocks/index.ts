@@ -2,7 +2,7 @@
  * Block Kit renderers: pure functions from data to `{ text, blocks }`, within Slack's
  * limits whatever the data. Limits and truncation helpers live in limits.ts.
  */
-export { ACTION_IDS, BLOCK_IDS, findingsOverflow, renderDecision, renderExpired, renderFindings, withoutOverflow } from './findings.js';
+export { ACTION_IDS, BLOCK_IDS, OFFLINE_NOTE, findingsOverflow, renderDecision, renderExpired, renderFindings, renderOfflineFindings, withoutOverflow } from './findings.js';
 export { renderApplyResult } from './apply-result.js';
 export { renderProgress, type ProgressOf } from './step-progress.js';
 export { renderFollowUp } from './follow-up-verdict.js';

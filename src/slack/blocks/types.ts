@@ -116,6 +116,18 @@ export interface FindingsOptions {
   approvable: boolean;
 }
 
+/** A report read from a saved file (offline): never approvable, no plan record behind it. */
+export interface OfflineInput {
+  /** The file's name as shared in Slack. */
+  fileName: string;
+  /** When the gateway ran the collect script (its clock, ISO). */
+  collectedAt: string;
+  lines: number;
+  bytes: number;
+  /** Slack user id of who shared the file. */
+  sharedBy: string;
+}
+
 export interface DecisionInput {
   report: CheckReport;
   planId: string;

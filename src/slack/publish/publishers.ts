@@ -16,6 +16,9 @@ import { SlackEpisodePublisher } from './episode-message.js';
 import { SlackIncidentSummary } from './incident-summary.js';
 import { SlackMessageWriter } from './message-writer.js';
 import { JobMessageStore } from '../../store/job-messages.js';
+import type { SavedFileWork } from '../../worker/start.js';
+import { SlackSharedFileSource } from '../files/shared-file-source.js';
+import { SlackSavedFilePublisher } from './saved-file-message.js';
 
 /** One Slack call (one attempt) gives up after this long; the SDK's default is never. */
 export const SLACK_CALL_TIMEOUT_MS = 15_000;
@@ -86,7 +89,7 @@ export function slackPublishers(
   env: Env,
   client: WebClient = slackWebClient(env),
   opts: { incident?: IncidentSummaryOptions; applyClient?: WebClient } = {},
-): { check: (job: CheckJob, jobId: string) => CheckPublisher; apply: (job: ApplyJob) => ApplyPublisher; episode: EpisodePublisher; incident: SlackIncidentSummary } {
+): { check: (job: CheckJob, jobId: string) => CheckPublisher; apply: (job: ApplyJob) => ApplyPublisher; episode: EpisodePublisher; incident: SlackIncidentSummary; savedFile: SavedFileWork } {
   const writer = new SlackMessageWriter(client);
   const applyWriter = new SlackMessageWriter(opts.applyClient ?? slackWebClient(env));
   const jobMessages = new JobMessageStore(rt.redis, env.QUEUE_PREFIX);
@@ -112,5 +115,7 @@ export function slackPublishers(
       },
     },
     incident,
+    // Files shared in Slack: read with files.info and the bot token, answered in the file's thread.
+    savedFile: { source: new SlackSharedFileSource(client, env.SLACK_BOT_TOKEN ?? '', env.SLACK_API_URL), publisher: new SlackSavedFilePublisher(writer) },
   };
 }

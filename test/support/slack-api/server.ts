@@ -16,11 +16,19 @@
  * only with channel_id); the shared file becomes a message (via 'files') in the channel
  * or thread. files.upload (retired) is not implemented.
  *
+ * Files shared by users (`shareFile`: a message with the file in its channel, as Slack makes
+ * one per share) are described by files.info (a bot token sees only files shared in a
+ * conversation the bot is in; else file_not_found) with `url_private_download` on this server;
+ * that download streams the content and refuses a request without an accepted bot token
+ * (`Authorization: Bearer`), HTTP 403. Every download attempt is recorded (`downloads()`).
+ *
  * It records every call, keeps messages by channel + ts (chat.update changes them),
  * and answers the way Slack does, errors included: HTTP 200 with
  * `{ ok: false, error, ... }` for API errors, Slack's `errors` / `response_metadata`
  * shape for invalid_blocks.
  */
+import { createReadStream } from 'node:fs';
+import { stat } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
@@ -102,6 +110,47 @@ export interface UploadedFile {
   completed: boolean;
   channel: string | null;
   threadTs: string | null;
+}
+
+/** A file a user shared in a channel (not uploaded by the bot). */
+export interface SharedFileInput {
+  name: string;
+  channel: string;
+  /** Who shared it. */
+  user: string;
+  /** The bytes, or a file on disk streamed at each download (large files). */
+  content: Buffer | { path: string };
+  mimetype?: string;
+  /** The message text with the file. */
+  comment?: string;
+  /**
+   * The size files.info reports, when it should differ from the content's (a file that grew, a
+   * lying client): the download is then sent without content-length (chunked).
+   */
+  declaredSize?: number;
+}
+
+export interface SharedFileRecord {
+  id: string;
+  name: string;
+  channel: string;
+  user: string;
+  size: number;
+  mimetype: string;
+  content: Buffer | { path: string };
+  /** What files.info reports (default: size). */
+  declaredSize: number;
+  /** The share's message in the channel. */
+  ts: string;
+  created: number;
+}
+
+export interface DownloadRecord {
+  fileId: string;
+  /** The bearer token sent, null when none. */
+  token: string | null;
+  status: number;
+  at: number;
 }
 
 export interface ResponseUrlContext {
@@ -298,6 +347,8 @@ export class SlackApiServer {
   private readonly users = new Map<string, UserInfo>();
   private readonly usergroups = new Map<string, UsergroupInfo>();
   private readonly files = new Map<string, UploadedFile>();
+  private readonly sharedFiles = new Map<string, SharedFileRecord>();
+  private readonly downloadLog: DownloadRecord[] = [];
 
   private constructor(opts: SlackApiServerOptions) {
     this.tokens = opts.tokens ?? ['xoxb-test-token'];
@@ -462,6 +513,45 @@ export class SlackApiServer {
     return [...this.files.values()];
   }
 
+  /**
+   * A user shares a file in a channel: the file, and its message (with `files`) in the channel,
+   * as Slack makes them. Returns the file id and the message ts (the file's thread). The
+   * test then sends the file_shared event itself (Events API or Socket Mode).
+   */
+  async shareFile(input: SharedFileInput): Promise<SharedFileRecord> {
+    const ch = this.resolveChannel(input.channel);
+    if (!ch) throw new Error(`unknown channel ${input.channel}`);
+    const size = Buffer.isBuffer(input.content) ? input.content.length : (await stat(input.content.path)).size;
+    const id = `F${String(++this.fileCounter).padStart(9, '0')}`;
+    const m = this.storeMessage(ch, { text: input.comment ?? '' }, 'files');
+    m.user = input.user;
+    m.botId = null;
+    const record: SharedFileRecord = {
+      id,
+      name: input.name,
+      channel: ch.id,
+      user: input.user,
+      size,
+      mimetype: input.mimetype ?? 'text/plain',
+      content: input.content,
+      declaredSize: input.declaredSize ?? size,
+      ts: m.ts,
+      created: Math.floor(Date.now() / 1000),
+    };
+    this.sharedFiles.set(id, record);
+    return record;
+  }
+
+  /** The download URL files.info gives for a shared file (url_private_download). */
+  downloadUrl(f: Pick<SharedFileRecord, 'id' | 'name'>): string {
+    return `${this.baseUrl}/files-pri/${this.team.id}-${f.id}/download/${encodeURIComponent(f.name)}`;
+  }
+
+  /** Every request to a download URL, with the token it carried and the answer. */
+  downloads(fileId?: string): DownloadRecord[] {
+    return this.downloadLog.filter((d) => fileId === undefined || d.fileId === fileId);
+  }
+
   /** A response_url for an interaction (slash command or button click). */
   responseUrl(id: string = randomBytes(6).toString('hex'), ctx: ResponseUrlContext = {}): string {
     this.responseContexts.set(id, { maxUses: 5, ...ctx, uses: 0, lastEphemeral: null });
@@ -485,6 +575,8 @@ export class SlackApiServer {
     this.ephemeralStore.length = 0;
     this.responsePosts.length = 0;
     this.files.clear();
+    this.sharedFiles.clear();
+    this.downloadLog.length = 0;
     this.failures.clear();
     this.rateLimits.clear();
   }
@@ -530,6 +622,7 @@ export class SlackApiServer {
     if (url.pathname.startsWith('/api/')) return this.handleApi(req, res, decodeURIComponent(url.pathname.slice(5)), raw);
     if (url.pathname.startsWith('/response/')) return this.handleResponseUrl(req, res, decodeURIComponent(url.pathname.slice(10)), raw);
     if (url.pathname.startsWith('/upload/')) return this.handleUpload(req, res, decodeURIComponent(url.pathname.slice(8)), raw);
+    if (url.pathname.startsWith('/files-pri/')) return this.handleDownload(req, res, url.pathname);
     this.send(res, 404, 'not found');
   }
 
@@ -807,6 +900,44 @@ export class SlackApiServer {
         const ch = this.requireChannel(args);
         return { ok: true, channel: { id: ch.id, name: ch.name, is_member: ch.botIsMember !== false } };
       }
+      case 'files.info': {
+        const id = str(args, 'file');
+        if (id === undefined || id === '') throw invalidArguments('/file', 'must provide a string');
+        const f = this.sharedFiles.get(id);
+        // A bot token sees the files of conversations it belongs to (files.info: "files appearing in the channels they belong to").
+        const ch = f ? this.channels.get(f.channel) : undefined;
+        if (!f || !ch || ch.botIsMember === false) throw new ApiError('file_not_found');
+        const share = { ts: f.ts, channel_name: ch.name, team_id: this.team.id, share_user_id: f.user, reply_users: [], reply_users_count: 0, reply_count: 0 };
+        const isPublic = ch.id.startsWith('C');
+        return {
+          ok: true,
+          file: {
+            id: f.id,
+            created: f.created,
+            timestamp: f.created,
+            name: f.name,
+            title: f.name,
+            mimetype: f.mimetype,
+            filetype: 'text',
+            pretty_type: 'Plain Text',
+            user: f.user,
+            editable: false,
+            size: f.declaredSize,
+            mode: 'hosted',
+            is_external: false,
+            is_public: isPublic,
+            url_private: `${this.baseUrl}/files-pri/${this.team.id}-${f.id}/${encodeURIComponent(f.name)}`,
+            url_private_download: this.downloadUrl(f),
+            channels: isPublic ? [ch.id] : [],
+            groups: ch.id.startsWith('G') ? [ch.id] : [],
+            ims: ch.id.startsWith('D') ? [ch.id] : [],
+            shares: isPublic ? { public: { [ch.id]: [share] } } : { private: { [ch.id]: [share] } },
+            has_more_shares: false,
+          },
+          comments: [],
+          response_metadata: { next_cursor: '' },
+        };
+      }
       case 'files.getUploadURLExternal': {
         const filename = str(args, 'filename');
         const rawLength = str(args, 'length');
@@ -877,6 +1008,43 @@ export class SlackApiServer {
       default:
         return { ok: false, error: 'unknown_method', req_method: method };
     }
+  }
+
+  /** GET url_private_download: the content, streamed; 403 without an accepted bot token. */
+  private async handleDownload(req: IncomingMessage, res: ServerResponse, path: string): Promise<void> {
+    const m = /^\/files-pri\/[A-Z0-9]+-(F[A-Z0-9]+)\/download\/[^/]+$/.exec(path);
+    const f = m ? this.sharedFiles.get(m[1] ?? '') : undefined;
+    const header = req.headers['authorization'];
+    const token = typeof header === 'string' && header.startsWith('Bearer ') ? header.slice(7).trim() : null;
+    const log = (status: number): void => {
+      this.downloadLog.push({ fileId: f?.id ?? path, token, status, at: Date.now() });
+    };
+    if (!f) {
+      log(404);
+      return this.send(res, 404, 'file not found');
+    }
+    if (token === null || !this.tokens.includes(token)) {
+      log(403);
+      return this.send(res, 403, 'not_authed: url_private_download needs Authorization: Bearer <token with files:read>');
+    }
+    const ch = this.channels.get(f.channel);
+    if (!ch || ch.botIsMember === false) {
+      log(404);
+      return this.send(res, 404, 'file not found');
+    }
+    log(200);
+    res.writeHead(200, { 'content-type': f.mimetype, ...(f.declaredSize === f.size ? { 'content-length': String(f.size) } : {}) });
+    if (Buffer.isBuffer(f.content)) {
+      res.end(f.content);
+      return;
+    }
+    const stream = createReadStream(f.content.path);
+    stream.pipe(res);
+    // The client hanging up early (it read enough) stops the read.
+    res.on('close', () => stream.destroy());
+    await new Promise<void>((resolve) => {
+      stream.on('close', () => resolve());
+    });
   }
 
   private async handleUpload(req: IncomingMessage, res: ServerResponse, id: string, raw: Buffer): Promise<void> {

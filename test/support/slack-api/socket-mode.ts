@@ -42,7 +42,7 @@ export type EnvelopeOutcome = 'pending' | 'acked' | 'late' | 'missing' | 'dispat
 
 export interface EnvelopeRecord {
   envelopeId: string;
-  type: 'slash_commands' | 'interactive';
+  type: 'slash_commands' | 'interactive' | 'events_api';
   payload: Record<string, unknown>;
   /** When the user pressed enter / clicked. */
   submittedAt: number;
@@ -143,6 +143,11 @@ export class SocketModeServer {
   /** A user clicks a button: the block_actions payload (slack-signing.ts blockActionsPayload). */
   interaction(payload: Record<string, unknown>): EnvelopeRecord {
     return this.dispatch('interactive', payload, false);
+  }
+
+  /** An Events API delivery (e.g. file_shared): the `event_callback` body (slack-signing.ts buildEventBody, parsed) as the payload. */
+  eventsApi(payload: Record<string, unknown>): EnvelopeRecord {
+    return this.dispatch('events_api', payload, false);
   }
 
   /** Slack asks the app to reconnect: `disconnect` on `connectionId` (default: the newest open one), closed after `graceMs`. */
