@@ -28,6 +28,7 @@ import { SlackCheckPublisher } from '../../src/slack/publish/check-message.js';
 import { SlackMessageWriter } from '../../src/slack/publish/message-writer.js';
 import { PlanStore } from '../../src/store/plan-store.js';
 import type { StepState } from '../../src/worker/ports.js';
+import { hideProcNet } from '../support/gateway-mount-ns.js';
 import { startSlackApi, type SlackApiServer } from '../support/slack-api/index.js';
 
 const run = promisify(execFile);
@@ -91,6 +92,8 @@ beforeAll(async () => {
   const sshd = lab.pids['sshd'];
   if (!sshd) throw new Error('lab has no sshd pid');
   await run('nsenter', ['-t', String(sshd), '-m', '--', 'mount', '--bind', join(D, 'conntrack'), realPath]);
+  // The dump reads /proc/net/nf_conntrack where it exists: hide it, so the hostile `conntrack -L` is what the check reads.
+  hideProcNet(lab);
   pool = new SessionPool({ healthIntervalMs: 5_000 });
   slack = await startSlackApi({ channels: [{ id: CHANNEL, name: 'ops' }] });
   writer = new SlackMessageWriter(new webApi.WebClient(slack.token, { slackApiUrl: slack.apiUrl, retryConfig: { retries: 0 } }));
