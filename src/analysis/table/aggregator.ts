@@ -79,6 +79,10 @@ export class TableAggregator {
   private establishedTotal = 0;
   private establishedAboveTimeout = 0;
   private establishedShortTimer = 0;
+  /** The last (protocol, state) counted and its counter: runs of equal states skip two Map lookups. */
+  private lastProto = '';
+  private lastState = '';
+  private lastStateCounter: { n: number } | null = null;
   /** Parsed into by addLine (entries are counted, never kept). */
   private readonly scratch = scratchEntry();
 
@@ -166,7 +170,13 @@ export class TableAggregator {
       if (entry.offload === 'hardware') this.hardwareOffloaded++;
       countState(this.states, proto, OFFLOAD_STATE);
     } else {
-      countState(this.states, proto, entry.state ?? '');
+      const state = entry.state ?? '';
+      if (this.lastStateCounter !== null && proto === this.lastProto && state === this.lastState) this.lastStateCounter.n++;
+      else {
+        this.lastStateCounter = countState(this.states, proto, state);
+        this.lastProto = proto;
+        this.lastState = state;
+      }
     }
     if (entry.assured) this.assured++;
     if (entry.unreplied) this.unreplied++;
