@@ -113,7 +113,7 @@ const SLOTS = SETS * 2;
 const MAX_ADDRESS_CHARS = 45;
 
 /** line[start, start + s.length) === s, compared in place (cheaper than startsWith's call for short texts). */
-function sameText(line: string, start: number, s: string): boolean {
+export function sameText(line: string, start: number, s: string): boolean {
   for (let k = 0; k < s.length; k++) if (line.charCodeAt(start + k) !== s.charCodeAt(k)) return false;
   return true;
 }

@@ -21,7 +21,7 @@
  * (slower: multi-char patterns), see bench/tools/parse-throughput.ts.
  */
 import type { ConntrackEntry, Tuple } from '../../core/model.js';
-import { ADDRESS_HASH_SEED, AddressCache, addressFamily, addressHashStep } from './address-cache.js';
+import { ADDRESS_HASH_SEED, AddressCache, addressFamily, addressHashStep, sameText } from './address-cache.js';
 
 export { compressIpv6, isIpv4Address } from './address-cache.js';
 
@@ -76,7 +76,7 @@ function word(line: string, start: number, end: number, known: readonly string[]
   const n = end - start;
   for (let k = 0; k < known.length; k++) {
     const w = known[k] as string;
-    if (w.length === n && line.startsWith(w, start)) return w;
+    if (w.length === n && sameText(line, start, w)) return w;
   }
   return line.slice(start, end);
 }
@@ -148,9 +148,10 @@ export function parseConntrackLineAt(line: string, lineStart: number, lineEnd: n
   let family: 'ipv4' | 'ipv6' | undefined;
   let proto: string;
   // the /proc/net/nf_conntrack format (its addresses are IPv6's full form)
-  const fromProc = i - start === 4 && (line.startsWith('ipv4', start) || line.startsWith('ipv6', start));
+  const l3 = line.charCodeAt(start + 3);
+  const fromProc = i - start === 4 && (l3 === 52 /* 4 */ || l3 === 54) /* 6 */ && sameText(line, start, 'ipv');
   if (fromProc) {
-    family = line.charCodeAt(start + 3) === 52 /* 4 */ ? 'ipv4' : 'ipv6';
+    family = l3 === 52 ? 'ipv4' : 'ipv6';
     // l3 protocol number
     while (i < len && line.charCodeAt(i) <= SPACE) i++;
     start = i;
