@@ -4,7 +4,7 @@
  * 32 KiB (an ssh2 channel's packet size) through an async iterable, `rounds` times, and
  * prints one JSON line: the process CPU (user + system) of each round and the summary of the last.
  *
- *   node --import tsx bench/children/table-cpu.ts <root> <dump file> <rounds>
+ *   node --import tsx bench/children/table-cpu.ts <root> <dump file> <rounds>   (CTO_CHUNK_BYTES: another chunk size)
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -16,7 +16,7 @@ if (!root || !file) {
   process.exit(2);
 }
 const rounds = Number(roundsArg ?? 3);
-const CHUNK = 32 * 1024;
+const CHUNK = Number(process.env.CTO_CHUNK_BYTES ?? 32 * 1024);
 
 const mod = (await import(pathToFileURL(join(root, 'src/analysis/table/aggregate-lines.ts')).href)) as {
   aggregateLines: (r: AsyncIterable<Buffer>, ctx: { establishedTimeout: number; idleThresholds: number[] }) => Promise<Record<string, unknown>>;
