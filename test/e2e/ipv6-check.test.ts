@@ -18,6 +18,7 @@ import type { CheckReport } from '../../src/core/model.js';
 import { runCheck } from '../../src/check/run-check.js';
 import { renderReportText } from '../../src/cli/render-text.js';
 import { SessionPool } from '../../src/gateway/session-pool.js';
+import { applyAndRollBackTimeout, checkReport, openHarness } from '../apply/helpers/harness.js';
 import { conntrackCountByFamily, fillScenario, ipv6Flows, labDown, labUp, type Lab } from '../../lab/index.js';
 
 /** Entries per family as the check reports them: its top sources cover every source here. */
@@ -96,6 +97,21 @@ describe('NAT66 (ip6tables MASQUERADE) gateway', () => {
     expect(f?.evidence).toMatchObject({ natSource: v6.externalAddress, destination: `[${v6.serverAddress}]:${lab.ports.tcpIdle}/tcp`, entries: 33_000 });
     expect(f?.title).toContain(`NAT ports to [${v6.serverAddress}]:${lab.ports.tcpIdle}/tcp filling: 33,000 of 64,512 source ports of ${v6.externalAddress}`);
   }, 180_000);
+
+  it('the apply path works on the NAT66 gateway: a change applied, read back, rolled back; the IPv6 count still exact', async () => {
+    const h = await openHarness(lab.name, lab.inventoryEntry);
+    try {
+      const r = await applyAndRollBackTimeout(h, await checkReport(h));
+      console.log(`[measure] NAT66 apply: time_wait ${r.before} -> ${r.applied} (proposed ${r.proposed}) -> rolled back to ${r.restored}`);
+      expect(r.applied).toBe(r.proposed);
+      expect(r.restored).toBe(r.before);
+      const { report, kernel } = await checkCounted(lab, pool);
+      expect(report.table.entries).toBe(kernel.total);
+      expect(entriesByFamily(report)).toEqual({ ipv4: kernel.ipv4, ipv6: kernel.ipv6 });
+    } finally {
+      await h.close();
+    }
+  }, 120_000);
 });
 
 describe('routed IPv6 through an nft-only gateway', () => {

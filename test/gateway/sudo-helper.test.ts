@@ -173,6 +173,19 @@ for (const [name, shell] of SHELLS) {
       expect(r.stdout).toBe('');
     });
 
+    it('dumps the table from /proc/net/nf_conntrack when it gives a line, else with conntrack -L (as TABLE_DUMP_COMMAND)', () => {
+      const proc = join(root, 'proc/net/nf_conntrack');
+      mkdirSync(join(root, 'proc/net'), { recursive: true });
+      writeFileSync(proc, 'ipv4     2 udp      17 27 src=198.18.0.1 dst=198.18.0.2 sport=1 dport=2 [UNREPLIED] src=198.18.0.2 dst=198.18.0.1 sport=2 dport=1 mark=0 zone=0 use=2\n');
+      expect(helper(shell, ['dump'])).toMatchObject({ code: 0, stdout: `RUN cat ${proc}\n` });
+      // empty (a namespace with no entries, or a masked file) or missing: the tool, where there is one
+      const fallback = spawnSync('sh', ['-c', 'command -v conntrack']).status === 0 ? 'RUN conntrack -L\n' : `RUN cat ${proc}\n`;
+      writeFileSync(proc, '');
+      expect(helper(shell, ['dump'])).toMatchObject({ code: 0, stdout: fallback });
+      rmSync(proc);
+      expect(helper(shell, ['dump'])).toMatchObject({ code: 0, stdout: fallback });
+    });
+
     it('passes exact tuples (with a zone, IPv6) to conntrack -R', () => {
       const lines = `${tuple}\n${tuple} -w 7\n-D -p tcp -s 2001:db8::1 -d 2001:db8::2 --sport 1 --dport 65535 --state ESTABLISHED\n`;
       const r = helper(shell, ['conntrack-delete'], lines);

@@ -233,7 +233,10 @@ case $verb in
   # ---- reads (fixed flags)
   stats) argc $# 0; x conntrack -S ;;
   dump) argc $# 0
-    if command -v conntrack >/dev/null 2>&1; then x conntrack -L; else x cat /proc/net/nf_conntrack; fi ;;
+    # as TABLE_DUMP_COMMAND: /proc/net/nf_conntrack where it exists and gives a line (the kernel walks it faster than conntrack -L), else conntrack -L
+    P="$R/proc/net/nf_conntrack"
+    if [ -e "$P" ] && cat "$P" 2>/dev/null | read -r _; then x cat "$P"
+    elif command -v conntrack >/dev/null 2>&1; then x conntrack -L; else x cat "$P"; fi ;;
   list-established) argc $# 0; x conntrack -L -p tcp --state ESTABLISHED -o id ;;
   kernel-log) argc $# 0
     if dmesg --time-format iso >/dev/null 2>&1; then x dmesg --time-format iso; else x dmesg; fi | grep -E '${KERNEL_LOG_FILTER}'

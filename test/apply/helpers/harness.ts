@@ -10,6 +10,7 @@ import type { RedisConnection } from '../../../src/infra/redis.js';
 import type { GatewayConfig } from '../../../src/config/inventory.js';
 import type { CheckReport, PlanStep } from '../../../src/core/model.js';
 import { runCheck } from '../../../src/check/run-check.js';
+import { commands } from '../../../src/gateway/commands.js';
 import { ApplyEngine } from '../../../src/apply/engine.js';
 import type { ApplyOutcome } from '../../../src/apply/model.js';
 import { QUEUES, type ApplyJob } from '../../../src/queue/jobs.js';
@@ -165,4 +166,33 @@ export async function rollBackAfterFreeingTable(
   expect(Number((await vm.run(`cat ${maxKey}`)).trim())).toBe(raised);
   await vm.stopTraffic();
   return h.engine.rollback(planId, { actor: 'U-approver' });
+}
+
+/**
+ * The apply path on any kind of gateway, end to end: a timeout change (writable in every
+ * network namespace and kernel) approved on top of a real report, applied, read back on the
+ * gateway, rolled back, read back again.
+ */
+export async function applyAndRollBackTimeout(
+  h: Harness,
+  report: CheckReport,
+  key = 'nf_conntrack_tcp_timeout_time_wait',
+): Promise<{ before: number; applied: number; restored: number; proposed: number }> {
+  const read = async (): Promise<number> => {
+    const lease = await h.pool.provider(h.gateway, h.config);
+    try {
+      return Number((await lease.session.exec(commands.readSysctl(key))).stdout.trim());
+    } finally {
+      lease.release();
+    }
+  };
+  const before = await read();
+  const proposed = before === 30 ? 45 : 30;
+  const plan = await approvedPlan(h, report, [sysctlStep('test-timeout', key, before, proposed)]);
+  const out = await h.engine.apply(plan.planId, { actor: 'U-approver' });
+  expect(out.outcome, out.message).toBe('applied');
+  const applied = await read();
+  const rb = await h.engine.rollback(plan.planId, { actor: 'U-approver' });
+  expect(rb.outcome, rb.message).toBe('rolled-back');
+  return { before, applied, restored: await read(), proposed };
 }

@@ -14,7 +14,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { renderReportText } from '../../../src/cli/render-text.js';
 import { VM_ADDRESSES, vmUp, type FillResult, type VmGateway } from '../../../lab/vm/index.js';
-import { checkReport, openHarness, type Harness } from '../../apply/helpers/harness.js';
+import { applyAndRollBackTimeout, checkReport, openHarness, type Harness } from '../../apply/helpers/harness.js';
 
 const skip = process.env.CTO_SKIP_VM_TESTS === '1' || process.env.CONNTRACK_OPS_SKIP_VM === '1';
 
@@ -105,4 +105,13 @@ describe.skipIf(skip)('flow offload on the VM gateway (nft flowtable, Debian ker
     // what the user reads
     expect(renderReportText(report)).toContain(`offloaded to a flowtable ${offloaded.total}`);
   });
+
+  it('the apply path works on the offloading gateway: a change applied, read back, rolled back; offloaded entries still counted', async () => {
+    const r = await applyAndRollBackTimeout(h, await checkReport(h));
+    console.log(`[measure] flow-offload VM apply: time_wait ${r.before} -> ${r.applied} -> rolled back to ${r.restored}`);
+    expect(r.applied).toBe(r.proposed);
+    expect(r.restored).toBe(r.before);
+    const report = await checkReport(h);
+    expect(report.table.offloaded?.total ?? 0).toBeGreaterThan(0);
+  }, 120_000);
 });
