@@ -28,12 +28,17 @@ function entriesByFamily(report: CheckReport): { ipv4: number; ipv6: number } {
 }
 
 async function checkCounted(lab: Lab, pool: SessionPool): Promise<{ report: CheckReport; kernel: { ipv4: number; ipv6: number; total: number } }> {
-  const before = await conntrackCountByFamily(lab);
-  const report = await runCheck({ gatewayName: lab.name, config: lab.inventoryEntry, sessions: pool.provider });
-  const kernel = await conntrackCountByFamily(lab);
-  // Nothing may come or go around the check (the flows sit on long timers): else measure again.
-  expect(kernel, 'the table moved during the check').toEqual(before);
-  return { report, kernel };
+  // Nothing may come or go around the check (the flows sit on long timers, but an IPv4 entry of
+  // the lab's own traffic or SSH may end meanwhile, seen once in CI: 702 -> 701): else measure again.
+  let moved: unknown[] = [];
+  for (let attempt = 0; attempt < 3; attempt++) {
+    const before = await conntrackCountByFamily(lab);
+    const report = await runCheck({ gatewayName: lab.name, config: lab.inventoryEntry, sessions: pool.provider });
+    const kernel = await conntrackCountByFamily(lab);
+    if (JSON.stringify(kernel) === JSON.stringify(before)) return { report, kernel };
+    moved = [before, kernel];
+  }
+  throw new Error(`the table moved during each of 3 checks: ${JSON.stringify(moved)}`);
 }
 
 describe('NAT66 (ip6tables MASQUERADE) gateway', () => {
