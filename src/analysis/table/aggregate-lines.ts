@@ -1,7 +1,7 @@
 /**
  * Streaming aggregation of a table dump: the dump is read chunk by chunk and split into
  * lines here (never buffered whole), with a bounded carry, and each line goes to the
- * TableAggregator, read in place in the decoded chunk (no slice per line).
+ * TableAggregator.
  */
 import { StringDecoder } from 'node:string_decoder';
 import type { TableSummary } from '../../core/model.js';
@@ -38,7 +38,7 @@ export async function aggregateLines(
       carry = '';
       let start = nl + 1;
       while ((nl = text.indexOf('\n', start)) >= 0) {
-        agg.addLineAt(text, start, nl);
+        agg.addLine(text.slice(start, nl));
         start = nl + 1;
       }
       if (start < text.length) carry = text.slice(start);

@@ -7,7 +7,7 @@
  */
 import { tableSummarySchema, type ConntrackEntry, type TableSummary } from '../../core/model.js';
 import { ESTABLISHED_TIMEOUT_HEADER, TABLE_DUMP_HEADERS } from '../../diagnostics/dump-format.js';
-import { parseConntrackLine, parseConntrackLineAt, scratchEntry } from '../../diagnostics/parsers/conntrack-line.js';
+import { parseConntrackLine, scratchEntry } from '../../diagnostics/parsers/conntrack-line.js';
 import { detachString } from './detach-string.js';
 import { HeavyHitters, SpaceSaving } from './space-saving.js';
 import { PortIndex, type PortKey } from './port-index.js';
@@ -79,10 +79,6 @@ export class TableAggregator {
   private establishedTotal = 0;
   private establishedAboveTimeout = 0;
   private establishedShortTimer = 0;
-  /** The last (protocol, state) counted and its counter: runs of equal states skip two Map lookups. */
-  private lastProto = '';
-  private lastState = '';
-  private lastStateCounter: { n: number } | null = null;
   /** Parsed into by addLine (entries are counted, never kept). */
   private readonly scratch = scratchEntry();
 
@@ -110,24 +106,6 @@ export class TableAggregator {
       this.addEntry(entry);
       return;
     }
-    this.addNonEntry(line);
-  }
-
-  /**
-   * `addLine(text.slice(start, end))`, the line read in place in a decoded chunk (sliced
-   * only when it is not an entry).
-   */
-  addLineAt(text: string, start: number, end: number): void {
-    const entry = parseConntrackLineAt(text, start, end, this.scratch);
-    if (entry !== null) {
-      this.addEntry(entry);
-      return;
-    }
-    this.addNonEntry(text.slice(start, end));
-  }
-
-  /** A line that did not parse as an entry: ignorable, a header, or unparsed. */
-  private addNonEntry(line: string): void {
     if (isIgnorable(line)) return;
     if (this.entries === 0 && this.readHeader(line)) return;
     this.addUnparsed(line);
@@ -170,13 +148,7 @@ export class TableAggregator {
       if (entry.offload === 'hardware') this.hardwareOffloaded++;
       countState(this.states, proto, OFFLOAD_STATE);
     } else {
-      const state = entry.state ?? '';
-      if (this.lastStateCounter !== null && proto === this.lastProto && state === this.lastState) this.lastStateCounter.n++;
-      else {
-        this.lastStateCounter = countState(this.states, proto, state);
-        this.lastProto = proto;
-        this.lastState = state;
-      }
+      countState(this.states, proto, entry.state ?? '');
     }
     if (entry.assured) this.assured++;
     if (entry.unreplied) this.unreplied++;

@@ -24,17 +24,8 @@ export interface KeyIndex<K> {
 export class StringIndex implements KeyIndex<string> {
   private readonly slots = new Map<string, number>();
   private readonly keys: string[] = [];
-  /** The last key found and its slot: tables repeat an address on consecutive lines (one compare instead of a Map lookup). */
-  private lastKey = '';
-  private lastSlot = -1;
   find(key: string): number {
-    if (this.lastSlot >= 0 && key === this.lastKey) return this.lastSlot;
-    const slot = this.slots.get(key) ?? -1;
-    if (slot >= 0) {
-      this.lastKey = key;
-      this.lastSlot = slot;
-    }
-    return slot;
+    return this.slots.get(key) ?? -1;
   }
   bind(key: string, slot: number): void {
     const k = detachString(key);
@@ -43,10 +34,6 @@ export class StringIndex implements KeyIndex<string> {
   }
   unbind(slot: number): void {
     this.slots.delete(this.keys[slot] as string);
-    if (slot === this.lastSlot) {
-      this.lastKey = '';
-      this.lastSlot = -1;
-    }
   }
   read(slot: number): string {
     return this.keys[slot] as string;

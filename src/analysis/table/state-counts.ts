@@ -3,19 +3,15 @@ import { detachString } from './detach-string.js';
 
 export type StateCounts = Map<string, Map<string, { n: number }>>;
 
-/** Count one entry of `proto` in `state`; returns its counter (a caller may count repeats on it directly). */
-export function countState(states: StateCounts, proto: string, state: string): { n: number } {
+export function countState(states: StateCounts, proto: string, state: string): void {
   let byState = states.get(proto);
   if (byState === undefined) {
     byState = new Map();
     states.set(detachString(proto), byState);
   }
-  let c = byState.get(state);
-  if (c === undefined) {
-    c = { n: 1 };
-    byState.set(detachString(state), c);
-  } else c.n++;
-  return c;
+  const c = byState.get(state);
+  if (c === undefined) byState.set(detachString(state), { n: 1 });
+  else c.n++;
 }
 
 export function flattenStates(states: StateCounts): Record<string, number> {

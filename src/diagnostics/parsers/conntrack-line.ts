@@ -20,10 +20,8 @@
  * a split-based and a regex-per-token parser and a key search with String#indexOf(" src=")
  * (slower: multi-char patterns), see bench/tools/parse-throughput.ts.
  */
+import { isIPv6 } from 'node:net';
 import type { ConntrackEntry, Tuple } from '../../core/model.js';
-import { ADDRESS_HASH_SEED, AddressCache, addressFamily, addressHashStep, sameText } from './address-cache.js';
-
-export { compressIpv6, isIpv4Address } from './address-cache.js';
 
 const SPACE = 32;
 const TAB = 9;
@@ -76,8 +74,17 @@ function word(line: string, start: number, end: number, known: readonly string[]
   const n = end - start;
   for (let k = 0; k < known.length; k++) {
     const w = known[k] as string;
-    if (w.length === n && sameText(line, start, w)) return w;
+    if (w.length === n && line.startsWith(w, start)) return w;
   }
+  return line.slice(start, end);
+}
+
+/** The last reply-destination (NAT address) seen: most lines repeat it. */
+let lastReplyDst = '';
+
+/** line[start, end) as a string, reusing `same` when the text is identical. */
+function sliceOr(line: string, start: number, end: number, same: string | undefined): string {
+  if (same !== undefined && same.length === end - start && line.startsWith(same, start)) return same;
   return line.slice(start, end);
 }
 
@@ -102,6 +109,29 @@ function parseMarkValue(line: string, start: number, end: number): number {
   return parseUint(line, start, end);
 }
 
+/** A dotted-quad IPv4 address (four decimal octets 0-255, no sign, at most three digits each), scanned in place. */
+export function isIpv4Address(addr: string): boolean {
+  const n = addr.length;
+  if (n < 7 || n > 15) return false;
+  let parts = 0;
+  let digits = 0;
+  let octet = 0;
+  for (let i = 0; i <= n; i++) {
+    const c = i < n ? addr.charCodeAt(i) : 46;
+    if (c === 46 /* . */) {
+      if (digits === 0 || octet > 255) return false;
+      parts++;
+      digits = 0;
+      octet = 0;
+      continue;
+    }
+    const d = c - DIGIT0;
+    if (d < 0 || d > 9 || ++digits > 3) return false;
+    octet = octet * 10 + d;
+  }
+  return parts === 4;
+}
+
 /**
  * An address as conntrack prints it: IPv4, or IPv6 (compressed or full form). Anything
  * else (a word, markup, a host name) makes the line unparsed: addresses are shown in
@@ -111,10 +141,63 @@ export function isConntrackAddress(addr: string): boolean {
   return addressFamily(addr) !== 0;
 }
 
-/** Addresses seen by this parser, validated once per distinct text (see address-cache.ts). */
-const addresses = new AddressCache();
-/** The slot of the last reply destination: most lines repeat it. */
-let lastReplyDstSlot = -1;
+/** 4 for an IPv4 address, 6 for an IPv6 one, 0 for anything else. */
+function addressFamily(addr: string): 0 | 4 | 6 {
+  if (addr.indexOf(':') < 0) return isIpv4Address(addr) ? 4 : 0;
+  return isFullIpv6(addr) || (addr.length <= 45 && isIPv6(addr)) ? 6 : 0;
+}
+
+/** The last reply destination that passed addressFamily (most lines repeat it: one compare instead of a scan). */
+let lastCheckedReplyDst = '';
+let lastCheckedReplyDstFamily: 0 | 4 | 6 = 0;
+
+/** The full form /proc/net/nf_conntrack prints (8 groups of 4 hex digits), scanned in place: the common IPv6 case without a regex. */
+function isFullIpv6(addr: string): boolean {
+  if (addr.length !== 39) return false;
+  for (let i = 0; i < 39; i++) {
+    const c = addr.charCodeAt(i);
+    if (i % 5 === 4) {
+      if (c !== COLON) return false;
+    } else if (!((c >= 48 && c <= 57) || (c >= 97 && c <= 102) || (c >= 65 && c <= 70))) return false;
+  }
+  return true;
+}
+
+/**
+ * Canonical (RFC 5952) text for a full-form IPv6 address as /proc/net/nf_conntrack prints it
+ * ("2001:0002:0000:0001:0000:0000:0000:0002" -> "2001:2:0:1::2"), so both formats give the
+ * same keys. Anything else is returned unchanged.
+ */
+export function compressIpv6(addr: string): string {
+  if (addr.length !== 39) return addr;
+  const groups = addr.split(':');
+  if (groups.length !== 8) return addr;
+  const parts: string[] = new Array<string>(8);
+  let bestStart = -1;
+  let bestLen = 0;
+  let runStart = -1;
+  for (let i = 0; i < 8; i++) {
+    const g = groups[i] as string;
+    if (g.length !== 4) return addr;
+    const v = Number.parseInt(g, 16);
+    if (!Number.isFinite(v)) return addr;
+    parts[i] = v.toString(16);
+    if (v === 0) {
+      if (runStart < 0) runStart = i;
+      const len = i - runStart + 1;
+      if (len > bestLen) {
+        bestLen = len;
+        bestStart = runStart;
+      }
+    } else {
+      runStart = -1;
+    }
+  }
+  if (bestLen < 2) return parts.join(':');
+  const head = parts.slice(0, bestStart).join(':');
+  const tail = parts.slice(bestStart + bestLen).join(':');
+  return `${head}::${tail}`;
+}
 
 /**
  * Parse one line of `conntrack -L` or `/proc/net/nf_conntrack`.
@@ -127,19 +210,10 @@ let lastReplyDstSlot = -1;
  * strings. The caller must copy whatever it keeps, as the next call overwrites it.
  */
 export function parseConntrackLine(line: string, into?: ConntrackEntry): ConntrackEntry | null {
-  return parseConntrackLineAt(line, 0, line.length, into);
-}
-
-/**
- * `parseConntrackLine(text.slice(lineStart, lineEnd), into)` without the slice: the line is
- * read in place in a decoded chunk (a flat string: reading a slice of it costs an
- * indirection per character). Nothing at or after `lineEnd` is read as part of the line.
- */
-export function parseConntrackLineAt(line: string, lineStart: number, lineEnd: number, into?: ConntrackEntry): ConntrackEntry | null {
-  let len = lineEnd;
+  let len = line.length;
   // ignore trailing whitespace (\r from CRLF, tabs, spaces)
-  while (len > lineStart && line.charCodeAt(len - 1) <= SPACE) len--;
-  let i = lineStart;
+  while (len > 0 && line.charCodeAt(len - 1) <= SPACE) len--;
+  let i = 0;
   // ---- token 1: "ipv4"/"ipv6" (proc format) or the protocol name
   while (i < len && (line.charCodeAt(i) === SPACE || line.charCodeAt(i) === TAB)) i++;
   let start = i;
@@ -147,11 +221,9 @@ export function parseConntrackLineAt(line: string, lineStart: number, lineEnd: n
   if (i === start) return null;
   let family: 'ipv4' | 'ipv6' | undefined;
   let proto: string;
-  // the /proc/net/nf_conntrack format (its addresses are IPv6's full form)
-  const l3 = line.charCodeAt(start + 3);
-  const fromProc = i - start === 4 && (l3 === 52 /* 4 */ || l3 === 54) /* 6 */ && sameText(line, start, 'ipv');
-  if (fromProc) {
-    family = l3 === 52 ? 'ipv4' : 'ipv6';
+  const first = line.slice(start, i);
+  if (first === 'ipv4' || first === 'ipv6') {
+    family = first;
     // l3 protocol number
     while (i < len && line.charCodeAt(i) <= SPACE) i++;
     start = i;
@@ -184,26 +256,17 @@ export function parseConntrackLineAt(line: string, lineStart: number, lineEnd: n
   while (i < len && line.charCodeAt(i) > SPACE) i++;
   let timeout = parseUint(line, start, i);
   if (timeout < 0) {
-    if (lineEnd - start < 4 || !line.startsWith('src=', start)) return null;
+    if (!line.startsWith('src=', start)) return null;
     i = start; // the original tuple starts here; the line must say [OFFLOAD] or [HW_OFFLOAD]
   }
 
   let state: string | undefined;
-  // The four addresses as [start, end) in the line: looked up once the line is complete.
-  let oSrcAt = -1;
-  let oSrcEnd = -1;
-  let oDstAt = -1;
-  let oDstEnd = -1;
-  let rSrcAt = -1;
-  let rSrcEnd = -1;
-  let rDstAt = -1;
-  let rDstEnd = -1;
-  let oSrcHash = 0;
-  let oDstHash = 0;
-  let rSrcHash = 0;
-  let rDstHash = 0;
+  let oSrc: string | undefined;
+  let oDst: string | undefined;
   let oSport: number | undefined;
   let oDport: number | undefined;
+  let rSrc: string | undefined;
+  let rDst: string | undefined;
   let rSport: number | undefined;
   let rDport: number | undefined;
   let dir = 0; // 0 before any tuple, 1 original, 2 reply
@@ -215,96 +278,68 @@ export function parseConntrackLineAt(line: string, lineStart: number, lineEnd: n
   /** Tokens seen after the last reply-tuple field (0 means the line may be cut). */
   let afterReply = 0;
 
-  // ---- key=value tokens, flags, and the state word. Keys are matched on a few chars; the
-  // values of src=, dst=, sport= and dport= are scanned to their end (an address is hashed
-  // for the address cache on the way), other tokens are found with the native indexOf.
+  // ---- key=value tokens, flags, and the state word. Tokens are found with the native
+  // indexOf (much cheaper than a JS loop per character); keys are matched on a few chars.
   while (i < len) {
     while (i < len && line.charCodeAt(i) === SPACE) i++;
     if (i >= len) break;
     start = i;
+    let end = line.indexOf(' ', start);
+    if (end < 0 || end > len) end = len;
+    i = end;
     const c0 = line.charCodeAt(start);
     if (dir === 2) afterReply++;
 
-    if (
-      start + 3 < lineEnd &&
-      line.charCodeAt(start + 3) === EQ &&
-      ((c0 === 115 /* s */ && line.charCodeAt(start + 1) === 114 && line.charCodeAt(start + 2) === 99) ||
-        (c0 === 100 /* d */ && line.charCodeAt(start + 1) === 115 && line.charCodeAt(start + 2) === 116))
-    ) {
-      // src= or dst=: the address runs to the next space (or the line's end)
-      let h = ADDRESS_HASH_SEED;
-      let j = start + 4;
-      for (; j < len; j++) {
-        const c = line.charCodeAt(j);
-        if (c === SPACE) break;
-        h = addressHashStep(h, c);
-      }
-      i = j;
-      if (j === start + 4) return null;
-      if (c0 === 115) {
+    if (c0 === 115 /* s */) {
+      if (line.charCodeAt(start + 3) === EQ && line.charCodeAt(start + 1) === 114 && line.charCodeAt(start + 2) === 99) {
+        // src=
+        if (start + 4 >= end) return null;
         if (dir === 0) {
           dir = 1;
-          oSrcAt = start + 4;
-          oSrcEnd = j;
-          oSrcHash = h;
+          oSrc = line.slice(start + 4, end);
         } else if (dir === 1) {
           dir = 2;
-          rSrcAt = start + 4;
-          rSrcEnd = j;
-          rSrcHash = h;
+          // usually the original destination (no DNAT): reuse that string
+          rSrc = sliceOr(line, start + 4, end, oDst);
           afterReply = 0;
         }
-      } else if (dir === 1) {
-        oDstAt = start + 4;
-        oDstEnd = j;
-        oDstHash = h;
-      } else if (dir === 2) {
-        rDstAt = start + 4;
-        rDstEnd = j;
-        rDstHash = h;
-        afterReply = 0;
+        continue;
       }
-      continue;
-    }
-    if (
-      (c0 === 115 || c0 === 100) &&
-      start + 5 < lineEnd &&
-      line.charCodeAt(start + 5) === EQ &&
-      line.charCodeAt(start + 1) === 112 &&
-      line.charCodeAt(start + 4) === 116
-    ) {
-      // sport= or dport=: 1-15 decimal digits up to the next space, at most 65535; anything else is no entry
-      if (start + 6 >= len || line.charCodeAt(start + 2) === SPACE || line.charCodeAt(start + 3) === SPACE) return null;
-      let n = 0;
-      let j = start + 6;
-      for (; j < len; j++) {
-        const c = line.charCodeAt(j);
-        if (c === SPACE) break;
-        const d = c - DIGIT0;
-        if (d < 0 || d > 9) return null;
-        n = n * 10 + d;
-        if (n > 65535) return null;
-      }
-      i = j;
-      if (j === start + 6 || j - start - 6 > 15) return null;
-      if (c0 === 115) {
+      if (line.charCodeAt(start + 5) === EQ && line.charCodeAt(start + 1) === 112 && line.charCodeAt(start + 4) === 116) {
+        // sport=
+        const n = parseUint(line, start + 6, end);
+        if (n < 0 || n > 65535) return null;
         if (dir === 1) oSport = n;
         else if (dir === 2) {
           rSport = n;
           afterReply = 0;
         }
-      } else if (dir === 1) oDport = n;
-      else if (dir === 2) {
-        rDport = n;
-        afterReply = 0;
+        continue;
       }
-      continue;
-    }
-
-    let end = line.indexOf(' ', start);
-    if (end < 0 || end > len) end = len;
-    i = end;
-    if (c0 === LBRACKET) {
+    } else if (c0 === 100 /* d */) {
+      if (line.charCodeAt(start + 3) === EQ && line.charCodeAt(start + 1) === 115 && line.charCodeAt(start + 2) === 116) {
+        // dst=
+        if (start + 4 >= end) return null;
+        if (dir === 1) oDst = line.slice(start + 4, end);
+        else if (dir === 2) {
+          rDst = sliceOr(line, start + 4, end, lastReplyDst);
+          lastReplyDst = rDst;
+          afterReply = 0;
+        }
+        continue;
+      }
+      if (line.charCodeAt(start + 5) === EQ && line.charCodeAt(start + 1) === 112 && line.charCodeAt(start + 4) === 116) {
+        // dport=
+        const n = parseUint(line, start + 6, end);
+        if (n < 0 || n > 65535) return null;
+        if (dir === 1) oDport = n;
+        else if (dir === 2) {
+          rDport = n;
+          afterReply = 0;
+        }
+        continue;
+      }
+    } else if (c0 === LBRACKET) {
       // [UNREPLIED] [ASSURED] [OFFLOAD] [HW_OFFLOAD] ...
       const c1 = line.charCodeAt(start + 1);
       if (c1 === 85 /* U */ && end - start === 11) unreplied = true;
@@ -313,14 +348,14 @@ export function parseConntrackLineAt(line: string, lineStart: number, lineEnd: n
       else if (c1 === 72 /* H */ && end - start === 12 && line.startsWith('[HW_OFFLOAD]', start)) offload = 'hardware';
       continue;
     } else if (c0 === 109 /* m */) {
-      if (start + 4 < lineEnd && line.charCodeAt(start + 4) === EQ && line.charCodeAt(start + 1) === 97 && line.charCodeAt(start + 3) === 107) {
+      if (line.charCodeAt(start + 4) === EQ && line.charCodeAt(start + 1) === 97 && line.charCodeAt(start + 3) === 107) {
         // mark=
         const n = parseMarkValue(line, start + 5, end);
         if (n >= 0) mark = n;
         continue;
       }
     } else if (c0 === 122 /* z */) {
-      if (start + 4 < lineEnd && line.charCodeAt(start + 4) === EQ && line.charCodeAt(start + 1) === 111 && line.charCodeAt(start + 3) === 101) {
+      if (line.charCodeAt(start + 4) === EQ && line.charCodeAt(start + 1) === 111 && line.charCodeAt(start + 3) === 101) {
         // zone=
         const n = parseUint(line, start + 5, end);
         if (n >= 0) zone = n;
@@ -334,7 +369,7 @@ export function parseConntrackLineAt(line: string, lineStart: number, lineEnd: n
     }
   }
 
-  if (oSrcAt < 0 || oDstAt < 0 || rSrcAt < 0 || rDstAt < 0) return null;
+  if (oSrc === undefined || oDst === undefined || rSrc === undefined || rDst === undefined) return null;
   // No timeout is printed only for flowtable entries: the kernel keeps them alive itself.
   if (timeout < 0) {
     if (offload === undefined) return null;
@@ -348,39 +383,25 @@ export function parseConntrackLineAt(line: string, lineStart: number, lineEnd: n
   // Nothing after the reply tuple: the line was cut (possibly inside an address).
   if (afterReply === 0) return null;
   // Only addresses, all four of one family (also the line's family, checked below).
-  const oSrcSlot = addresses.slotOf(line, oSrcAt, oSrcEnd, oSrcHash);
-  if (oSrcSlot < 0) return null;
-  const fam = addresses.familyOf(oSrcSlot);
-  const oDstSlot = addresses.slotOf(line, oDstAt, oDstEnd, oDstHash);
-  if (oDstSlot < 0 || addresses.familyOf(oDstSlot) !== fam) return null;
-  // the reply's source is usually the original destination (no DNAT)
-  const rSrcSlot = addresses.slotOf(line, rSrcAt, rSrcEnd, rSrcHash, oDstSlot);
-  if (rSrcSlot < 0 || addresses.familyOf(rSrcSlot) !== fam) return null;
-  // the reply's destination is usually the previous line's (the NAT address)
-  const rDstSlot = addresses.slotOf(line, rDstAt, rDstEnd, rDstHash, lastReplyDstSlot);
-  if (rDstSlot < 0 || addresses.familyOf(rDstSlot) !== fam) return null;
-  lastReplyDstSlot = rDstSlot;
+  const fam = addressFamily(oSrc);
+  if (fam === 0 || addressFamily(oDst) !== fam || (rSrc !== oDst && addressFamily(rSrc) !== fam)) return null;
+  if (rDst !== oSrc) {
+    if (rDst !== lastCheckedReplyDst) {
+      lastCheckedReplyDstFamily = addressFamily(rDst);
+      lastCheckedReplyDst = rDst;
+    }
+    if (lastCheckedReplyDstFamily !== fam) return null;
+  }
 
-  let oSrc: string;
-  let oDst: string;
-  let rSrc: string;
-  let rDst: string;
   if (family === undefined) {
     family = fam === 6 ? 'ipv6' : 'ipv4';
   } else if ((family === 'ipv6') !== (fam === 6)) {
     return null;
-  }
-  if (family === 'ipv6' && fromProc) {
-    // /proc/net/nf_conntrack prints the full form: the same keys as conntrack -L's compressed one
-    oSrc = addresses.compressedOf(oSrcSlot);
-    oDst = addresses.compressedOf(oDstSlot);
-    rSrc = addresses.compressedOf(rSrcSlot);
-    rDst = addresses.compressedOf(rDstSlot);
-  } else {
-    oSrc = addresses.textOf(oSrcSlot);
-    oDst = addresses.textOf(oDstSlot);
-    rSrc = addresses.textOf(rSrcSlot);
-    rDst = addresses.textOf(rDstSlot);
+  } else if (family === 'ipv6') {
+    oSrc = compressIpv6(oSrc);
+    oDst = compressIpv6(oDst);
+    rSrc = compressIpv6(rSrc);
+    rDst = compressIpv6(rDst);
   }
   if (family === 'ipv4' && oSrc.charCodeAt(0) === COLON) return null;
 
