@@ -229,7 +229,8 @@ describe('/conntrack check through Slack, queue, worker and SSH', () => {
     expect(verdict.text).toBe(`Follow-up on ${gateway}: drops stopped`);
     expect(JSON.stringify(verdict.blocks)).toMatch(/Drops stopped: nothing dropped since the apply was verified at .*drop \+0/);
     expect(JSON.stringify(verdict.blocks)).toContain(planId);
-    const followUp = (await rt.history.list(gateway)).find((h) => h.event === 'follow-up');
+    // The worker records the verdict in history just after posting it: wait for it, do not race it.
+    const followUp = await waitUntil('the follow-up in history', async () => (await rt.history.list(gateway)).find((h) => h.event === 'follow-up'), 10_000);
     expect(followUp).toMatchObject({ planId, summary: expect.stringMatching(/^Drops stopped/) });
   });
 
