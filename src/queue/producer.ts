@@ -18,18 +18,18 @@ export interface Queues {
   close(): Promise<void>;
 }
 
+/** Read-only work (a check, a saved file's analysis): safe to retry with backoff. */
+const READ_ONLY_JOB_OPTIONS = {
+  attempts: 3,
+  backoff: { type: 'exponential', delay: 2_000 },
+  removeOnComplete: { age: 24 * 3600, count: 1000 },
+  removeOnFail: { age: 7 * 24 * 3600 },
+} as const;
+
 export function openQueues(connection: RedisConnection, prefix: string): Queues {
-  const check = new Queue<CheckJob>(QUEUES.check, {
-    connection,
-    prefix,
-    defaultJobOptions: {
-      // Read-only: safe to retry with backoff (e.g. the gateway dropped our SYN while saturated).
-      attempts: 3,
-      backoff: { type: 'exponential', delay: 2_000 },
-      removeOnComplete: { age: 24 * 3600, count: 1000 },
-      removeOnFail: { age: 7 * 24 * 3600 },
-    },
-  });
+  // Checks: the gateway may drop our SYN while saturated. Saved files: a failed download is
+  // retried; a file that is not a saved file is not (UnrecoverableError).
+  const check = new Queue<CheckJob>(QUEUES.check, { connection, prefix, defaultJobOptions: READ_ONLY_JOB_OPTIONS });
   const apply = new Queue<ApplyJob>(QUEUES.apply, {
     connection,
     prefix,
@@ -41,17 +41,7 @@ export function openQueues(connection: RedisConnection, prefix: string): Queues 
     },
   });
   const poll = new Queue<PollJob>(QUEUES.poll, { connection, prefix });
-  const saved = new Queue<SavedFileJob>(QUEUES.saved, {
-    connection,
-    prefix,
-    defaultJobOptions: {
-      // Read-only (a download and a parse): a failed download is retried; a file that is not a saved file is not (UnrecoverableError).
-      attempts: 3,
-      backoff: { type: 'exponential', delay: 2_000 },
-      removeOnComplete: { age: 24 * 3600, count: 1000 },
-      removeOnFail: { age: 7 * 24 * 3600 },
-    },
-  });
+  const saved = new Queue<SavedFileJob>(QUEUES.saved, { connection, prefix, defaultJobOptions: READ_ONLY_JOB_OPTIONS });
   // A Queue re-emits its connection's errors; without a listener BullMQ prints each one raw
   // (console.error) on every reconnect attempt during an outage or failover. ioredis reconnects.
   for (const q of [check, apply, poll, saved]) q.on('error', (err: Error) => logger.debug({ queue: q.name, err: err.message }, 'queue connection error'));
