@@ -11,13 +11,13 @@
  * script starts), timings, and counts by the entries that expired or appeared between the two
  * reads of a live table (compared within a tolerance here).
  */
-import { spawn } from 'node:child_process';
 import { createReadStream } from 'node:fs';
-import { mkdtemp, open, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { fillScenario, labDown, labUp, sshOptions, type FillResult, type Lab } from '../../lab/index.js';
+import { fillScenario, labDown, labUp, type FillResult, type Lab } from '../../lab/index.js';
+import { collectOverSsh } from '../support/collect-over-ssh.js';
 import { analyzeSaved } from '../../src/check/analyze-saved.js';
 import { runCheck } from '../../src/check/run-check.js';
 import type { CheckReport } from '../../src/core/model.js';
@@ -44,24 +44,6 @@ afterAll(async () => {
   if (dir) await rm(dir, { recursive: true, force: true });
 });
 
-/** `ssh root@gw sh -s < collect.sh > saved` with the system's OpenSSH client (host key pinned). */
-async function collectOverSsh(scriptPath: string, savedPath: string): Promise<{ code: number | null; stderr: string }> {
-  const input = await open(scriptPath, 'r');
-  const output = await open(savedPath, 'w');
-  try {
-    const child = spawn('ssh', [...sshOptions(lab.sshTarget), lab.sshTarget.host, 'sh', '-s'], { stdio: [input.fd, output.fd, 'pipe'] });
-    let stderr = '';
-    child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
-    const code = await new Promise<number | null>((resolve, reject) => {
-      child.on('error', reject);
-      child.on('close', resolve);
-    });
-    return { code, stderr };
-  } finally {
-    await input.close();
-    await output.close();
-  }
-}
 
 const within = (a: number, b: number, share: number, slack = 20): boolean => Math.abs(a - b) <= Math.max(slack, Math.max(a, b) * share);
 
@@ -75,7 +57,7 @@ describe('analyze of a saved file vs a live check of the same gateway', () => {
     const t0 = performance.now();
     const [live, collected] = await Promise.all([
       runCheck({ gatewayName: lab.name, config, sessions: pool.provider }),
-      collectOverSsh(scriptPath, savedPath),
+      collectOverSsh(lab.sshTarget, scriptPath, savedPath),
     ]);
     const bothMs = Math.round(performance.now() - t0);
     expect(collected.code, collected.stderr).toBe(0);

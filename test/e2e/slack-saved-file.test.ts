@@ -11,17 +11,18 @@
  * without the bot token. Figures (console): event -> report time and size; RSS growth of this
  * process (Bolt app + worker + local Slack server) while a large generated saved file streams.
  */
-import { execFile, spawn } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { mkdtemp, open, readFile, rm, stat, truncate, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, stat, truncate, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import type { App } from '@slack/bolt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
-import { fillScenario, labDown, labUp, sshOptions, type Lab } from '../../lab/index.js';
+import { fillScenario, labDown, labUp, type Lab } from '../../lab/index.js';
+import { collectOverSsh } from '../support/collect-over-ssh.js';
 import { loadEnv } from '../../src/config/env.js';
 import { parseInventory } from '../../src/config/inventory.js';
 import { COLLECT_SCRIPT } from '../../src/diagnostics/collect-script.js';
@@ -105,24 +106,6 @@ const blockText = (m: StoredMessage): string => JSON.stringify(m.blocks);
 const hasButtons = (m: StoredMessage): boolean =>
   (m.blocks as { type: string; elements?: { type: string }[] }[]).some((b) => b.type === 'actions' || (b.elements ?? []).some((e) => e.type === 'button'));
 
-/** `ssh root@gw sh -s < collect.sh > saved` with the system's OpenSSH client (host key pinned). */
-async function collectOverSsh(scriptPath: string, out: string): Promise<void> {
-  const input = await open(scriptPath, 'r');
-  const output = await open(out, 'w');
-  try {
-    const child = spawn('ssh', [...sshOptions(lab.sshTarget), lab.sshTarget.host, 'sh', '-s'], { stdio: [input.fd, output.fd, 'pipe'] });
-    let stderr = '';
-    child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
-    const code = await new Promise<number | null>((resolve, reject) => {
-      child.on('error', reject);
-      child.on('close', resolve);
-    });
-    if (code !== 0) throw new Error(`collect over ssh exited ${code}: ${stderr}`);
-  } finally {
-    await input.close();
-    await output.close();
-  }
-}
 
 beforeAll(async () => {
   slack = await startSlackApi({
@@ -138,7 +121,8 @@ beforeAll(async () => {
   const scriptPath = join(dir, 'collect.sh');
   await writeFile(scriptPath, COLLECT_SCRIPT);
   savedPath = join(dir, `${lab.name}.saved`);
-  await collectOverSsh(scriptPath, savedPath);
+  const collected = await collectOverSsh(lab.sshTarget, scriptPath, savedPath);
+  if (collected.code !== 0) throw new Error(`collect over ssh exited ${collected.code}: ${collected.stderr}`);
   // warn from 1 %: the plan has steps with proposed values to compare (as `analyze --gateway` reads them)
   inventoryPath = join(dir, 'inventory.yml');
   const yaml = stringify({ gateways: { [lab.name]: { ...lab.inventoryEntry, thresholds: { warnPercent: 1 } } } });
