@@ -4,14 +4,15 @@
  * peak RSS belongs to this work alone.
  *
  *   node --import tsx bench/children/parse-file.ts <mode> <file>
- *     read       split lines only (the floor: file I/O + UTF-8 decode + line split)
- *     parse      split + parseConntrackLine on every line (the parser alone)
+ *     read       split lines only (the floor: file I/O + line split where the bytes are, as the check does)
+ *     parse      split + parseConntrackBytes on every line (the parser alone, with its address cache)
  *     aggregate  aggregateLines(file stream) exactly as the check uses it (parser + counters)
  */
 import { createReadStream } from 'node:fs';
-import { StringDecoder } from 'node:string_decoder';
-import { aggregateLines } from '../../src/analysis/table/aggregate-lines.js';
-import { parseConntrackLine } from '../../src/diagnostics/parsers/conntrack-line.js';
+import { aggregateLines, MAX_LINE_BYTES } from '../../src/analysis/table/aggregate-lines.js';
+import { ByteLines, type OnLine } from '../../src/analysis/table/byte-lines.js';
+import { AddressCache } from '../../src/diagnostics/parsers/address-cache.js';
+import { parseConntrackBytes, scratchEntry } from '../../src/diagnostics/parsers/conntrack-line.js';
 import { IDLE_THRESHOLDS } from '../../src/plan/compute-constants.js';
 
 const [mode, file] = process.argv.slice(2);
@@ -22,26 +23,18 @@ if (!file || !['read', 'parse', 'aggregate'].includes(mode ?? '')) {
 
 const HIGH_WATER = 64 * 1024;
 
-async function splitLines(onLine: (line: string) => void): Promise<number> {
-  const decoder = new StringDecoder('utf8');
-  let carry = '';
+async function splitLines(onLine: OnLine): Promise<number> {
   let lines = 0;
-  for await (const chunk of createReadStream(file as string, { highWaterMark: HIGH_WATER })) {
-    const buf = carry + decoder.write(chunk as Buffer);
-    let start = 0;
-    for (;;) {
-      const nl = buf.indexOf('\n', start);
-      if (nl < 0) break;
-      onLine(buf.slice(start, nl));
+  const splitter = new ByteLines(
+    MAX_LINE_BYTES,
+    (buf, start, end) => {
       lines++;
-      start = nl + 1;
-    }
-    carry = buf.slice(start);
-  }
-  if (carry.length > 0) {
-    onLine(carry);
-    lines++;
-  }
+      onLine(buf, start, end);
+    },
+    () => lines++,
+  );
+  for await (const chunk of createReadStream(file as string, { highWaterMark: HIGH_WATER })) splitter.push(chunk as Buffer);
+  splitter.end();
   return lines;
 }
 
@@ -50,15 +43,17 @@ let lines = 0;
 let parsed = 0;
 let extra: Record<string, unknown> = {};
 if (mode === 'read') {
-  let chars = 0;
-  lines = await splitLines((l) => {
-    chars += l.length;
+  let bytes = 0;
+  lines = await splitLines((_buf, start, end) => {
+    bytes += end - start;
   });
-  extra = { chars };
+  extra = { bytes };
 } else if (mode === 'parse') {
   let timeoutSum = 0;
-  lines = await splitLines((l) => {
-    const e = parseConntrackLine(l);
+  const into = scratchEntry();
+  const addresses = new AddressCache();
+  lines = await splitLines((buf, start, end) => {
+    const e = parseConntrackBytes(buf, start, end, into, addresses);
     if (e !== null) {
       parsed++;
       timeoutSum += e.timeout; // keep the result alive so nothing is optimised away

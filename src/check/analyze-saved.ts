@@ -7,11 +7,11 @@
  * every dump line goes to the aggregator and is dropped, so memory does not grow with the
  * table (a saved file of millions of lines reads in bounded memory).
  */
-import { StringDecoder } from 'node:string_decoder';
 import type { GatewayConfig } from '../config/inventory.js';
 import type { CheckReport } from '../core/model.js';
 import { TableAggregator } from '../analysis/table/aggregator.js';
-import { MAX_LINE_CHARS } from '../analysis/table/aggregate-lines.js';
+import { MAX_LINE_BYTES } from '../analysis/table/aggregate-lines.js';
+import { ByteLines } from '../analysis/table/byte-lines.js';
 import { DEFAULT_ESTABLISHED_TIMEOUT } from '../analysis/kernel-defaults.js';
 import {
   SAVED_COLLECTED_AT_LINE,
@@ -32,6 +32,12 @@ export const MAX_SAVED_FACTS_CHARS = 16 * 1024 * 1024;
 /** What an error message keeps of the dump's stderr. */
 const MAX_DUMP_STDERR_CHARS = 300;
 
+const AT = 64;
+
+function tooMuchFacts(): SavedFileError {
+  return new SavedFileError(`no table dump after ${MAX_SAVED_FACTS_CHARS} characters of facts: not a saved file, or a cut one`);
+}
+
 export class SavedFileError extends Error {
   constructor(message: string) {
     super(message);
@@ -46,37 +52,6 @@ export interface SavedAnalysis {
   formatVersion: number;
   /** Lines read from the saved file. */
   lines: number;
-}
-
-/**
- * Calls `onLine` for each line of a stream, split with a bounded carry (a line longer than
- * `maxLineChars()` is cut there). Synchronous per chunk: no await per line.
- */
-async function forEachLine(readable: AsyncIterable<string | Buffer>, onLine: (line: string) => void, maxLineChars: () => number): Promise<void> {
-  const decoder = new StringDecoder('utf8');
-  let carry = '';
-  for await (const chunk of readable) {
-    const text = typeof chunk === 'string' ? chunk : decoder.write(chunk);
-    let start = 0;
-    let nl: number;
-    while ((nl = text.indexOf('\n', start)) >= 0) {
-      if (carry.length > 0) {
-        onLine(carry + text.slice(start, nl));
-        carry = '';
-      } else {
-        onLine(text.slice(start, nl));
-      }
-      start = nl + 1;
-    }
-    if (start < text.length) carry += text.slice(start);
-    const max = maxLineChars();
-    if (carry.length > max) {
-      onLine(carry.slice(0, max));
-      carry = '';
-    }
-  }
-  const rest = carry + decoder.end();
-  if (rest.length > 0) onLine(rest);
 }
 
 /**
@@ -101,18 +76,8 @@ export async function analyzeSaved(
   let dumpStderr = '';
   const table = new TableAggregator({ establishedTimeout: DEFAULT_ESTABLISHED_TIMEOUT, idleThresholds: [...IDLE_THRESHOLDS] });
 
-  await forEachLine(readable, (line) => {
+  const onLine = (line: string): void => {
     lineCount++;
-    if (phase === 'dump') {
-      const end = SAVED_TABLE_DUMP_END_LINE.exec(line);
-      if (end) {
-        dumpExit = Number(end[1]);
-        phase = 'done';
-      } else {
-        table.addLine(line);
-      }
-      return;
-    }
     if (phase === 'header') {
       const magic = SAVED_MAGIC_LINE.exec(line);
       if (!magic) throw new SavedFileError('not a conntrack-ops saved file (its first line is not "@@conntrack-ops-saved N@@"): make it with `conntrack-ops collect-script`');
@@ -129,20 +94,51 @@ export async function analyzeSaved(
       }
       if (line === SAVED_TABLE_DUMP_BEGIN) {
         phase = 'dump';
+        lines.maxLineBytes = MAX_LINE_BYTES;
         factsDoneAt = performance.now();
         return;
       }
       factsChars += line.length + 1;
-      if (factsChars > MAX_SAVED_FACTS_CHARS) throw new SavedFileError(`no table dump after ${MAX_SAVED_FACTS_CHARS} characters of facts: not a saved file, or a cut one`);
+      if (factsChars > MAX_SAVED_FACTS_CHARS) throw tooMuchFacts();
       facts.push(line);
+      return;
+    }
+    if (phase === 'dump') {
+      // only the end marker is not an entry
+      const end = SAVED_TABLE_DUMP_END_LINE.exec(line);
+      if (end) {
+        dumpExit = Number(end[1]);
+        phase = 'done';
+      } else {
+        table.addLine(line);
+      }
       return;
     }
     // 'done': the dump's stderr section (kept short for the error message); nothing else is read
     if (line.startsWith(SECTION_BEGIN) || line.startsWith(SECTION_END) || dumpStderr.length >= MAX_DUMP_STDERR_CHARS) return;
     dumpStderr = `${dumpStderr}${dumpStderr ? ' ' : ''}${line}`.slice(0, MAX_DUMP_STDERR_CHARS);
-    // a facts line may be long (nft -j prints the whole ruleset on one line: MBs on a Kubernetes
-    // node), bounded by the facts limit; a dump line longer than MAX_LINE_CHARS is garbage
-  }, () => (phase === 'dump' ? MAX_LINE_CHARS : MAX_SAVED_FACTS_CHARS));
+  };
+  // A facts line may be long (nft -j prints the whole ruleset on one line: MBs on a Kubernetes
+  // node), bounded by the facts limit; a dump line longer than MAX_LINE_BYTES is garbage.
+  const lines = new ByteLines(
+    MAX_SAVED_FACTS_CHARS,
+    (buf, start, end) => {
+      // dump lines are read in place; the end marker starts with "@"
+      if (phase === 'dump' && buf[start] !== AT) {
+        lineCount++;
+        table.addLineBytes(buf, start, end);
+      } else {
+        onLine(buf.toString('utf8', start, end));
+      }
+    },
+    (head) => {
+      lineCount++;
+      if (phase !== 'dump') throw tooMuchFacts();
+      table.addUnparsed(head.toString('utf8', 0, 300));
+    },
+  );
+  for await (const chunk of readable) lines.push(typeof chunk === 'string' ? Buffer.from(chunk, 'utf8') : chunk);
+  lines.end();
 
   if (formatVersion === null) throw new SavedFileError('the saved file is empty');
   if (phase === 'facts') throw new SavedFileError('the saved file ends before the table dump (cut while collecting?)');

@@ -4,7 +4,7 @@ import { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { tableSummarySchema, type TableSummary } from '../../src/core/model.js';
-import { aggregateLines, MAX_LINE_CHARS } from '../../src/analysis/table/aggregate-lines.js';
+import { aggregateLines, MAX_LINE_BYTES } from '../../src/analysis/table/aggregate-lines.js';
 import { TableAggregator } from '../../src/analysis/table/aggregator.js';
 import { PortIndex, type PortKey } from '../../src/analysis/table/port-index.js';
 import { HeavyHitters, SpaceSaving } from '../../src/analysis/table/space-saving.js';
@@ -129,7 +129,7 @@ describe('TableAggregator line handling', () => {
   });
 
   it('drops an endless line once (memory stays bounded) and resumes after it', async () => {
-    const huge = 'x'.repeat(MAX_LINE_CHARS * 3);
+    const huge = 'x'.repeat(MAX_LINE_BYTES * 3);
     const s = await aggregateLines(Readable.from(chunked(`${good}\n${huge}\n${good}\n`, 5000, 3, true)), ctx);
     expect([s.entries, s.unparsed]).toEqual([2, 1]);
     expect(s.unparsedSample[0]?.length).toBeLessThanOrEqual(300);

@@ -7,7 +7,8 @@
  */
 import { tableSummarySchema, type ConntrackEntry, type TableSummary } from '../../core/model.js';
 import { ESTABLISHED_TIMEOUT_HEADER, TABLE_DUMP_HEADERS } from '../../diagnostics/dump-format.js';
-import { parseConntrackLine, scratchEntry } from '../../diagnostics/parsers/conntrack-line.js';
+import { AddressCache } from '../../diagnostics/parsers/address-cache.js';
+import { parseConntrackBytes, parseConntrackLine, scratchEntry } from '../../diagnostics/parsers/conntrack-line.js';
 import { detachString } from './detach-string.js';
 import { HeavyHitters, SpaceSaving } from './space-saving.js';
 import { PortIndex, type PortKey } from './port-index.js';
@@ -46,6 +47,8 @@ export const DEFAULT_SHORT_TIMER_SECONDS = 300;
 /** The state key offloaded entries are counted under ("tcp OFFLOAD"): the kernel prints none. */
 export const OFFLOAD_STATE = 'OFFLOAD';
 const UNPARSED_SAMPLE_MAX = 5;
+/** What is decoded of a line that is not an entry (headers and conntrack's summary are short). */
+const MAX_OTHER_LINE_BYTES = 4096;
 const UNPARSED_SAMPLE_CHARS = 300;
 
 /** Lines that are not entries and not errors: blanks and conntrack's stderr summary. */
@@ -81,6 +84,8 @@ export class TableAggregator {
   private establishedShortTimer = 0;
   /** Parsed into by addLine (entries are counted, never kept). */
   private readonly scratch = scratchEntry();
+  /** Addresses of this table's lines (the same few repeat: no string per address). */
+  private readonly addresses = new AddressCache();
 
   constructor(ctx: AggregatorContext) {
     if (!Number.isFinite(ctx.establishedTimeout) || ctx.establishedTimeout < 0) {
@@ -102,10 +107,22 @@ export class TableAggregator {
   /** Parse and count one line; blank lines and conntrack's summary line are ignored. */
   addLine(line: string): void {
     const entry = parseConntrackLine(line, this.scratch);
-    if (entry !== null) {
-      this.addEntry(entry);
-      return;
-    }
+    if (entry !== null) this.addEntry(entry);
+    else this.addOther(line);
+  }
+
+  /**
+   * The same for the line in buf[start, end) as it arrived (no newline): read in place, only
+   * a line that is not an entry is decoded.
+   */
+  addLineBytes(buf: Buffer, start: number, end: number): void {
+    const entry = parseConntrackBytes(buf, start, end, this.scratch, this.addresses);
+    if (entry !== null) this.addEntry(entry);
+    else this.addOther(buf.toString('utf8', start, Math.min(end, start + MAX_OTHER_LINE_BYTES)));
+  }
+
+  /** A line that is not an entry: a header, an ignorable line, or unparsed. */
+  private addOther(line: string): void {
     if (isIgnorable(line)) return;
     if (this.entries === 0 && this.readHeader(line)) return;
     this.addUnparsed(line);
