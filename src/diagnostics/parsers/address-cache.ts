@@ -33,10 +33,10 @@ export class AddressCache {
   }
 
   /** Look up bytes [start, end) of `buf`; sets lastValue and lastFamily (0: not an address). */
-  lookup(buf: Uint8Array, start: number, end: number): void {
+  lookup(buf: Buffer, start: number, end: number): void {
     const n = end - start;
     if (n > MAX_CACHED_BYTES) {
-      const text = Buffer.from(buf.buffer, buf.byteOffset + start, n).toString('latin1');
+      const text = buf.toString('latin1', start, end);
       this.lastFamily = addressFamily(text);
       this.lastValue = this.lastFamily === 6 ? compressIpv6(text) : text;
       return;
@@ -59,7 +59,7 @@ export class AddressCache {
         return;
       }
     }
-    const text = Buffer.from(buf.buffer, buf.byteOffset + start, n).toString('latin1');
+    const text = buf.toString('latin1', start, end);
     const family = addressFamily(text);
     const value = family === 6 ? compressIpv6(text) : text;
     this.raw[slot] = text;

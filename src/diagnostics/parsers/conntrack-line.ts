@@ -73,7 +73,7 @@ const UNKNOWN_PROTOCOL = /^[a-z][a-z0-9_-]{0,15}$/;
 const UNKNOWN_STATE = /^[A-Z][A-Z0-9_]{0,31}$/;
 
 /** buf[start, end) as one of `known` (the same string object), or a fresh string. */
-function word(buf: Uint8Array, start: number, end: number, known: readonly string[]): string {
+function word(buf: Buffer, start: number, end: number, known: readonly string[]): string {
   const n = end - start;
   const c0 = buf[start];
   for (let k = 0; k < known.length; k++) {
@@ -86,12 +86,12 @@ function word(buf: Uint8Array, start: number, end: number, known: readonly strin
   return latin1(buf, start, end);
 }
 
-function latin1(buf: Uint8Array, start: number, end: number): string {
-  return Buffer.from(buf.buffer, buf.byteOffset + start, end - start).toString('latin1');
+function latin1(buf: Buffer, start: number, end: number): string {
+  return buf.toString('latin1', start, end);
 }
 
 /** Parse a base-10 non-negative integer in buf[start, end); -1 when not all digits. */
-function parseUint(buf: Uint8Array, start: number, end: number): number {
+function parseUint(buf: Buffer, start: number, end: number): number {
   if (start >= end || end - start > 15) return -1;
   let n = 0;
   for (let i = start; i < end; i++) {
@@ -103,7 +103,7 @@ function parseUint(buf: Uint8Array, start: number, end: number): number {
 }
 
 /** Parse a number that may be hex (0x...) or decimal (mark= is decimal, but be lenient). */
-function parseMarkValue(buf: Uint8Array, start: number, end: number): number {
+function parseMarkValue(buf: Buffer, start: number, end: number): number {
   if (end - start > 2 && buf[start] === DIGIT0 && ((buf[start + 1] as number) | 32) === 120) {
     const n = Number.parseInt(latin1(buf, start + 2, end), 16);
     return Number.isFinite(n) ? n : -1;
@@ -112,7 +112,7 @@ function parseMarkValue(buf: Uint8Array, start: number, end: number): number {
 }
 
 /** True when buf[start, start + text.length) is `text` (ASCII). */
-function bytesAre(buf: Uint8Array, start: number, text: string): boolean {
+function bytesAre(buf: Buffer, start: number, text: string): boolean {
   for (let i = 0; i < text.length; i++) if (buf[start + i] !== text.charCodeAt(i)) return false;
   return true;
 }
@@ -120,7 +120,7 @@ function bytesAre(buf: Uint8Array, start: number, text: string): boolean {
 /** Addresses of the lines parsed by parseConntrackLine (the streaming aggregator has its own). */
 const sharedAddresses = new AddressCache(10);
 const encoder = new TextEncoder();
-let lineBytes = new Uint8Array(1024);
+let lineBytes = Buffer.alloc(1024);
 const lineScratch = scratchEntry();
 
 /**
@@ -134,7 +134,7 @@ const lineScratch = scratchEntry();
  * it keeps, as the next call overwrites it.
  */
 export function parseConntrackLine(line: string, into?: ConntrackEntry): ConntrackEntry | null {
-  if (line.length * 3 > lineBytes.length) lineBytes = new Uint8Array(Math.max(line.length * 3, lineBytes.length * 2));
+  if (line.length * 3 > lineBytes.length) lineBytes = Buffer.alloc(Math.max(line.length * 3, lineBytes.length * 2));
   const { written } = encoder.encodeInto(line, lineBytes);
   const entry = parseConntrackBytes(lineBytes, 0, written, into ?? lineScratch, sharedAddresses);
   if (entry === null || into !== undefined) return entry;
@@ -161,7 +161,7 @@ function detachedEntry(e: ConntrackEntry): ConntrackEntry {
  * from `addresses`. Returns `into`, or null when the line is not a complete entry (see
  * parseConntrackLine). Nothing is allocated but the strings of addresses the cache misses.
  */
-export function parseConntrackBytes(buf: Uint8Array, from: number, to: number, into: ConntrackEntry, addresses: AddressCache): ConntrackEntry | null {
+export function parseConntrackBytes(buf: Buffer, from: number, to: number, into: ConntrackEntry, addresses: AddressCache): ConntrackEntry | null {
   let len = to;
   // ignore trailing whitespace (\r from CRLF, tabs, spaces)
   while (len > from && (buf[len - 1] as number) <= SPACE) len--;
