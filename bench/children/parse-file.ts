@@ -10,7 +10,7 @@
  */
 import { createReadStream } from 'node:fs';
 import { aggregateLines, MAX_LINE_BYTES } from '../../src/analysis/table/aggregate-lines.js';
-import { ByteLines, type OnLine } from '../../src/analysis/table/byte-lines.js';
+import { ByteLines, type OnLine } from '../../src/infra/byte-lines.js';
 import { AddressCache } from '../../src/diagnostics/parsers/address-cache.js';
 import { parseConntrackBytes, scratchEntry } from '../../src/diagnostics/parsers/conntrack-line.js';
 import { IDLE_THRESHOLDS } from '../../src/plan/compute-constants.js';

@@ -158,7 +158,8 @@ export async function benchSlackAck(opts: { rounds: number; concurrency: number;
       const t0 = performance.now();
       res.once('finish', () => serverMs.push(performance.now() - t0));
     });
-    log(`receiver ${url}, Redis ${rt.redisHandle.url} (embedded), no workers`);
+    // the embedded Redis URL holds its password: only its socket path is printed
+    log(`receiver ${url}, Redis ${rt.redisHandle.url.replace(/\?.*$/, '')} (embedded), no workers`);
 
     floorServer = await startHttpFloor();
     const floorUrl = floorServer.url;

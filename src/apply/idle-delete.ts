@@ -184,7 +184,7 @@ export class TooManySlowDeletesError extends Error {
  */
 export const LISTING_LIMITS = {
   /** Longest line kept (a real one is < 400 characters). */
-  maxLineChars: 4096,
+  maxLineBytes: 4096,
   /** Lines that are not ESTABLISHED TCP entries before the listing is refused. */
   maxUnparsed: 10_000,
   /** Entries selected for deletion (each is held until the delete): 4x the largest max seen in the field. */
@@ -234,7 +234,7 @@ export async function listIdleCandidates(session: GatewaySession, oldTimeout: nu
       candidates.push(entry);
       return true;
     },
-    limits.maxLineChars,
+    limits.maxLineBytes,
   ).catch((err: unknown) => {
     abort();
     throw err;

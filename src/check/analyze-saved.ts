@@ -11,7 +11,7 @@ import type { GatewayConfig } from '../config/inventory.js';
 import type { CheckReport } from '../core/model.js';
 import { TableAggregator } from '../analysis/table/aggregator.js';
 import { MAX_LINE_BYTES } from '../analysis/table/aggregate-lines.js';
-import { ByteLines } from '../analysis/table/byte-lines.js';
+import { ByteLines } from '../infra/byte-lines.js';
 import { DEFAULT_ESTABLISHED_TIMEOUT } from '../analysis/kernel-defaults.js';
 import {
   SAVED_COLLECTED_AT_LINE,

@@ -5,7 +5,7 @@
  */
 import type { TableSummary } from '../../core/model.js';
 import { TableAggregator, type AggregatorContext } from './aggregator.js';
-import { ByteLines } from './byte-lines.js';
+import { ByteLines } from '../../infra/byte-lines.js';
 
 /** A "line" longer than this without a newline is garbage: counted once and dropped. */
 export const MAX_LINE_BYTES = 64 * 1024;

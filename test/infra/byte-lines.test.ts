@@ -4,7 +4,7 @@
  * and skipped, and only lines that span chunks are copied.
  */
 import { describe, expect, it } from 'vitest';
-import { ByteLines } from '../../src/analysis/table/byte-lines.js';
+import { ByteLines } from '../../src/infra/byte-lines.js';
 
 function split(text: string, chunkSizes: number[], maxLineBytes = 64): { lines: string[]; overlong: string[] } {
   const lines: string[] = [];
