@@ -189,8 +189,12 @@ export async function benchSlackAck(opts: { rounds: number; concurrency: number;
       // Side by side, same client, one after the other: the HTTP floor, Bolt alone, then the
       // measured check burst last (the receiver-side tail below belongs to it).
       const httpFloor = burstQuantiles(await burst(floorUrl, r, r === 0 ? 20 : 5));
+      const cpu0 = process.cpuUsage();
       const boltHelp = burstQuantiles(await burst(url, r, r === 0 ? 20 : 5, 'help'));
+      const cpu1 = process.cpuUsage();
       const out = await burst(url, r, 5);
+      const cpu2 = process.cpuUsage();
+      const cpuMs = (from: NodeJS.CpuUsage, to: NodeJS.CpuUsage): number => round((to.user - from.user + to.system - from.system) / 1000);
       const sorted = sortedLatencies(out);
       // The child's warm-up requests finish before its burst starts: the burst is the tail.
       const server_ = serverMs.slice(-opts.concurrency).sort((a, b) => a - b);
@@ -227,7 +231,7 @@ export async function benchSlackAck(opts: { rounds: number; concurrency: number;
         `  round ${r + 1}/${opts.rounds}: ${round_.ok}/${round_.requests} HTTP 200, ack p50 ${round_.p50} ms, p99 ${round_.p99} ms, max ${round_.max} ms (receiver-side p50 ${round_.server.p50}, p99 ${round_.server.p99}); ${round_.jobsFound} jobs found (${round_.jobsWaiting} waiting)`,
       );
       log(
-        `           same burst side by side: bare node:http server p99 ${httpFloor.p99} ms, Bolt answering help (no Redis) p99 ${boltHelp.p99} ms; ack p99 / Bolt alone ${round(round_.p99 / boltHelp.p99, 2)}x`,
+        `           same burst side by side: bare node:http server p99 ${httpFloor.p99} ms, Bolt answering help (no Redis) p99 ${boltHelp.p99} ms; ack p99 / Bolt alone ${round(round_.p99 / boltHelp.p99, 2)}x; receiver process CPU help ${cpuMs(cpu0, cpu1)} ms, check ${cpuMs(cpu1, cpu2)} ms`,
       );
     }
     // One more burst under the V8 profiler (in this process: the receiver), not measured.
