@@ -40,6 +40,7 @@ import { NftJsonError, parseNftJson } from './parsers/nft-json.js';
 import { parseModprobeGrep, parseSysctlGrep } from './parsers/persistence.js';
 import {
   interfaceMatches,
+  parseBootTime,
   parseIpAddr,
   parseKeyValueInts,
   parseMeminfo,
@@ -49,6 +50,8 @@ import {
   parseProcSysGrep,
   parseSlabObjsize,
 } from './parsers/system.js';
+
+export { parseBootTime } from './parsers/system.js';
 
 export const FACTS_SCRIPT_VERSION = 3;
 
@@ -290,14 +293,6 @@ function nftRules(sections: Map<string, SectionOutput>, iptablesHasRules: boolea
   const text = sections.get('nft-ruleset');
   if (!usable(text)) return null;
   return parseNftRuleset(text.text, iptablesHasRules, sections.get('nft-warnings')?.text ?? '');
-}
-
-/** "clock <epoch s> uptime <s>" (kernel-log-source section) -> the gateway's boot time (ISO), or null. */
-export function parseBootTime(text: string): string | null {
-  const m = /^clock (\d{9,11}) uptime (\d+(?:\.\d+)?)$/m.exec(text);
-  if (!m) return null;
-  const ms = Number(m[1]) * 1000 - Math.round(Number(m[2]) * 1000);
-  return Number.isFinite(ms) && ms > 0 ? new Date(ms).toISOString() : null;
 }
 
 /** Parse the facts script's stdout into validated GatewayFacts. Throws FactsParseError when essentials are missing. */

@@ -3,14 +3,16 @@
  * sh script prints the gateway's clock, its network namespace, count and max, the per-CPU
  * statistics (`/proc/net/stat/nf_conntrack`, summed here) and the newest "table full" lines
  * of the kernel log. Lines with a wall clock newer than the previous poll's gateway clock
- * are "new"; lines without one (busybox `dmesg`) are not counted: the drop counters are the
- * measure, the log is proof.
+ * are "new". Plain and busybox `dmesg` print seconds since boot: those lines are dated from the
+ * gateway's boot time (its clock minus its uptime), as the check dates them; a line with no
+ * time at all is not counted: the drop counters are the measure, the log is proof.
  *
- *   @@poll v1@@
+ *   @@poll v2@@
  *   <gateway clock, seconds since the epoch>
  *   <net:[inode]>
  *   <nf_conntrack_count>
  *   <nf_conntrack_max>
+ *   <uptime, seconds (/proc/uptime); v1 output has no such line>
  *   @@stat@@
  *   <contents of /proc/net/stat/nf_conntrack>
  *   @@log@@
@@ -23,7 +25,7 @@ import { commands } from '../gateway/commands.js';
 import { SUDO_HELPER } from '../gateway/sudo-helper/invoke.js';
 import { parseProcStatConntrack } from './parsers/conntrack-stats.js';
 import { parseKernelLog } from './parsers/kernel-log.js';
-import { parseNetnsInode } from './parsers/system.js';
+import { parseBootTime, parseNetnsInode } from './parsers/system.js';
 
 export const POLL_LOG_LINES = 50;
 
@@ -31,10 +33,11 @@ export const POLL_SCRIPT = `export LC_ALL=C
 PATH="$PATH:/usr/sbin:/sbin:/usr/bin:/bin"
 P=
 if [ "$(id -u)" != 0 ] && command -v sudo >/dev/null 2>&1 && ${SUDO_HELPER} ping >/dev/null 2>&1; then P='${SUDO_HELPER}'; fi
-echo '@@poll v1@@'
+echo '@@poll v2@@'
 date -u +%s
 n=$(readlink /proc/self/ns/net); echo "$n"; n=\${n#net:[}; n=\${n%]}
 cat /proc/sys/net/netfilter/nf_conntrack_count /proc/sys/net/netfilter/nf_conntrack_max
+cut -d' ' -f1 /proc/uptime
 echo '@@stat@@'
 cat /proc/net/stat/nf_conntrack 2>/dev/null
 echo '@@log@@'
@@ -62,21 +65,28 @@ export class PollOutputError extends Error {
 
 export function parsePollOutput(text: string): PollReading {
   const lines = text.split('\n');
-  const start = lines.indexOf('@@poll v1@@');
+  const v2 = lines.indexOf('@@poll v2@@');
+  const start = v2 >= 0 ? v2 : lines.indexOf('@@poll v1@@');
   const statAt = lines.indexOf('@@stat@@');
   const logAt = lines.indexOf('@@log@@');
   const endAt = lines.indexOf('@@end@@');
   if (start < 0 || statAt < start || logAt < statAt || endAt < logAt) throw new PollOutputError('poll output is incomplete (missing markers)');
   const head = lines.slice(start + 1, statAt);
-  if (head.length !== 4) throw new PollOutputError(`poll header has ${head.length} lines, expected 4`);
-  const [clock, netns, count, max] = head as [string, string, string, string];
+  const headLines = v2 >= 0 ? 5 : 4;
+  if (head.length !== headLines) throw new PollOutputError(`poll header has ${head.length} lines, expected ${headLines}`);
+  const [clock, netns, count, max, uptime] = head as [string, string, string, string, string | undefined];
   const parsed = z.tuple([intLine, intLine, intLine]).safeParse([clock.trim(), count.trim(), max.trim()]);
   if (!parsed.success) throw new PollOutputError(`poll header is not numeric: ${parsed.error.issues[0]?.message ?? ''}`);
   const [clockS, countN, maxN] = parsed.data;
   if (maxN <= 0) throw new PollOutputError('nf_conntrack_max is 0');
   const netnsInode = parseNetnsInode(netns);
   const procStat = parseProcStatConntrack(lines.slice(statAt + 1, logAt).join('\n'));
-  const events = parseKernelLog(lines.slice(logAt + 1, endAt).join('\n'), { netnsInode, referenceTime: new Date(clockS * 1000).toISOString() });
+  const bootTime = uptime === undefined ? null : parseBootTime(`clock ${clockS} uptime ${uptime.trim()}`);
+  const events = parseKernelLog(lines.slice(logAt + 1, endAt).join('\n'), {
+    netnsInode,
+    referenceTime: new Date(clockS * 1000).toISOString(),
+    ...(bootTime ? { bootTime } : {}),
+  });
   const tableFullAtMs = events.filter((e) => e.kind === 'table-full' && e.at !== null).map((e) => Date.parse(e.at as string));
   return {
     gatewayAtMs: clockS * 1000,

@@ -2,7 +2,7 @@
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { parsePollOutput, PollOutputError, POLL_SCRIPT } from '../../src/diagnostics/poll-script.js';
+import { newTableFullLines, parsePollOutput, PollOutputError, POLL_SCRIPT } from '../../src/diagnostics/poll-script.js';
 import { advance, initialWatchState } from '../../src/monitor/episodes.js';
 import { sampleOf } from '../../src/monitor/poller.js';
 
@@ -39,6 +39,35 @@ describe('poll output', () => {
     const t = advance(state, { ok: true, sample: second });
     expect(t.events.map((e) => [e.event, e.level, e.kind])).toEqual([['opened', 'critical', 'drops']]);
     expect(t.events[0]?.drops.drop).toBe(4101);
+  });
+
+  it('plain and busybox dmesg lines ([seconds since boot]) are dated from the uptime line and count as new', () => {
+    const stat = fixture('poll-healthy.txt').split('@@stat@@\n')[1]?.split('@@log@@')[0] ?? '';
+    const clock = 1796409158;
+    const output = (version: 'v1' | 'v2') =>
+      [
+        `@@poll ${version}@@`,
+        String(clock),
+        'net:[4026532174]',
+        '1000',
+        '262144',
+        ...(version === 'v2' ? ['5000.25'] : []),
+        `@@stat@@\n${stat}@@log@@`,
+        '[ 4990.123456] nf_conntrack: nf_conntrack: table full, dropping packet',
+        '[ 4999.500000] nf_conntrack: nf_conntrack: table full, dropping packet',
+        '@@end@@',
+      ].join('\n');
+    const boot = clock * 1000 - 5_000_250;
+    const r = parsePollOutput(output('v2'));
+    expect(r.tableFullAtMs).toEqual([boot + 4_990_123, boot + 4_999_500]);
+    // one of the two is newer than a poll 5 s earlier
+    expect(newTableFullLines(r, (clock - 5) * 1000)).toBe(1);
+    // without the uptime (v1 output) such lines have no time and are never counted
+    expect(parsePollOutput(output('v1')).tableFullAtMs).toEqual([]);
+  });
+
+  it('the script prints the uptime it dates those lines with', () => {
+    expect(POLL_SCRIPT).toContain("cut -d' ' -f1 /proc/uptime");
   });
 
   it('unreadable counters repeat the previous ones instead of looking like a reboot', () => {

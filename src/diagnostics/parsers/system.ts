@@ -123,3 +123,11 @@ export function interfaceMatches(pattern: string, ifname: string): boolean {
   if (pattern.endsWith('+') || pattern.endsWith('*')) return ifname.startsWith(pattern.slice(0, -1));
   return pattern === ifname;
 }
+
+/** "clock <epoch s> uptime <s>" (kernel-log-source section) -> the gateway's boot time (ISO), or null. */
+export function parseBootTime(text: string): string | null {
+  const m = /^clock (\d{9,11}) uptime (\d+(?:\.\d+)?)$/m.exec(text);
+  if (!m) return null;
+  const ms = Number(m[1]) * 1000 - Math.round(Number(m[2]) * 1000);
+  return Number.isFinite(ms) && ms > 0 ? new Date(ms).toISOString() : null;
+}
