@@ -9,6 +9,7 @@ import { openRuntime } from '../runtime.js';
 import { createSlackApp, missingSlackConfig } from '../slack/app.js';
 import { slackPublishers } from '../slack/publish/index.js';
 import { startWorkers } from '../worker/start.js';
+import { stopOnSignals } from '../worker/bounded-stop.js';
 import { resumeWatching } from '../monitor/watch-control.js';
 import { CliError } from './errors.js';
 
@@ -34,12 +35,16 @@ export function registerStartCommand(program: Command): void {
       const workers = opts.worker ? startWorkers(rt, { publishers: slackPublishers(rt, env) }) : null;
       await app.start(env.PORT);
       logger.info({ env: redactedEnv(env), worker: opts.worker, watching: resumed.upserted }, `conntrack-ops listening (${env.SLACK_MODE} mode)`);
-      await new Promise<void>((resolve) => {
-        process.once('SIGINT', resolve);
-        process.once('SIGTERM', resolve);
+      // SIGTERM / SIGINT: the listener stops first, then the in-process worker, in bounded time
+      // (the worker's own bounds: WORKER_STOP_GRACE_SECONDS, WORKER_STOP_SECONDS without Redis).
+      stopOnSignals({
+        redis: rt.redis,
+        workers,
+        listener: app,
+        closeRuntime: () => rt.close(),
+        graceSeconds: env.WORKER_STOP_GRACE_SECONDS,
+        goneSeconds: env.WORKER_STOP_SECONDS,
       });
-      await app.stop();
-      await workers?.close();
-      await rt.close();
+      await new Promise<never>(() => undefined);
     });
 }

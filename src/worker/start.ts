@@ -18,7 +18,7 @@ import { createPollProcessor } from './poll-processor.js';
 import { createApplyEngine, createApplyProcessor } from './apply-processor.js';
 import { ApplyOutbox } from '../store/apply-outbox.js';
 import { startSweeper, type Sweeper } from './sweeper.js';
-import { superviseWorker, type CountJobs, type SupervisedWorker } from './stuck-worker.js';
+import { superviseWorker, type SupervisedWorker } from './stuck-worker.js';
 
 export interface WorkerOptions {
   concurrency?: number;
@@ -56,11 +56,26 @@ export interface RunningJob {
   sinceMs: number;
 }
 
-/** Jobs running in this process, by queue/id (entered and left by `tracked`). */
-function jobTracker(): { active: Map<string, RunningJob>; tracked<J extends { id?: string | undefined; data: unknown }, A extends unknown[], R>(queue: string, fn: (job: J, ...rest: A) => Promise<R>): (job: J, ...rest: A) => Promise<R> } {
+interface JobTracker {
+  active: Map<string, RunningJob>;
+  /** Jobs of `queue` running in this process now. */
+  running(queue: string): number;
+  tracked<J extends { id?: string | undefined; data: unknown }, A extends unknown[], R>(queue: string, fn: (job: J, ...rest: A) => Promise<R>): (job: J, ...rest: A) => Promise<R>;
+}
+
+/**
+ * Jobs running in this process, by queue/id (entered and left by `tracked`): what a bounded
+ * shutdown names, and what tells the stuck-worker supervisor whether its Worker is idle.
+ */
+function jobTracker(): JobTracker {
   const active = new Map<string, RunningJob>();
   return {
     active,
+    running: (queue) => {
+      let n = 0;
+      for (const job of active.values()) if (job.queue === queue) n++;
+      return n;
+    },
     tracked: (queue, fn) => async (job, ...rest) => {
       const key = `${queue}/${job.id ?? '?'}`;
       const data = (typeof job.data === 'object' && job.data !== null ? job.data : {}) as { gateway?: unknown; planId?: unknown };
@@ -76,17 +91,23 @@ function jobTracker(): { active: Map<string, RunningJob>; tracked<J extends { id
 }
 
 export function startWorkers(rt: Runtime, opts: WorkerOptions = {}): RunningWorkers {
-  const { active, tracked } = jobTracker();
+  const { active, tracked, running } = jobTracker();
   const pool = opts.pool ?? new SessionPool({ onEvent: (e) => logger.info(e, 'ssh pool') });
   const concurrency = opts.concurrency ?? rt.env.WORKER_CONCURRENCY;
   const connection = rt.redisHandle.connect();
   const runs = (kind: WorkerKind): boolean => !opts.only || opts.only.includes(kind);
   // Each queue's Worker is replaced if it stops taking jobs without an error (stuck-worker.ts).
-  const supervise = <W extends Worker>(queue: keyof typeof QUEUES, make: (count: CountJobs) => W): SupervisedWorker<W> =>
-    superviseWorker({ queue: rt.queues[queue], redis: rt.redis, make: (count) => observed(queue, make(count)), onReplace: (why) => logger.warn({ queue, why }, 'worker stopped taking jobs; replaced it') });
-  const checkWorker = runs('check') && supervise('check', (count) => new Worker<CheckJob, CheckResult>(
+  const supervise = <W extends Worker>(queue: keyof typeof QUEUES, make: () => W): SupervisedWorker<W> =>
+    superviseWorker({
+      queue: rt.queues[queue],
+      redis: rt.redis,
+      make: () => observed(queue, make()),
+      inFlight: () => running(queue),
+      onReplace: (why) => logger.warn({ queue, why }, 'worker stopped taking jobs; replaced it'),
+    });
+  const checkWorker = runs('check') && supervise('check', () => new Worker<CheckJob, CheckResult>(
     QUEUES.check,
-    count(tracked('check', createCheckProcessor({
+    tracked('check', createCheckProcessor({
       inventory: rt.inventory,
       sessions: pool.provider,
       plans: rt.plans,
@@ -96,12 +117,12 @@ export function startWorkers(rt: Runtime, opts: WorkerOptions = {}): RunningWork
       planTtlMinutes: rt.env.PLAN_TTL_MINUTES,
       followUps: new ApplyRecordStore(rt.redis, rt.env.QUEUE_PREFIX),
       runs: new CheckRuns(rt.redis, rt.env.QUEUE_PREFIX),
-    }))),
+    })),
     { connection, prefix: rt.env.QUEUE_PREFIX, concurrency },
   ));
-  const applyWorker = runs('apply') && supervise('apply', (count) => new Worker<ApplyJob>(
+  const applyWorker = runs('apply') && supervise('apply', () => new Worker<ApplyJob>(
     QUEUES.apply,
-    count(tracked('apply', createApplyProcessor({
+    tracked('apply', createApplyProcessor({
       inventory: rt.inventory,
       sessions: pool.provider,
       plans: rt.plans,
@@ -113,13 +134,13 @@ export function startWorkers(rt: Runtime, opts: WorkerOptions = {}): RunningWork
       // The delayed follow-up check after an apply (did the drops stop?).
       queues: rt.queues,
       followUpDelayMs: rt.env.FOLLOW_UP_DELAY_SECONDS * 1000,
-    }))),
+    })),
     // Applies change gateways: one at a time per process, and a stalled apply is never silently re-run.
     { connection, prefix: rt.env.QUEUE_PREFIX, concurrency: 1, maxStalledCount: 0 },
   ));
-  const pollWorker = runs('poll') && supervise('poll', (count) => new Worker<PollJob>(
+  const pollWorker = runs('poll') && supervise('poll', () => new Worker<PollJob>(
     QUEUES.poll,
-    count(tracked('poll', createPollProcessor({
+    tracked('poll', createPollProcessor({
       inventory: rt.inventory,
       keepWarm: (gateway, config) => pool.watch(gateway, config),
       sessions: pool.provider,
@@ -127,14 +148,14 @@ export function startWorkers(rt: Runtime, opts: WorkerOptions = {}): RunningWork
       watchList: rt.watchList,
       publisher: opts.publishers?.episode ?? silentEpisodePublisher,
       enqueueCheck: (job) => enqueueCheck(rt.queues, job),
-    }))),
+    })),
     // A poll is worth only its moment: a stalled one is not re-run.
     { connection, prefix: rt.env.QUEUE_PREFIX, concurrency: rt.env.WATCH_CONCURRENCY, maxStalledCount: 0 },
   ));
   const savedFile = opts.publishers?.savedFile;
-  const savedWorker = runs('saved') && savedFile !== undefined && supervise('saved', (count) => new Worker<SavedFileJob, SavedFileResult>(
+  const savedWorker = runs('saved') && savedFile !== undefined && supervise('saved', () => new Worker<SavedFileJob, SavedFileResult>(
     QUEUES.saved,
-    count(tracked('saved', createSavedFileProcessor({ ...savedFile, inventory: rt.inventory, maxBytes: rt.env.SAVED_FILE_MAX_BYTES }))),
+    tracked('saved', createSavedFileProcessor({ ...savedFile, inventory: rt.inventory, maxBytes: rt.env.SAVED_FILE_MAX_BYTES })),
     // No gateway is touched: a download and a parse, two at a time (each streams, in bounded memory).
     { connection, prefix: rt.env.QUEUE_PREFIX, concurrency: 2 },
   ));

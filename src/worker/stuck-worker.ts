@@ -15,11 +15,8 @@
  * a waiting job older than `overdueMs`. Only an idle Worker is replaced, so no running job is
  * abandoned (force-closing a busy one would stall its jobs).
  */
-import type { Job, Queue, Worker } from 'bullmq';
+import type { Queue, Worker } from 'bullmq';
 import type { RedisConnection } from '../infra/redis.js';
-
-/** Wraps a Worker's processor so the supervisor knows how many of its jobs run (a job moved back to delayed ends no event). */
-export type CountJobs = <J extends Job, R>(processor: (job: J, token?: string) => Promise<R>) => (job: J, token?: string) => Promise<R>;
 
 export interface SupervisedWorker<W extends Worker = Worker> {
   current(): W;
@@ -32,8 +29,13 @@ export interface SuperviseOptions<W extends Worker> {
   queue: Queue;
   /** Reads the queue's delayed set (its scores are when each job is due). */
   redis: RedisConnection;
-  /** Makes the Worker; its processor goes through `count`. */
-  make: (count: CountJobs) => W;
+  /** Makes the Worker (again, when it is replaced). */
+  make: () => W;
+  /**
+   * How many of this queue's jobs run in this process now, counted around the processor (a
+   * job moved back to delayed ends with no Worker event).
+   */
+  inFlight: () => number;
   everyMs?: number;
   overdueMs?: number;
   onReplace?: (why: string) => void;
@@ -55,31 +57,23 @@ async function lateness(queue: Queue, redis: RedisConnection, now: number): Prom
 export function superviseWorker<W extends Worker>(opts: SuperviseOptions<W>): SupervisedWorker<W> {
   const everyMs = opts.everyMs ?? 5_000;
   const overdueMs = opts.overdueMs ?? 20_000;
-  let inFlight = 0;
+  const { inFlight } = opts;
   let replaced = 0;
   let closing = false;
   let notBefore = Date.now() + overdueMs;
-  const count: CountJobs = (processor) => async (job, token) => {
-    inFlight += 1;
-    try {
-      return await processor(job, token);
-    } finally {
-      inFlight -= 1;
-    }
-  };
-  let worker = opts.make(count);
+  let worker = opts.make();
   let checking = false;
   const check = async (): Promise<void> => {
-    if (checking || closing || inFlight > 0 || Date.now() < notBefore) return;
+    if (checking || closing || inFlight() > 0 || Date.now() < notBefore) return;
     checking = true;
     try {
       const late = await lateness(opts.queue, opts.redis, Date.now());
-      if (late.ms <= overdueMs || closing || inFlight > 0) return;
+      if (late.ms <= overdueMs || closing || inFlight() > 0) return;
       const old = worker;
       // The stuck Worker may never settle its close: do not wait for it long.
       await Promise.race([old.close(true).catch(() => undefined), new Promise((r) => setTimeout(r, 5_000))]);
       if (closing) return;
-      worker = opts.make(count);
+      worker = opts.make();
       replaced += 1;
       notBefore = Date.now() + overdueMs;
       opts.onReplace?.(`${late.what} ${Math.round(late.ms / 1000)} s overdue with this worker idle`);

@@ -37,9 +37,24 @@ describe('a Worker silent after a Cluster failover', () => {
     for (const q of [bareQueue, keptQueue]) await q.upsertJobScheduler('tick', { every: 1_000 }, { name: 'tick', data: {}, opts: { attempts: 1, removeOnComplete: { count: 50 } } });
     const runs = { bare: [] as number[], kept: [] as number[] };
     const bare = [0, 1].map(() => new Worker('bare', async () => void runs.bare.push(Date.now()), { connection: wconn, prefix: PREFIX, concurrency: 4, maxStalledCount: 0 }));
-    const kept: SupervisedWorker[] = [0, 1].map(() =>
-      superviseWorker({ queue: keptQueue, redis: conn, everyMs: 1_000, make: (count) => new Worker('kept', count(async () => void runs.kept.push(Date.now())), { connection: wconn, prefix: PREFIX, concurrency: 4, maxStalledCount: 0 }) }),
-    );
+    const kept: SupervisedWorker[] = [0, 1].map(() => {
+      let inFlight = 0;
+      const processor = async (): Promise<void> => {
+        inFlight += 1;
+        try {
+          runs.kept.push(Date.now());
+        } finally {
+          inFlight -= 1;
+        }
+      };
+      return superviseWorker({
+        queue: keptQueue,
+        redis: conn,
+        everyMs: 1_000,
+        inFlight: () => inFlight,
+        make: () => new Worker('kept', processor, { connection: wconn, prefix: PREFIX, concurrency: 4, maxStalledCount: 0 }),
+      });
+    });
     try {
       await new Promise((r) => setTimeout(r, 4_000));
       expect(runs.bare.length).toBeGreaterThan(0);

@@ -79,8 +79,13 @@ export interface WorkerProcess {
 }
 
 /** `jobs/worker.ts` as its own process, on `redisUrl`, reporting to Slack through `slackApiUrl`. */
-export function spawnWorker(opts: { redisUrl: string; slackApiUrl: string; token: string; inventory: string; env?: Record<string, string> }): WorkerProcess {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'jobs/worker.ts'], {
+/**
+ * A `jobs/worker.ts` process, or with `entry: 'start'` a `conntrack-ops start` process (the
+ * Slack listener in HTTP mode on a free port, with its in-process worker).
+ */
+export function spawnWorker(opts: { redisUrl: string; slackApiUrl: string; token: string; inventory: string; env?: Record<string, string>; entry?: 'worker' | 'start' }): WorkerProcess {
+  const args = opts.entry === 'start' ? ['src/cli/main.ts', 'start'] : ['jobs/worker.ts'];
+  const child = spawn(process.execPath, ['--import', 'tsx', ...args], {
     cwd: ROOT,
     env: {
       PATH: process.env['PATH'],

@@ -28,6 +28,7 @@ let mute: Server;
 
 /** A "gateway" that accepts the TCP connection and never sends the SSH banner. */
 async function muteGateway(): Promise<number> {
+  if (mute?.listening) return (mute.address() as { port: number }).port;
   mute = createServer((s) => sockets.push(s));
   await new Promise<void>((r) => mute.listen(0, '127.0.0.1', r));
   return (mute.address() as { port: number }).port;
@@ -60,16 +61,21 @@ async function startRedis(dir: string): Promise<{ child: ChildProcess; url: stri
   return { child, url };
 }
 
-/** One round: worker up with a job, Redis killed, SIGTERM after `delayMs`; how long the worker took to exit. */
-async function round(delayMs: number, port: number): Promise<{ delayMs: number; exitMs: number; code: number | null; said: string }> {
+/**
+ * One round: worker up with a job, Redis killed, SIGTERM after `delayMs`; how long the worker
+ * took to exit. `entry: 'start'`: the same for `conntrack-ops start` (listener + in-process worker).
+ */
+async function round(delayMs: number, port: number, entry_: 'worker' | 'start' = 'worker'): Promise<{ delayMs: number; exitMs: number; code: number | null; said: string }> {
   const dir = await mkdtemp(join(tmpdir(), 'cto-stop-'));
   const redis = await startRedis(dir);
   const entry: (typeof started)[number] = { redis: redis.child, worker: null, dir };
   started.push(entry);
   const inventory = await inventoryFor(dir, port);
-  const worker = spawnWorker({ redisUrl: redis.url, slackApiUrl: 'http://127.0.0.1:9/api/', token: 'xoxb-unused', inventory });
+  const listener = entry_ === 'start' ? { SLACK_MODE: 'http', SLACK_SIGNING_SECRET: 'stop-test-signing-secret', PORT: String(await freePort()) } : undefined;
+  const worker = spawnWorker({ redisUrl: redis.url, slackApiUrl: 'http://127.0.0.1:9/api/', token: 'xoxb-unused', inventory, entry: entry_, ...(listener ? { env: listener } : {}) });
   entry.worker = worker;
-  await waitUntil('worker started', () => worker.log().includes('worker started'), 60_000, { context: () => worker.log() });
+  const startedLine = entry_ === 'start' ? 'conntrack-ops listening' : 'worker started';
+  await waitUntil(startedLine, () => worker.log().includes(startedLine), 60_000, { context: () => worker.log() });
   // A job in flight: the check of a gateway that does not answer.
   const conn = new Redis(redis.url, { maxRetriesPerRequest: null });
   const queues = openQueues(conn, '{conntrack-ops}');
@@ -112,4 +118,16 @@ describe('SIGTERM to a worker whose Redis is gone', () => {
       expect(r.said).toContain(`check job check-${GATEWAY}-stop-${r.delayMs} (${GATEWAY})`);
     }
   }, 180_000);
+});
+
+describe('SIGTERM to `conntrack-ops start` (listener + in-process worker) whose Redis is gone', () => {
+  it('stops the listener and exits within the same bound, naming the abandoned check', async () => {
+    const port = await muteGateway();
+    const r = await round(5_000, port, 'start');
+    console.log(`[faults] conntrack-ops start SIGTERM with its Redis killed 5 s before: exit after ${r.exitMs} ms (code ${r.code})\n${r.said}`);
+    expect(r.exitMs, r.said).toBeLessThan(BOUND_MS + 3_000);
+    expect(r.said).toMatch(/redis.*unreachable/);
+    expect(r.said).toMatch(/abandoned 1 job\(s\)/);
+    expect(r.said).toContain(`check job check-${GATEWAY}-stop-${r.delayMs} (${GATEWAY})`);
+  }, 120_000);
 });
