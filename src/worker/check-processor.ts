@@ -109,14 +109,7 @@ export function createCheckProcessor(deps: CheckDeps) {
         percent: report.conntrack.percent,
         findings: report.findings.map((f) => f.id),
       });
-      await deps.history.record({
-        at: report.checkedAt,
-        gateway: data.gateway,
-        event: 'check',
-        actor: data.requestedBy,
-        planId: plan.planId,
-        summary: `${worst}: ${report.conntrack.count}/${report.conntrack.max} (${report.conntrack.percent}%), ${report.findings.map((f) => f.id).join(', ')}`,
-      });
+      await recordCheck(deps, data, report, plan.planId, worst);
       const followUp = data.followUpOf ? await reportFollowUp(deps, data, data.followUpOf, report, publisher) : undefined;
       return { planId: plan.planId, gateway: data.gateway, worst, findings: report.findings.length, steps: report.plan.steps.length, ...(followUp ? { followUp } : {}) };
     } catch (err) {
@@ -148,7 +141,22 @@ async function answerFromRun(deps: CheckDeps, data: CheckJob, jobId: string, run
   const plan = await deps.plans.create({ report, requestedBy: data.requestedBy, origin: data.origin, ttlMinutes: deps.planTtlMinutes });
   const message = await deps.publisherFor(data, jobId).findings(report, plan);
   if (message) await deps.plans.setMessage(plan.planId, message);
-  return { planId: plan.planId, gateway: data.gateway, worst: worstSeverity(report), findings: report.findings.length, steps: report.plan.steps.length, sharedRunOf: runPlanId };
+  const worst = worstSeverity(report);
+  // The requester's own check in the gateway's history (who asked, which plan is theirs).
+  await recordCheck(deps, data, report, plan.planId, worst, ` (answered by the run of plan ${runPlanId})`);
+  return { planId: plan.planId, gateway: data.gateway, worst, findings: report.findings.length, steps: report.plan.steps.length, sharedRunOf: runPlanId };
+}
+
+/** A check in the gateway's history; its summary starts with the worst severity (the incident summary reads it). */
+async function recordCheck(deps: CheckDeps, data: CheckJob, report: CheckReport, planId: string, worst: Severity, note = ''): Promise<void> {
+  await deps.history.record({
+    at: report.checkedAt,
+    gateway: data.gateway,
+    event: 'check',
+    actor: data.requestedBy,
+    planId,
+    summary: `${worst}: ${report.conntrack.count}/${report.conntrack.max} (${report.conntrack.percent}%), ${report.findings.map((f) => f.id).join(', ')}${note}`,
+  });
 }
 
 /** Compare the follow-up check with the counters read when the apply was verified; tell and record it. */

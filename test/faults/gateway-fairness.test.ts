@@ -154,6 +154,12 @@ describe('200 queued checks and one approval on one gateway', () => {
     expect(new Set(results.map((r) => r.planId)).size).toBe(ids.length); // each requester has a plan of their own
     expect(findingsMessages).toBe(ids.length);
     expect(runs).toBeLessThan(ids.length / 4);
+    // Every requester's check is in the gateway's history, also when another run answered it:
+    // one entry per request (the recent list keeps 200), each naming the requester's own plan.
+    const checked = (await w.rt.history.list(w.lab.name, 0, 200)).filter((h) => h.event === 'check');
+    expect(checked).toHaveLength(Math.min(200, results.length));
+    const requesterOf = new Map(plans.map((p) => [p?.planId, p?.requestedBy]));
+    for (const h of checked) expect(requesterOf.get(h.planId ?? ''), JSON.stringify(h)).toBe(h.actor);
     expect(await w.sysctl(TW)).toBe(44);
     const records = new ApplyRecordStore(w.rt.redis, w.rt.env.QUEUE_PREFIX);
     expect(await records.runs(plan.planId, 'apply')).toBe(1);
