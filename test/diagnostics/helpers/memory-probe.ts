@@ -22,6 +22,8 @@ const child = spawn(process.execPath, ['--import', 'tsx', generator, String(coun
 const exited = new Promise<number | null>((resolve) => child.on('close', resolve));
 
 const liveHeapMb: number[] = [];
+/** Buffers still alive after each collection (the dump's chunks must not be kept). */
+const liveBuffersMb: number[] = [];
 async function* withCheckpoints(): AsyncGenerator<Buffer> {
   let lines = 0;
   let next = 250_000;
@@ -31,7 +33,9 @@ async function* withCheckpoints(): AsyncGenerator<Buffer> {
     yield buf;
     if (gc && lines >= next) {
       gc();
-      liveHeapMb.push(Math.round((process.memoryUsage().heapUsed / 1e6) * 10) / 10);
+      const m = process.memoryUsage();
+      liveHeapMb.push(Math.round((m.heapUsed / 1e6) * 10) / 10);
+      liveBuffersMb.push(Math.round((m.arrayBuffers / 1e6) * 10) / 10);
       next += 250_000;
     }
   }
@@ -49,6 +53,7 @@ process.stdout.write(
     topSources: summary.topSources,
     maxRssMb: Math.round((process.resourceUsage().maxRSS / 1024) * 10) / 10,
     liveHeapMb,
+    liveBuffersMb,
     durationMs: summary.durationMs,
   })}\n`,
 );
