@@ -43,8 +43,10 @@ export class AuditLog {
 
   /** The newest `limit` decisions of a gateway, newest first. */
   async recent(gateway: string, limit = 20): Promise<HistoryRecord[]> {
+    // XREVRANGE ... COUNT 0 answers nil, not an empty list
+    if (limit <= 0) return [];
     const rows = await this.redis.xrevrange(this.key(gateway), '+', '-', 'COUNT', limit);
-    return rows.flatMap(([, fields]) => {
+    return (rows ?? []).flatMap(([, fields]) => {
       const i = fields.indexOf('record');
       const raw = i >= 0 ? fields[i + 1] : undefined;
       return raw === undefined ? [] : [historyRecordSchema.parse(JSON.parse(raw))];
