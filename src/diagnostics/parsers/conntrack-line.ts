@@ -17,7 +17,7 @@
  * Hand-rolled scanner over the bytes as they arrive (no text decoding, no line strings):
  * keys matched on a few bytes, integers parsed in place, protocol and state words are
  * shared constants, and addresses come from an AddressCache (a table repeats a few
- * addresses: a hit allocates nothing). The bot's CPU during a check is mostly this parse
+ * addresses: a hit allocates nothing). Much of the bot's CPU during a check is this parse
  * (bench: `npm run bench -- --only=sizes`); strings go through the same scanner
  * (`parseConntrackLine`), so both paths give the same entries.
  */
