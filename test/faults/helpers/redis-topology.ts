@@ -181,7 +181,15 @@ export async function startSentinel(opts: { downAfterMs?: number } = {}): Promis
   const replica = await freePort();
   await servers.start(primary, base(primary, join(root, 'primary')), join(root, 'primary'));
   await servers.start(replica, base(replica, join(root, 'replica'), ['--replicaof', HOST, String(primary)]), join(root, 'replica'));
-  await waitUntil('the replica in sync', async () => /master_link_status:up/.test(await redisCli(replica, ['INFO', 'replication'])), 20_000);
+  // Redis waits repl-diskless-sync-delay (5 s) before a full sync; a loaded CI machine once took
+  // longer than 20 s here (the replica's and the primary's view are in the error).
+  let seen = '';
+  await waitUntil(
+    'the replica in sync',
+    async () => /master_link_status:up/.test((seen = await redisCli(replica, ['INFO', 'replication']))),
+    60_000,
+    { everyMs: 250, context: () => `replica ${replica}: ${seen.replace(/\r?\n/g, ' ')}` },
+  );
   const sentinels: number[] = [];
   for (let i = 0; i < 3; i++) {
     const port = await freePort();
