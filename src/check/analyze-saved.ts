@@ -134,10 +134,10 @@ export async function analyzeSaved(
     (head) => {
       lineCount++;
       if (phase !== 'dump') throw tooMuchFacts();
-      table.addUnparsed(head.toString('utf8', 0, 300));
+      table.addUnparsedBytes(head);
     },
   );
-  for await (const chunk of readable) lines.push(typeof chunk === 'string' ? Buffer.from(chunk, 'utf8') : chunk);
+  for await (const chunk of readable) lines.push(chunk);
   lines.end();
 
   if (formatVersion === null) throw new SavedFileError('the saved file is empty');

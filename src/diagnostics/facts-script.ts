@@ -51,8 +51,6 @@ import {
   parseSlabObjsize,
 } from './parsers/system.js';
 
-export { parseBootTime } from './parsers/system.js';
-
 export const FACTS_SCRIPT_VERSION = 3;
 
 /** Kernel log lines kept (the newest); the kernel rate-limits "table full" to ~10 per burst. */

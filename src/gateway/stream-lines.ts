@@ -44,10 +44,9 @@ export function forEachLine(readable: Readable, onLine: (line: string) => boolea
     };
     const onData = (chunk: Buffer | string): void => {
       if (settled) return;
-      const buf = typeof chunk === 'string' ? Buffer.from(chunk, 'utf8') : chunk;
-      stats.bytes += buf.length;
+      stats.bytes += typeof chunk === 'string' ? Buffer.byteLength(chunk) : chunk.length;
       try {
-        lines.push(buf);
+        lines.push(chunk);
       } catch (err) {
         finish(err);
         return;

@@ -23,7 +23,9 @@ export class ByteLines {
     this.carry = Buffer.allocUnsafe(Math.min(4096, maxLineBytes));
   }
 
-  push(chunk: Buffer): void {
+  /** The next chunk; text (a test's Readable.from, a string stream) is taken as its UTF-8 bytes. */
+  push(data: Buffer | string): void {
+    const chunk = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
     const n = chunk.length;
     let start = 0;
     let nl = chunk.indexOf(NEWLINE);

@@ -23,11 +23,9 @@ export async function aggregateLines(
   const lines = new ByteLines(
     MAX_LINE_BYTES,
     (buf, start, end) => agg.addLineBytes(buf, start, end),
-    (head) => agg.addUnparsed(head.toString('utf8', 0, Math.min(head.length, 4096))),
+    (head) => agg.addUnparsedBytes(head),
   );
-  for await (const chunk of readable as AsyncIterable<string | Buffer>) {
-    lines.push(typeof chunk === 'string' ? Buffer.from(chunk, 'utf8') : chunk);
-  }
+  for await (const chunk of readable as AsyncIterable<string | Buffer>) lines.push(chunk);
   lines.end();
   return agg.finish();
 }

@@ -121,6 +121,11 @@ export class TableAggregator {
     else this.addOther(buf.toString('utf8', start, Math.min(end, start + MAX_OTHER_LINE_BYTES)));
   }
 
+  /** Count a "line" too long to be one (its first bytes, from the line splitter) as unparsed. */
+  addUnparsedBytes(head: Buffer): void {
+    this.addUnparsed(head.toString('utf8', 0, Math.min(head.length, UNPARSED_SAMPLE_CHARS)));
+  }
+
   /** A line that is not an entry: a header, an ignorable line, or unparsed. */
   private addOther(line: string): void {
     if (isIgnorable(line)) return;

@@ -36,9 +36,7 @@ export class AddressCache {
   lookup(buf: Buffer, start: number, end: number): void {
     const n = end - start;
     if (n > MAX_CACHED_BYTES) {
-      const text = buf.toString('latin1', start, end);
-      this.lastFamily = addressFamily(text);
-      this.lastValue = this.lastFamily === 6 ? compressIpv6(text) : text;
+      this.resolve(buf.toString('latin1', start, end));
       return;
     }
     let h = 0x811c9dc5;
@@ -60,13 +58,16 @@ export class AddressCache {
       }
     }
     const text = buf.toString('latin1', start, end);
-    const family = addressFamily(text);
-    const value = family === 6 ? compressIpv6(text) : text;
+    this.resolve(text);
     this.raw[slot] = text;
-    this.value[slot] = value;
-    this.family[slot] = family;
+    this.value[slot] = this.lastValue;
+    this.family[slot] = this.lastFamily;
     this.hashes[slot] = h;
-    this.lastValue = value;
-    this.lastFamily = family;
+  }
+
+  /** Validate `text` into lastFamily and lastValue (IPv6 in its canonical text). */
+  private resolve(text: string): void {
+    this.lastFamily = addressFamily(text);
+    this.lastValue = this.lastFamily === 6 ? compressIpv6(text) : text;
   }
 }

@@ -260,11 +260,11 @@ export function parseConntrackBytes(buf: Buffer, from: number, to: number, into:
       }
       if (n > 5 && buf[start + 5] === EQ && buf[start + 1] === 112 && buf[start + 4] === 116) {
         // sport=
-        const n = parseUint(buf, start + 6, end);
-        if (n < 0 || n > 65535) return null;
-        if (dir === 1) oSport = n;
+        const port = parseUint(buf, start + 6, end);
+        if (port < 0 || port > 65535) return null;
+        if (dir === 1) oSport = port;
         else if (dir === 2) {
-          rSport = n;
+          rSport = port;
           afterReply = 0;
         }
         continue;
@@ -287,11 +287,11 @@ export function parseConntrackBytes(buf: Buffer, from: number, to: number, into:
       }
       if (n > 5 && buf[start + 5] === EQ && buf[start + 1] === 112 && buf[start + 4] === 116) {
         // dport=
-        const n = parseUint(buf, start + 6, end);
-        if (n < 0 || n > 65535) return null;
-        if (dir === 1) oDport = n;
+        const port = parseUint(buf, start + 6, end);
+        if (port < 0 || port > 65535) return null;
+        if (dir === 1) oDport = port;
         else if (dir === 2) {
-          rDport = n;
+          rDport = port;
           afterReply = 0;
         }
         continue;
@@ -307,15 +307,15 @@ export function parseConntrackBytes(buf: Buffer, from: number, to: number, into:
     } else if (c0 === 109 /* m */) {
       if (n > 4 && buf[start + 4] === EQ && buf[start + 1] === 97 && buf[start + 3] === 107) {
         // mark=
-        const n = parseMarkValue(buf, start + 5, end);
-        if (n >= 0) mark = n;
+        const value = parseMarkValue(buf, start + 5, end);
+        if (value >= 0) mark = value;
         continue;
       }
     } else if (c0 === 122 /* z */) {
       if (n > 4 && buf[start + 4] === EQ && buf[start + 1] === 111 && buf[start + 3] === 101) {
         // zone=
-        const n = parseUint(buf, start + 5, end);
-        if (n >= 0) zone = n;
+        const value = parseUint(buf, start + 5, end);
+        if (value >= 0) zone = value;
         continue;
       }
     }
